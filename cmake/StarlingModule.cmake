@@ -1,0 +1,12 @@
+# starling_module(NAME DIR PUBLIC_DEPS... [PRIVATE priv...])
+# One static library per module from every .c in its folder (main.c excepted), whose only
+# public include directory is the module's include/.
+function(starling_module name)
+    cmake_parse_arguments(M "" "" "PUBLIC;PRIVATE" ${ARGN})
+    file(GLOB srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.c)
+    list(FILTER srcs EXCLUDE REGEX "/main\\.c$")
+    add_library(${name} STATIC ${srcs})
+    target_include_directories(${name} PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/include
+                                       PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+    target_link_libraries(${name} PUBLIC ${M_PUBLIC} PRIVATE ${M_PRIVATE})
+endfunction()
