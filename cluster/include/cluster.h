@@ -1,0 +1,236 @@
+/* cluster: replicated state through Raft (canonical raft over raft_uv) into storage.
+ *
+ * Contract:
+ * - Everything runs on one libuv loop thread, the broker's: every function here must be
+ *   called on it, and every callback (proposal callbacks, events, log lines, close) fires on
+ *   it, never from inside the call that registered it.
+ * - Durable state changes only by proposing a struct cluster_cmd. A command is applied by the
+ *   FSM of every node, in log order, into LMDB (storage.h); the broker then hears of it
+ *   through struct cluster_events and reads state through cluster_storage().
+ * - Batching: commands proposed during one loop iteration go into one raft_apply (one buffer
+ *   per command). Applied commands are written in one LMDB write transaction per batch, and
+ *   the proposers' callbacks and the applied events fire after that transaction committed.
+ * - Ownership: a command passed to cluster_propose() is encoded before the call returns; the
+ *   caller keeps ownership of it and of every string it points to. Commands handed to events
+ *   are borrowed: their strings point into an internal copy of the log entry and are valid
+ *   only during the callback.
+ * - Errors: 0 or -errno, plus the CLUSTER_E* codes below (below -4096) and storage's STORE_E*
+ *   codes; cluster_strerror() renders them all.
+ * - One node today: a one-voter configuration bootstrapped on the first start. The same path
+ *   grows to several nodes (membership, forwarding of proposals to the leader) later.
+ */
+#ifndef STARLING_CLUSTER_H
+#define STARLING_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "storage.h"
+
+/* Error codes errno lacks. */
+enum cluster_error {
+    CLUSTER_ENOTLEADER = -5001,      /* this node is not the leader: propose elsewhere, later */
+    CLUSTER_ECORRUPT = -5002,        /* a command does not decode */
+    CLUSTER_ESHUTDOWN = -5003,       /* the cluster is closing: the proposal was dropped */
+    CLUSTER_ELEADERSHIPLOST = -5004, /* leadership was lost before the command committed; it
+                                        may or may not be applied later */
+    CLUSTER_EFAILED = -5005,         /* the local state cannot be written (see the failed
+                                        event); durable work is refused until it recovers */
+    CLUSTER_ERAFT = -5006,           /* any other libraft error (details in the log) */
+};
+/* Renders 0, -errno, CLUSTER_E* and STORE_E* codes. Never NULL. */
+const char *cluster_strerror(int rc);
+
+/* ---- commands ---- */
+
+enum cluster_cmd_type {
+    CLUSTER_CMD_SESSION_OPEN = 1,       /* .session_open */
+    CLUSTER_CMD_SESSION_CLOSE = 2,      /* .client: connection ended, the session stays */
+    CLUSTER_CMD_SESSION_EXPIRE = 3,     /* .client: session expired: purge all of the client */
+    CLUSTER_CMD_SESSION_DELETE = 4,     /* .client: session ended (clean, kicked): purge */
+    CLUSTER_CMD_SUBSCRIBE = 5,          /* .subscribe */
+    CLUSTER_CMD_UNSUBSCRIBE = 6,        /* .unsubscribe */
+    CLUSTER_CMD_RETAIN_SET = 7,         /* .retain_set */
+    CLUSTER_CMD_RETAIN_CLEAR = 8,       /* .retain_clear */
+    CLUSTER_CMD_QUEUE_PUSH = 9,         /* .queue_push */
+    CLUSTER_CMD_QUEUE_ACK = 10,         /* .queue_ack */
+    CLUSTER_CMD_QUEUE_DROP_OLDEST = 11, /* .queue_drop */
+    CLUSTER_CMD_WILL_SET = 12,          /* .will_set */
+    CLUSTER_CMD_WILL_CLEAR = 13,        /* .client */
+    CLUSTER_CMD_NODE_UP = 14,           /* .node */
+    CLUSTER_CMD_NODE_DOWN = 15,         /* .node */
+};
+#define CLUSTER_CMD_TYPE_MAX 15
+
+/* Client-scoped commands without more data. at_ms: the proposer's clock (wall ms since the
+ * epoch), recorded as disconnected_at_ms by SESSION_CLOSE; informational for the others. */
+struct cluster_cmd_client {
+    struct store_str client_id;
+    uint64_t at_ms;
+};
+struct cluster_cmd_unsubscribe {
+    struct store_str client_id;
+    struct store_str filter;
+};
+struct cluster_cmd_retain_clear {
+    struct store_str topic;
+};
+struct cluster_cmd_queue_ack {
+    struct store_str client_id;
+    uint64_t msg_id;
+};
+struct cluster_cmd_queue_drop {
+    struct store_str client_id;
+    uint32_t count; /* how many of the oldest messages to drop */
+};
+struct cluster_cmd_node {
+    uint64_t node_id;
+    struct store_str address; /* may be empty */
+    uint64_t at_ms;
+};
+
+/* A tagged union. Strings need not be NUL-terminated when proposing (len counts); in decoded
+ * commands (events) they are. Limits checked by cluster_propose (-EINVAL otherwise): client
+ * ids, topics, filters and addresses at most 65535 bytes without NUL bytes; qos <= 2;
+ * payloads and property blocks below 256 MiB. */
+struct cluster_cmd {
+    enum cluster_cmd_type type;
+    union {
+        /* client_id, node_id, expiry_interval_s, protocol_version, flags and created_at_ms
+         * are proposed; connected and disconnected_at_ms are ignored (the FSM sets
+         * connected=true, disconnected_at_ms=0). With STORE_SESSION_CLEAN_START the client's
+         * previous subscriptions, queue and will are purged first. */
+        struct store_session session_open;
+        struct cluster_cmd_client client;
+        struct store_subscription subscribe;
+        struct cluster_cmd_unsubscribe unsubscribe;
+        struct store_retained retain_set; /* msg.retain is forced true */
+        struct cluster_cmd_retain_clear retain_clear;
+        /* seq is ignored when proposing; in the applied event it holds the sequence number
+         * storage assigned. */
+        struct store_queued queue_push;
+        struct cluster_cmd_queue_ack queue_ack;
+        struct cluster_cmd_queue_drop queue_drop;
+        struct store_will will_set;
+        struct cluster_cmd_node node;
+    };
+};
+
+/* The versioned binary encoding (layout in cluster/command.h). Exposed for tools and the
+ * fuzz target; the broker never needs it.
+ * cluster_cmd_encoded_size: bytes needed, or 0 if cmd breaks a limit above.
+ * cluster_cmd_encode: writes into out[0..cap), returns bytes written or 0 (too small/invalid).
+ * cluster_cmd_decode: 0 or CLUSTER_ECORRUPT (truncated, trailing bytes, unknown version or
+ * type, bad field); *out points into buf. */
+size_t cluster_cmd_encoded_size(const struct cluster_cmd *cmd);
+size_t cluster_cmd_encode(const struct cluster_cmd *cmd, uint8_t *out, size_t cap);
+int cluster_cmd_decode(const uint8_t *buf, size_t len, struct cluster_cmd *out /* OUT */);
+/* "session_open", "subscribe", ...; "unknown" otherwise. */
+const char *cluster_cmd_type_name(enum cluster_cmd_type type);
+
+/* ---- configuration and callbacks ---- */
+
+enum cluster_log_level {
+    CLUSTER_LOG_DEBUG,
+    CLUSTER_LOG_INFO,
+    CLUSTER_LOG_NOTICE,
+    CLUSTER_LOG_WARNING,
+    CLUSTER_LOG_ERR,
+};
+/* One line, without a trailing newline. */
+typedef void (*cluster_log_cb)(void *ctx, enum cluster_log_level level, const char *line);
+
+struct cluster_config {
+    const char *data_dir; /* required; Raft in <data_dir>/raft, LMDB in <data_dir>/state */
+    uint64_t node_id;     /* 0 = 1 */
+    /* Raft address "a.b.c.d:port" (IPv4 only, raft_uv_tcp). NULL = a single node that talks
+     * to nobody: a local transport that opens no socket ("local"). */
+    const char *raft_address;
+    size_t map_size;               /* LMDB initial map size; 0 = STORE_DEFAULT_MAP_SIZE */
+    size_t map_size_max;           /* LMDB growth limit; 0 = STORE_DEFAULT_MAP_SIZE_MAX */
+    unsigned snapshot_threshold;   /* entries between snapshots; 0 = 4096 */
+    unsigned snapshot_trailing;    /* entries kept behind a snapshot; 0 = 1024 */
+    unsigned election_timeout_ms;  /* 0 = 1000 */
+    unsigned heartbeat_timeout_ms; /* 0 = 100 */
+    cluster_log_cb log;            /* may be NULL: no logging */
+    void *log_ctx;
+};
+
+/* Events, all optional (NULL members are skipped), all on the loop. */
+struct cluster_events {
+    /* Every command this node's FSM applied, in log order, once its LMDB transaction
+     * committed: the broker's own, other nodes' (later), and the log tail replayed by
+     * cluster_start(). Not called for entries the state loaded at start already contains. A
+     * command that failed to decode is logged and skipped (never passed here); one whose
+     * effect was a no-op (ack of an unknown message, ...) is passed all the same. */
+    void (*applied)(void *ctx, const struct cluster_cmd *cmd, uint64_t index);
+    /* The whole state was replaced by a snapshot (a follower catching up, later): rebuild
+     * every in-memory index from cluster_storage(). */
+    void (*restored)(void *ctx, uint64_t index);
+    /* The leader changed; leader_id 0 = none known. is_self: this node leads. */
+    void (*leader_changed)(void *ctx, uint64_t leader_id, bool is_self);
+    /* Applying into LMDB failed (rc: -ENOSPC for map or disk full, or -EIO ...). Proposals
+     * fail with CLUSTER_EFAILED until a retry (every second) succeeds; the unapplied entries
+     * are kept in memory and applied then, in order. */
+    void (*failed)(void *ctx, int rc);
+};
+
+struct cluster;
+
+/* ---- lifecycle ---- */
+
+/* Allocates the cluster and opens LMDB (<data_dir>/state, created if missing), so that the
+ * broker can load its indices from cluster_storage() before starting. Does not touch Raft.
+ * cfg and ev are copied; the strings in cfg must outlive the cluster. Errors: -EINVAL (no
+ * data_dir), STORE_ENEWER (data dir from a newer version), -ENOMEM, -errno from the file
+ * system. *out is set only on success. */
+int cluster_new(uv_loop_t *loop, const struct cluster_config *cfg, const struct cluster_events *ev,
+                void *ev_ctx, struct cluster **out /* OUT */);
+
+/* Starts Raft: raft_uv in <data_dir>/raft; bootstraps the one-voter configuration {node_id}
+ * if that directory holds no Raft state yet (never again afterwards), then raft_start. On
+ * the loop that follows, Raft loads its last snapshot and replays the log tail; entries
+ * already in LMDB are skipped, the others are applied and reported through events->applied.
+ * A single voter elects itself at once (leader_changed fires). Call once. */
+int cluster_start(struct cluster *c);
+
+typedef void (*cluster_close_cb)(void *data);
+/* Stops everything: pending proposals fail with CLUSTER_ESHUTDOWN, applied-but-uncommitted
+ * entries are committed, then raft_close, raft_uv_close, the transport, the loop handles,
+ * LMDB. cb(data) fires on the loop once all of it is closed and the cluster is freed (so
+ * uv_loop_close() can then return 0). Works whether or not cluster_start was called.
+ * cb may be NULL. Call once; no other call on c afterwards. */
+void cluster_close(struct cluster *c, cluster_close_cb cb, void *data);
+
+/* ---- use ---- */
+
+/* The LMDB state, for read transactions (store_read_begin). Valid until cluster_close. The
+ * pointer never changes, also across a snapshot restore. */
+struct store *cluster_storage(struct cluster *c);
+
+/* Fires once cmd was committed by Raft AND applied into LMDB on this node (status 0, index =
+ * its log index), or failed (status < 0, index 0): CLUSTER_ENOTLEADER,
+ * CLUSTER_ELEADERSHIPLOST, CLUSTER_ESHUTDOWN, CLUSTER_EFAILED, -ENOMEM. */
+typedef void (*cluster_applied_cb)(void *data, int status, uint64_t index);
+
+/* Proposes a command. It is encoded at once and queued; all commands queued during one loop
+ * iteration are handed to Raft in one raft_apply from a uv_check handle (an idle handle
+ * keeps the poll phase from blocking while commands wait). Returns 0 (cb, if not NULL, will
+ * fire exactly once, later) or an error, and then cb never fires: -EINVAL (bad command),
+ * CLUSTER_ENOTLEADER, CLUSTER_ESHUTDOWN, CLUSTER_EFAILED, -ENOMEM. */
+int cluster_propose(struct cluster *c, const struct cluster_cmd *cmd, cluster_applied_cb cb,
+                    void *data);
+
+/* True when this node is the Raft leader (proposals can be accepted). */
+bool cluster_is_leader(const struct cluster *c);
+/* The leader's id, 0 if none is known. */
+uint64_t cluster_leader_id(const struct cluster *c);
+/* This node's id. */
+uint64_t cluster_node_id(const struct cluster *c);
+/* Index of the last entry committed into LMDB. */
+uint64_t cluster_last_applied(const struct cluster *c);
+
+#endif
