@@ -1,8 +1,10 @@
 """Publish/subscribe: QoS 0/1/2 in both directions for MQTT 3.1, 3.1.1 and 5.0."""
 
+import select
+
 import pytest
 
-from harness import Broker, starling_only
+from harness import WAIT, Broker, starling_only
 from pahoclient import PROTOCOLS, PROTO_IDS, V5, Client, mosquitto_pub, mosquitto_sub_start
 
 
@@ -119,20 +121,22 @@ def test_resubscribe_replaces(broker):
 # mosquitto_sub and mosquitto_pub work unchanged against the broker, all three versions.
 @pytest.mark.parametrize("version", ["mqttv31", "mqttv311", "mqttv5"])
 def test_mosquitto_clients(broker, version):
+    with Client(broker, "mc-probe-" + version, V5) as probe:
+        probe.publish("mc/%s/ready" % version, "r", qos=1, retain=True)
     sub = mosquitto_sub_start(broker.port, "mc/%s/#" % version, 2, qos=1, version=version)
     try:
-        with Client(broker, "mc-probe-" + version, V5) as probe:
-            # wait until the mosquitto_sub subscription is active: it gets a retained marker
-            probe.publish("mc/%s/ready" % version, "r", qos=1, retain=True)
+        # the retained marker arrives once the subscription is in place
+        r, _, _ = select.select([sub.stdout], [], [], WAIT)
+        assert r, "mosquitto_sub received nothing"
+        assert sub.stdout.readline().strip() == "mc/%s/ready r" % version
         mosquitto_pub(broker.port, "mc/%s/x" % version, "hello world", qos=1, version=version)
-        out, err = sub.communicate(timeout=10)
+        out, err = sub.communicate(timeout=WAIT)
     finally:
         if sub.poll() is None:
             sub.kill()
             sub.wait()
     assert sub.returncode == 0, err
-    lines = out.splitlines()
-    assert "mc/%s/x hello world" % version in lines
+    assert out.splitlines() == ["mc/%s/x hello world" % version]
 
 
 # upgrade_outgoing_qos true: messages go out at the subscription's QoS even when published
