@@ -103,35 +103,35 @@ uint8_t mqtt_connack_v3_code(uint8_t reason);
  * sends for it; mqtt_error_str() describes it for a log line. */
 enum mqtt_error {
     MQTT_ERR_NONE = 0,
-    MQTT_ERR_RESERVED_TYPE,          /* packet type 0, or 15 before MQTT 5 */
-    MQTT_ERR_RESERVED_FLAGS,         /* fixed-header flags not as the type requires */
-    MQTT_ERR_QOS3,                   /* PUBLISH with both QoS bits set [MQTT-3.3.1-4] */
-    MQTT_ERR_DUP_QOS0,               /* DUP set on a QoS 0 PUBLISH [MQTT-3.3.1-2] */
-    MQTT_ERR_BAD_VARINT,             /* more than 4 bytes, or an overlong encoding */
-    MQTT_ERR_TOO_LARGE,              /* over the maximum packet size */
-    MQTT_ERR_TRUNCATED,              /* a field runs past the end of the packet */
-    MQTT_ERR_TRAILING_BYTES,         /* bytes left over after the last field */
-    MQTT_ERR_BAD_UTF8,               /* ill-formed UTF-8, surrogates, overlong [MQTT-1.5.4-1] */
-    MQTT_ERR_UTF8_NULL,              /* U+0000 in a UTF-8 string [MQTT-1.5.4-2] */
-    MQTT_ERR_ZERO_PACKET_ID,         /* packet identifier 0 where one is required */
-    MQTT_ERR_BAD_PROTOCOL_NAME,      /* neither "MQTT" nor "MQIsdp" [MQTT-3.1.2-1] */
-    MQTT_ERR_BAD_PROTOCOL_VERSION,   /* unknown level, or level and name disagree */
-    MQTT_ERR_CONNECT_RESERVED,       /* CONNECT flags bit 0 set [MQTT-3.1.2-3] */
-    MQTT_ERR_WILL_FLAGS,             /* will QoS/retain set without will flag, or will QoS 3 */
-    MQTT_ERR_PASSWORD_WITHOUT_USER,  /* 3.1.1: password flag without username [MQTT-3.1.2-22] */
-    MQTT_ERR_TOPIC_EMPTY,            /* zero-length topic name (without an alias in v5) */
-    MQTT_ERR_TOPIC_WILDCARD,         /* '+' or '#' in a topic name [MQTT-3.3.2-2] */
-    MQTT_ERR_FILTER_INVALID,         /* misplaced '+' or '#', or empty filter [MQTT-4.7.1-*] */
-    MQTT_ERR_SHARE_INVALID,          /* malformed $share/<group>/<filter> */
-    MQTT_ERR_NO_TOPICS,              /* SUBSCRIBE/UNSUBSCRIBE without any [MQTT-3.8.3-3] */
-    MQTT_ERR_SUB_OPTIONS,            /* reserved subscription option bits, QoS 3, RH 3 */
-    MQTT_ERR_PROP_UNKNOWN,           /* property identifier the spec does not define */
-    MQTT_ERR_PROP_NOT_ALLOWED,       /* property not allowed on this packet */
-    MQTT_ERR_PROP_DUPLICATE,         /* property that may appear once appears twice */
-    MQTT_ERR_PROP_VALUE,             /* property value out of range */
-    MQTT_ERR_REASON_INVALID,         /* reason code not allowed on this packet */
-    MQTT_ERR_CONNACK_FLAGS,          /* CONNACK acknowledge flags reserved bits */
-    MQTT_ERR_UNEXPECTED,             /* a packet this side never receives (parser role) */
+    MQTT_ERR_RESERVED_TYPE,         /* packet type 0, or 15 before MQTT 5 */
+    MQTT_ERR_RESERVED_FLAGS,        /* fixed-header flags not as the type requires */
+    MQTT_ERR_QOS3,                  /* PUBLISH with both QoS bits set [MQTT-3.3.1-4] */
+    MQTT_ERR_DUP_QOS0,              /* DUP set on a QoS 0 PUBLISH [MQTT-3.3.1-2] */
+    MQTT_ERR_BAD_VARINT,            /* more than 4 bytes, or an overlong encoding */
+    MQTT_ERR_TOO_LARGE,             /* over the maximum packet size */
+    MQTT_ERR_TRUNCATED,             /* a field runs past the end of the packet */
+    MQTT_ERR_TRAILING_BYTES,        /* bytes left over after the last field */
+    MQTT_ERR_BAD_UTF8,              /* ill-formed UTF-8, surrogates, overlong [MQTT-1.5.4-1] */
+    MQTT_ERR_UTF8_NULL,             /* U+0000 in a UTF-8 string [MQTT-1.5.4-2] */
+    MQTT_ERR_ZERO_PACKET_ID,        /* packet identifier 0 where one is required */
+    MQTT_ERR_BAD_PROTOCOL_NAME,     /* neither "MQTT" nor "MQIsdp" [MQTT-3.1.2-1] */
+    MQTT_ERR_BAD_PROTOCOL_VERSION,  /* unknown level, or level and name disagree */
+    MQTT_ERR_CONNECT_RESERVED,      /* CONNECT flags bit 0 set [MQTT-3.1.2-3] */
+    MQTT_ERR_WILL_FLAGS,            /* will QoS/retain set without will flag, or will QoS 3 */
+    MQTT_ERR_PASSWORD_WITHOUT_USER, /* 3.1.1: password flag without username [MQTT-3.1.2-22] */
+    MQTT_ERR_TOPIC_EMPTY,           /* zero-length topic name (without an alias in v5) */
+    MQTT_ERR_TOPIC_WILDCARD,        /* '+' or '#' in a topic name [MQTT-3.3.2-2] */
+    MQTT_ERR_FILTER_INVALID,        /* misplaced '+' or '#', or empty filter [MQTT-4.7.1-*] */
+    MQTT_ERR_SHARE_INVALID,         /* malformed $share/<group>/<filter> */
+    MQTT_ERR_NO_TOPICS,             /* SUBSCRIBE/UNSUBSCRIBE without any [MQTT-3.8.3-3] */
+    MQTT_ERR_SUB_OPTIONS,           /* reserved subscription option bits, QoS 3, RH 3 */
+    MQTT_ERR_PROP_UNKNOWN,          /* property identifier the spec does not define */
+    MQTT_ERR_PROP_NOT_ALLOWED,      /* property not allowed on this packet */
+    MQTT_ERR_PROP_DUPLICATE,        /* property that may appear once appears twice */
+    MQTT_ERR_PROP_VALUE,            /* property value out of range */
+    MQTT_ERR_REASON_INVALID,        /* reason code not allowed on this packet */
+    MQTT_ERR_CONNACK_FLAGS,         /* CONNACK acknowledge flags reserved bits */
+    MQTT_ERR_UNEXPECTED,            /* a packet this side never receives (parser role) */
 };
 uint8_t mqtt_error_reason(enum mqtt_error err);
 const char *mqtt_error_str(enum mqtt_error err);
@@ -312,7 +312,7 @@ struct mqtt_publish {
     bool dup;
     bool retain;
     struct mqtt_str topic;
-    uint16_t packet_id; /* QoS > 0 only */
+    uint16_t packet_id;     /* QoS > 0 only */
     const uint8_t *payload; /* payloads may exceed 64 KiB, hence not a struct mqtt_bin */
     uint32_t payload_len;
 };
@@ -352,8 +352,8 @@ struct mqtt_packet {
         struct mqtt_connack connack;
         struct mqtt_publish publish;
         struct mqtt_ack ack;
-        struct mqtt_subscribe subscribe; /* also unsubscribe */
-        struct mqtt_suback suback;       /* also unsuback */
+        struct mqtt_subscribe subscribe;   /* also unsubscribe */
+        struct mqtt_suback suback;         /* also unsuback */
         struct mqtt_disconnect disconnect; /* also auth */
     } u;
 };
@@ -446,10 +446,11 @@ struct mqtt_reader {
     struct mqtt_parser parser;
     struct mqtt_allocator alloc;
     uint8_t *buf;
-    size_t len;  /* bytes held */
-    size_t off;  /* start of unconsumed bytes */
+    size_t len; /* bytes held */
+    size_t off; /* start of unconsumed bytes */
     size_t cap;
-    bool failed; /* a bad packet was seen: the stream is unusable */
+    bool failed;           /* a bad packet was seen: the stream is unusable */
+    enum mqtt_error error; /* why, once failed */
 };
 
 void mqtt_reader_init(struct mqtt_reader *r, const struct mqtt_parser *p,
