@@ -105,11 +105,12 @@ static inline uint8_t *put_str(uint8_t *o, const void *p, uint16_t n)
 /* Property contexts: the packet type, or PROPS_WILL for a CONNECT's will properties. */
 #define PROPS_WILL 0
 
-/* Empties props (no property present, no counts, no raw block). */
+/* Empties props: no property present, no counts, no raw block. Typed fields other than
+ * payload_format and topic_alias keep stale values; `present` says which are meaningful. */
 void props_clear(struct mqtt_props *props);
 
 /* Reads a property block (its variable byte length, then the properties) for context ctx of
- * the given parser role, validating every property, into *out (cleared first). */
+ * the given parser role, validating every property, into *out (which props_clear() emptied). */
 enum mqtt_error props_parse(struct cur *c, unsigned ctx, uint8_t role, struct mqtt_props *out);
 
 /* Writes the properties of props (not the length prefix) whose total size is mqtt_props_size(). */

@@ -101,7 +101,18 @@ static const uint64_t prop_allowed[16] = {
 
 void props_clear(struct mqtt_props *props)
 {
-    memset(props, 0, sizeof *props);
+    /* The typed fields are left alone: they are read only under their `present` bit, and
+     * zeroing the whole struct would be the largest cost of parsing a small PUBLISH. */
+    props->present = 0;
+    props->payload_format = 0;
+    props->topic_alias = 0;
+    props->sub_id = 0;
+    props->sub_id_count = 0;
+    props->sub_ids = NULL;
+    props->user_count = 0;
+    props->user = NULL;
+    props->raw = NULL;
+    props->raw_len = 0;
 }
 
 /* Checks the value of a single-valued integer property (MQTT 5.0 section 3, per property). */
@@ -133,7 +144,6 @@ enum mqtt_error props_parse(struct cur *c, unsigned ctx, uint8_t role, struct mq
     enum mqtt_error e;
     uint64_t seen = 0;
 
-    props_clear(out);
     if ((e = cur_varint(c, &len))) return e;
     if (len > cur_left(c)) return MQTT_ERR_TRUNCATED;
     out->raw = c->p;
@@ -343,7 +353,6 @@ uint8_t *props_write(const struct mqtt_props *p, uint8_t *o)
 {
     uint64_t bits = p->present & SINGLE_MASK;
     if (p->sub_id_count > 0) bits |= B(SUBSCRIPTION_ID);
-    if (p->user_count > 0) bits |= B(USER_PROPERTY);
     while (bits) {
         uint8_t id = (uint8_t)__builtin_ctzll(bits);
         bits &= bits - 1;
@@ -357,19 +366,6 @@ uint8_t *props_write(const struct mqtt_props *p, uint8_t *o)
             } else if (p->sub_id_count == 1) {
                 *o++ = id;
                 o += mqtt_varint_encode(p->sub_id, o);
-            } else {
-                o = raw_write_of(p, id, o);
-            }
-            continue;
-        }
-        if (id == MQTT_PROP_USER_PROPERTY) {
-            if (p->user) {
-                for (uint32_t i = 0; i < p->user_count; i++) {
-                    const struct mqtt_user_prop *u = &p->user[i];
-                    *o++ = id;
-                    o = put_str(o, u->key.ptr, u->key.len);
-                    o = put_str(o, u->value.ptr, u->value.len);
-                }
             } else {
                 o = raw_write_of(p, id, o);
             }
@@ -396,6 +392,19 @@ uint8_t *props_write(const struct mqtt_props *p, uint8_t *o)
             o = put_str(o, s->ptr, s->len);
             break;
         }
+        }
+    }
+    /* User properties last, in order. */
+    if (p->user_count > 0) {
+        if (p->user) {
+            for (uint32_t i = 0; i < p->user_count; i++) {
+                const struct mqtt_user_prop *u = &p->user[i];
+                *o++ = MQTT_PROP_USER_PROPERTY;
+                o = put_str(o, u->key.ptr, u->key.len);
+                o = put_str(o, u->value.ptr, u->value.len);
+            }
+        } else {
+            o = raw_write_of(p, MQTT_PROP_USER_PROPERTY, o);
         }
     }
     return o;

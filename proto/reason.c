@@ -136,7 +136,6 @@ uint8_t mqtt_error_reason(enum mqtt_error err)
     case MQTT_ERR_TOPIC_EMPTY:
     case MQTT_ERR_SHARE_INVALID:
     case MQTT_ERR_NO_TOPICS:
-    case MQTT_ERR_PROP_NOT_ALLOWED:
     case MQTT_ERR_PROP_DUPLICATE:
     case MQTT_ERR_PROP_VALUE:
     case MQTT_ERR_UNEXPECTED:
@@ -155,6 +154,7 @@ uint8_t mqtt_error_reason(enum mqtt_error err)
     case MQTT_ERR_PASSWORD_WITHOUT_USER:
     case MQTT_ERR_SUB_OPTIONS:
     case MQTT_ERR_PROP_UNKNOWN:
+    case MQTT_ERR_PROP_NOT_ALLOWED: /* "not valid for its packet type" is malformed (2.2.2.2) */
     case MQTT_ERR_REASON_INVALID:
     case MQTT_ERR_CONNACK_FLAGS:
         return MQTT_RC_MALFORMED_PACKET;

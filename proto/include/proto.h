@@ -188,9 +188,11 @@ struct mqtt_user_prop {
 /* The properties of one packet (or of a CONNECT's will), typed.
  *
  * `present` has MQTT_PROP_BIT(id) set for every single-valued property that is present; the
- * typed field holds its value. User properties (repeatable, order kept) and subscription
- * identifiers (repeatable in a server's PUBLISH) are counted here and read in order with
- * mqtt_prop_next() over `raw`.
+ * typed field holds its value. mqtt_parse() does not clear the typed fields of absent properties
+ * (that would cost more than the rest of parsing a small PUBLISH): test `present` before reading
+ * one. payload_format and topic_alias alone are also 0 when absent. User properties (repeatable,
+ * order kept) and subscription identifiers (repeatable in a server's PUBLISH) are counted here and
+ * read in order with mqtt_prop_next() over `raw`.
  *
  * Encoding: single-valued properties are written when their bit is set. User properties come
  * from `user` [user_count] when `user` is set, otherwise from the user properties inside `raw`
