@@ -113,11 +113,14 @@ class Broker:
     conf: str (mosquitto.conf text) or dict (directive -> value; list values repeat).
     Unless the conf has its own `listener`, the harness adds `listener <free port> 127.0.0.1`.
     Unless the conf says otherwise: allow_anonymous true, persistence true in b.data_dir,
-    log_dest stdout, log_type all. raw=True writes the conf exactly as given.
+    log_dest stderr (unbuffered), log_type all. raw=True writes the conf exactly as given.
     args: extra command-line arguments. expect_exit: exit status expected after SIGTERM.
+    use_conf=False starts the binary without -c (give port= and args such as -p).
+    env: extra environment variables for the broker process.
     """
 
-    def __init__(self, conf=None, args=(), raw=False, start=True, expect_exit=0, wait_port=True):
+    def __init__(self, conf=None, args=(), raw=False, start=True, expect_exit=0, wait_port=True,
+                 use_conf=True, port=None, env=None):
         self.tmp = tempfile.mkdtemp(prefix="starling-it-")
         self.data_dir = os.path.join(self.tmp, "data")
         os.mkdir(self.data_dir)
@@ -127,9 +130,11 @@ class Broker:
         self.expect_exit = expect_exit
         self.wait_port = wait_port
         self.proc = None
-        self.port = None
+        self.port = port
+        self.use_conf = use_conf
+        self.env = dict(os.environ, **(env or {}))
         text = _conf_text(conf)
-        if not raw:
+        if not raw and use_conf:
             text = self._defaults(text)
         with open(self.conf_path, "w") as f:
             f.write(text)
@@ -155,7 +160,7 @@ class Broker:
         if "persistence_location" not in keys:
             extra.append("persistence_location %s/" % self.data_dir)
         if "log_dest" not in keys:
-            extra.append("log_dest stdout")
+            extra.append("log_dest stderr")
         if "log_type" not in keys:
             extra.append("log_type all")
         if "user" not in keys and os.getuid() == 0:
@@ -167,9 +172,9 @@ class Broker:
 
     def start(self):
         self._logf = open(self.log, "ab")
-        cmd = [broker_bin(), "-c", self.conf_path] + self.args
+        cmd = [broker_bin()] + (["-c", self.conf_path] if self.use_conf else []) + self.args
         self.proc = subprocess.Popen(cmd, stdout=self._logf, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, cwd=self.tmp)
+                                     stdin=subprocess.DEVNULL, cwd=self.tmp, env=self.env)
         if self.wait_port and self.port is not None:
             def up():
                 if self.proc.poll() is not None:
