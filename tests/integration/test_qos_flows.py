@@ -126,6 +126,9 @@ def test_pubrel_resend_answered(broker, version):
 # (v5) [MQTT-3.3.4-9], and sends the rest as acknowledgements come in.
 @pytest.mark.parametrize("qos", [1, 2])
 def test_outbound_receive_maximum(broker, qos):
+    if qos == 2:
+        # 4.9: the send quota grows back on PUBCOMP, not on PUBREC
+        starling_only("2.0.11 sends the next QoS 2 PUBLISH after PUBREC, before PUBCOMP")
     topic = "rm/out/%d" % qos
     s = raw_connect(broker.port, "rm-s%d" % qos, 5, plist=[(P_RECEIVE_MAXIMUM, 2)])
     s.subscribe([(topic, qos)])
