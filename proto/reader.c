@@ -31,23 +31,26 @@ static void reader_fail(struct mqtt_reader *r, enum mqtt_error e)
 }
 
 /* Looks at the fixed header of the packet that starts the buffered bytes followed by data, so
- * a bad or too large packet is refused before its body is buffered. */
-static void reader_check_head(struct mqtt_reader *r, const uint8_t *data, size_t len)
+ * a bad or too large packet is refused before its body is buffered. Returns the size of that
+ * packet when its fixed header is complete, else 0. */
+static size_t reader_check_head(struct mqtt_reader *r, const uint8_t *data, size_t len)
 {
     uint8_t head[5];
-    size_t have = r->len - r->off, k = 0;
+    size_t have = r->len - r->off, k = 0, total = 0;
     struct mqtt_packet pkt;
     for (; k < sizeof head && k < have; k++)
         head[k] = r->buf[r->off + k];
     for (size_t i = 0; k < sizeof head && i < len; i++)
         head[k++] = data[i];
     /* Only the fixed header is judged here: a complete tiny packet is parsed by next(). */
-    if (mqtt_parse(&r->parser, head, k, &pkt, NULL) == MQTT_PARSE_BAD &&
+    enum mqtt_parse_result res = mqtt_parse(&r->parser, head, k, &pkt, &total);
+    if (res == MQTT_PARSE_BAD &&
         (pkt.error == MQTT_ERR_TOO_LARGE || pkt.error == MQTT_ERR_BAD_VARINT ||
          pkt.error == MQTT_ERR_RESERVED_TYPE || pkt.error == MQTT_ERR_RESERVED_FLAGS ||
          pkt.error == MQTT_ERR_QOS3 || pkt.error == MQTT_ERR_DUP_QOS0 ||
          pkt.error == MQTT_ERR_UNEXPECTED))
         reader_fail(r, pkt.error);
+    return res == MQTT_PARSE_MORE ? total : 0;
 }
 
 int mqtt_reader_feed(struct mqtt_reader *r, const uint8_t *data, size_t len)
@@ -60,12 +63,16 @@ int mqtt_reader_feed(struct mqtt_reader *r, const uint8_t *data, size_t len)
         r->len -= r->off;
         r->off = 0;
     }
-    reader_check_head(r, data, len);
+    size_t head_total = reader_check_head(r, data, len);
     if (r->failed) return 0;
     size_t need = r->len + len;
     if (need > r->cap) {
         size_t cap = r->cap ? r->cap * 2 : READER_MIN_CAP;
+        size_t max = r->parser.max_packet_size;
         if (cap < need) cap = need;
+        /* No more than the packet in flight needs, and within the size limit. */
+        if (head_total >= need && cap > head_total) cap = head_total;
+        if (max && cap > max && need <= max) cap = max;
         if (!r->alloc.realloc) return -ENOMEM;
         uint8_t *nb = r->alloc.realloc(r->alloc.ctx, r->buf, cap);
         if (!nb) return -ENOMEM;

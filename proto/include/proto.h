@@ -122,11 +122,11 @@ enum mqtt_error {
     MQTT_ERR_TOPIC_EMPTY,           /* zero-length topic name (without an alias in v5) */
     MQTT_ERR_TOPIC_WILDCARD,        /* '+' or '#' in a topic name [MQTT-3.3.2-2] */
     MQTT_ERR_FILTER_INVALID,        /* misplaced '+' or '#', or empty filter [MQTT-4.7.1-*] */
-    MQTT_ERR_SHARE_INVALID,         /* malformed $share/<group>/<filter> */
+    MQTT_ERR_SHARE_INVALID,         /* bad $share/<group>/<filter>, or No Local on one */
     MQTT_ERR_NO_TOPICS,             /* SUBSCRIBE/UNSUBSCRIBE without any [MQTT-3.8.3-3] */
     MQTT_ERR_SUB_OPTIONS,           /* reserved subscription option bits, QoS 3, RH 3 */
     MQTT_ERR_PROP_UNKNOWN,          /* property identifier the spec does not define */
-    MQTT_ERR_PROP_NOT_ALLOWED,      /* property not allowed on this packet */
+    MQTT_ERR_PROP_NOT_ALLOWED,      /* not allowed on this packet (or side) [MQTT-3.3.4-6] */
     MQTT_ERR_PROP_DUPLICATE,        /* property that may appear once appears twice */
     MQTT_ERR_PROP_VALUE,            /* property value out of range */
     MQTT_ERR_REASON_INVALID,        /* reason code not allowed on this packet */
@@ -361,7 +361,10 @@ struct mqtt_packet {
 };
 
 /* Which side parses: a server parses what clients send and rejects what only servers send
- * (CONNACK, SUBACK, ...), and the reverse for a client. MQTT_ROLE_ANY accepts both. */
+ * (CONNACK, SUBACK, UNSUBACK, PINGRESP), and the reverse for a client (CONNECT, SUBSCRIBE,
+ * UNSUBSCRIBE, PINGREQ, and DISCONNECT before MQTT 5), with MQTT_ERR_UNEXPECTED. A server
+ * also rejects a PUBLISH carrying a subscription identifier [MQTT-3.3.4-6]
+ * (MQTT_ERR_PROP_NOT_ALLOWED). MQTT_ROLE_ANY accepts both directions. */
 enum mqtt_role {
     MQTT_ROLE_ANY = 0,
     MQTT_ROLE_SERVER = 1,
@@ -369,7 +372,10 @@ enum mqtt_role {
 };
 
 struct mqtt_parser {
-    uint8_t version;          /* protocol level of the connection; CONNECT carries its own */
+    /* Protocol level of the connection; CONNECT carries its own, and the caller sets this from
+     * u.connect.version afterwards. 0 (not known yet) parses like 3.1.1. With MQTT_V31, DUP is
+     * tolerated on PUBREL, SUBSCRIBE and UNSUBSCRIBE, as 3.1 retries set it. */
+    uint8_t version;
     uint8_t role;             /* enum mqtt_role */
     uint32_t max_packet_size; /* whole packet, fixed header included; 0: the protocol maximum */
 };
@@ -380,7 +386,7 @@ enum mqtt_parse_result {
     MQTT_PARSE_BAD = 2,  /* pkt->error and pkt->reason say why */
 };
 
-/* Parses one packet from the start of buf[0..len).
+/* Parses one packet from the start of buf[0..len). Never reads outside it, whatever the input.
  * The packet size limit is checked as soon as the fixed header is complete, before any of the
  * body need be present: a too-large packet is MQTT_PARSE_BAD with MQTT_ERR_TOO_LARGE.
  * With MQTT_PARSE_MORE, *need_out (if not NULL) gets the total bytes the packet needs when the
@@ -436,8 +442,11 @@ bool mqtt_filter_has_wildcard(const char *s, size_t len);
 /* ---- Incremental reader: bytes in any split, whole packets out ----
  *
  * mqtt_reader_feed() appends bytes; mqtt_reader_next() returns the next whole packet. The buffer
- * grows only to hold the packet in flight, and never beyond the parser's maximum packet size:
- * a packet announced as too large is rejected from its fixed header. */
+ * grows only to hold the packet in flight (plus whatever else one feed brought), and never
+ * beyond the parser's maximum packet size for it: a packet announced as too large (or with a
+ * bad fixed header) is rejected from its fixed header, before its body is buffered, and the
+ * buffer is freed. An emptied buffer over 64 KiB is given back at the next feed. Change
+ * r->parser.version once the CONNECT is parsed. */
 struct mqtt_allocator {
     /* realloc semantics; size 0 frees and returns NULL. */
     void *(*realloc)(void *ctx, void *ptr, size_t size);
