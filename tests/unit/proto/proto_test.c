@@ -350,8 +350,8 @@ static void *heap_realloc(void *ctx, void *ptr, size_t size)
         }
         return NULL;
     }
-    if (h->fail_after > 0 && h->calls >= h->fail_after) return NULL;
     h->calls++;
+    if (h->fail_from > 0 && h->calls >= h->fail_from) return NULL;
     size_t old_size = old ? old->size : 0;
     struct block *b = realloc(old, offsetof(struct block, align) + size);
     if (b == NULL) return NULL;

@@ -56,13 +56,13 @@ void pt_assert_packet_equal(const struct mqtt_packet *a, const struct mqtt_packe
 void pt_assert_props_equal(const struct mqtt_props *a, const struct mqtt_props *b);
 void pt_assert_str_equal(struct mqtt_str s, const char *expected);
 
-/* An allocator that counts live bytes and remembers the peak; it fails every call once
- * `fail_after` successful calls were made (when fail_after > 0). */
+/* An allocator that counts live bytes and remembers the peak; when fail_from > 0, the
+ * fail_from-th allocation and every later one fail. */
 struct pt_heap {
     size_t live;
     size_t peak;
     size_t calls;
-    size_t fail_after;
+    size_t fail_from;
 };
 struct mqtt_allocator pt_heap_allocator(struct pt_heap *h);
 
