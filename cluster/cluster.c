@@ -1,0 +1,559 @@
+/* The cluster object: lifecycle on the broker's loop, raft_uv set-up, proposal batching,
+ * completion of proposals once applied, events. */
+#include "cluster.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <raft.h>
+#include <raft/uv.h>
+#include <uv.h>
+
+#include "fsm.h"
+#include "transport_local.h"
+
+#define DEFAULT_SNAPSHOT_THRESHOLD 4096u
+#define DEFAULT_SNAPSHOT_TRAILING  1024u
+#define DEFAULT_ELECTION_MS        1000u
+#define DEFAULT_HEARTBEAT_MS       100u
+#define RETRY_MS                   1000u
+
+/* A proposal handed to raft, waiting until its index is committed into LMDB. */
+struct proposal {
+    struct proposal *next;
+    uint64_t index; /* 0 until raft_apply assigned it */
+    cluster_applied_cb cb;
+    void *data;
+};
+
+/* One raft_apply: the request and the range of its proposals. */
+struct batch {
+    struct raft_apply req;
+    struct cluster *c;
+    unsigned n;
+};
+
+struct cluster {
+    uv_loop_t *loop;
+    struct cluster_config cfg;
+    struct cluster_events ev;
+    void *ev_ctx;
+    char *data_dir, *raft_dir, *state_dir, *address;
+    struct store *store;
+    struct fsm fsm;
+
+    struct raft raft;
+    struct raft_io io;
+    struct raft_uv_transport tcp;
+    struct transport_local local;
+    bool use_tcp, transport_ready, io_ready, raft_ready, started;
+
+    uv_check_t check; /* flushes the FSM batch and the proposal queue */
+    uv_idle_t idle;   /* active while something waits: keeps poll from blocking */
+    uv_timer_t retry; /* retries commits in the failed state */
+    int handles_open;
+
+    /* Queued (not yet given to raft) proposals, in order, with their encoded buffers. */
+    struct proposal **queued;
+    struct raft_buffer *queued_bufs;
+    unsigned n_queued, cap_queued;
+    /* Handed to raft, in index order. */
+    struct proposal *inflight_head, *inflight_tail;
+
+    uint64_t leader_id;
+    bool closing;
+    cluster_close_cb close_cb;
+    void *close_data;
+};
+
+static void cluster_logf(const struct cluster *c, enum cluster_log_level level, const char *fmt,
+                         ...) __attribute__((format(printf, 3, 4)));
+static void cluster_logf(const struct cluster *c, enum cluster_log_level level, const char *fmt,
+                         ...)
+{
+    if (!c->cfg.log) return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    c->cfg.log(c->cfg.log_ctx, level, line);
+}
+
+const char *cluster_strerror(int rc)
+{
+    switch (rc) {
+    case CLUSTER_ENOTLEADER:
+        return "not the leader";
+    case CLUSTER_ECORRUPT:
+        return "malformed command";
+    case CLUSTER_ESHUTDOWN:
+        return "cluster is shutting down";
+    case CLUSTER_ELEADERSHIPLOST:
+        return "leadership lost before the command committed";
+    case CLUSTER_EFAILED:
+        return "replicated state cannot be written";
+    case CLUSTER_ERAFT:
+        return "raft error";
+    default:
+        return store_strerror(rc);
+    }
+}
+
+static int from_raft(int rv)
+{
+    switch (rv) {
+    case 0:
+        return 0;
+    case RAFT_NOTLEADER:
+        return CLUSTER_ENOTLEADER;
+    case RAFT_LEADERSHIPLOST:
+        return CLUSTER_ELEADERSHIPLOST;
+    case RAFT_SHUTDOWN:
+    case RAFT_CANCELED:
+        return CLUSTER_ESHUTDOWN;
+    case RAFT_NOMEM:
+        return -ENOMEM;
+    default:
+        return CLUSTER_ERAFT;
+    }
+}
+
+static void idle_noop(uv_idle_t *h)
+{
+    (void)h;
+}
+
+static void kick(struct cluster *c)
+{
+    if (!uv_is_active((uv_handle_t *)&c->idle) && !uv_is_closing((uv_handle_t *)&c->idle))
+        uv_idle_start(&c->idle, idle_noop);
+}
+
+/* ---- completion of proposals ---- */
+
+static void complete(struct proposal *p, int status, uint64_t index)
+{
+    if (p->cb) p->cb(p->data, status, index);
+    free(p);
+}
+
+/* Completes inflight proposals up to index (committed into LMDB). */
+static void complete_upto(struct cluster *c, uint64_t index)
+{
+    while (c->inflight_head && c->inflight_head->index != 0 && c->inflight_head->index <= index) {
+        struct proposal *p = c->inflight_head;
+        c->inflight_head = p->next;
+        if (!c->inflight_head) c->inflight_tail = NULL;
+        complete(p, 0, p->index);
+    }
+}
+
+/* Fails inflight proposals whose index lies in [from, to] (all with to = UINT64_MAX). */
+static void fail_range(struct cluster *c, uint64_t from, uint64_t to, int status)
+{
+    struct proposal **pp = &c->inflight_head, *prev = NULL;
+    while (*pp) {
+        struct proposal *p = *pp;
+        if (p->index >= from && p->index <= to) {
+            *pp = p->next;
+            if (c->inflight_tail == p) c->inflight_tail = prev;
+            complete(p, status, 0);
+        } else {
+            prev = p;
+            pp = &p->next;
+        }
+    }
+}
+
+static void fail_queued(struct cluster *c, int status)
+{
+    unsigned n = c->n_queued;
+    c->n_queued = 0;
+    for (unsigned i = 0; i < n; i++) {
+        raft_free(c->queued_bufs[i].base);
+        complete(c->queued[i], status, 0);
+    }
+}
+
+/* ---- FSM hooks ---- */
+
+static void hook_applied(void *ctx, const struct cluster_cmd *cmd, uint64_t index)
+{
+    struct cluster *c = ctx;
+    if (c->ev.applied) c->ev.applied(c->ev_ctx, cmd, index);
+}
+
+static void hook_committed(void *ctx, uint64_t last_applied)
+{
+    complete_upto(ctx, last_applied);
+}
+
+static void hook_restored(void *ctx, uint64_t index)
+{
+    struct cluster *c = ctx;
+    if (c->ev.restored) c->ev.restored(c->ev_ctx, index);
+}
+
+static void hook_pending(void *ctx)
+{
+    kick(ctx);
+}
+
+static void retry_cb(uv_timer_t *t);
+
+static void hook_failed(void *ctx, int rc)
+{
+    struct cluster *c = ctx;
+    if (rc != 0) {
+        /* Everything waiting may or may not be applied later: tell its proposers now. */
+        fail_range(c, 0, UINT64_MAX, CLUSTER_EFAILED);
+        if (!c->closing) uv_timer_start(&c->retry, retry_cb, RETRY_MS, RETRY_MS);
+    } else {
+        uv_timer_stop(&c->retry);
+    }
+    if (c->ev.failed) c->ev.failed(c->ev_ctx, rc);
+}
+
+static void retry_cb(uv_timer_t *t)
+{
+    struct cluster *c = t->data;
+    fsm_flush(&c->fsm);
+}
+
+/* ---- batching ---- */
+
+static void apply_cb(struct raft_apply *req, int status, void *result)
+{
+    struct batch *b = req->data;
+    (void)result;
+    if (status != 0) {
+        /* None of the batch counts as applied; those already completed are unaffected. */
+        fail_range(b->c, req->index, req->index + b->n - 1, from_raft(status));
+    }
+    free(b);
+}
+
+static void flush_proposals(struct cluster *c)
+{
+    if (c->n_queued == 0) return;
+    unsigned n = c->n_queued;
+    struct batch *b = malloc(sizeof *b);
+    int rv = b ? 0 : RAFT_NOMEM;
+    if (rv == 0) {
+        b->c = c;
+        b->n = n;
+        b->req.data = b;
+        rv = raft_apply(&c->raft, &b->req, c->queued_bufs, n, apply_cb);
+    }
+    if (rv != 0) {
+        free(b);
+        cluster_logf(c, CLUSTER_LOG_WARNING, "propose %u commands: %s", n, raft_strerror(rv));
+        fail_queued(c, from_raft(rv));
+        return;
+    }
+    /* raft owns the buffers now; the proposals wait for their indices to be applied. */
+    for (unsigned i = 0; i < n; i++) {
+        struct proposal *p = c->queued[i];
+        p->index = b->req.index + i;
+        p->next = NULL;
+        if (c->inflight_tail)
+            c->inflight_tail->next = p;
+        else
+            c->inflight_head = p;
+        c->inflight_tail = p;
+    }
+    c->n_queued = 0;
+}
+
+static void watch_leader(struct cluster *c)
+{
+    raft_id id = 0;
+    const char *addr = NULL;
+    raft_leader(&c->raft, &id, &addr);
+    if (id == c->leader_id) return;
+    c->leader_id = id;
+    bool self = id == c->cfg.node_id;
+    cluster_logf(c, CLUSTER_LOG_NOTICE, "raft leader: %llu%s", (unsigned long long)id,
+                 id == 0 ? " (none)"
+                 : self  ? " (this node)"
+                         : "");
+    if (!self) fail_range(c, 0, UINT64_MAX, CLUSTER_ELEADERSHIPLOST);
+    if (c->ev.leader_changed) c->ev.leader_changed(c->ev_ctx, id, self);
+}
+
+static void check_cb(uv_check_t *h)
+{
+    struct cluster *c = h->data;
+    /* Applied entries first (their callbacks may propose more), then the proposals. */
+    fsm_flush(&c->fsm);
+    if (c->started && !c->closing) {
+        watch_leader(c);
+        flush_proposals(c);
+    }
+    if (c->n_queued == 0 && c->fsm.head == NULL) uv_idle_stop(&c->idle);
+}
+
+int cluster_propose(struct cluster *c, const struct cluster_cmd *cmd, cluster_applied_cb cb,
+                    void *data)
+{
+    if (c->closing) return CLUSTER_ESHUTDOWN;
+    if (!c->started || raft_state(&c->raft) != RAFT_LEADER) return CLUSTER_ENOTLEADER;
+    if (c->fsm.failed) return CLUSTER_EFAILED;
+    size_t size = cluster_cmd_encoded_size(cmd);
+    if (size == 0) return -EINVAL;
+    if (c->n_queued == c->cap_queued) {
+        unsigned cap = c->cap_queued ? c->cap_queued * 2 : 64;
+        struct proposal **q = realloc(c->queued, cap * sizeof *q);
+        if (!q) return -ENOMEM;
+        c->queued = q;
+        struct raft_buffer *qb = realloc(c->queued_bufs, cap * sizeof *qb);
+        if (!qb) return -ENOMEM;
+        c->queued_bufs = qb;
+        c->cap_queued = cap;
+    }
+    struct proposal *p = malloc(sizeof *p);
+    void *buf = raft_malloc(size);
+    if (!p || !buf) {
+        free(p);
+        raft_free(buf);
+        return -ENOMEM;
+    }
+    cluster_cmd_encode(cmd, buf, size);
+    *p = (struct proposal){.cb = cb, .data = data};
+    c->queued[c->n_queued] = p;
+    c->queued_bufs[c->n_queued] = (struct raft_buffer){.base = buf, .len = size};
+    c->n_queued++;
+    kick(c);
+    return 0;
+}
+
+/* ---- lifecycle ---- */
+
+static char *path_join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+static void cluster_free(struct cluster *c)
+{
+    fsm_close(&c->fsm);
+    store_close(c->store);
+    free(c->queued);
+    free(c->queued_bufs);
+    free(c->data_dir);
+    free(c->raft_dir);
+    free(c->state_dir);
+    free(c->address);
+    free(c);
+}
+
+int cluster_new(uv_loop_t *loop, const struct cluster_config *cfg, const struct cluster_events *ev,
+                void *ev_ctx, struct cluster **out)
+{
+    if (!cfg || !cfg->data_dir || !*cfg->data_dir) return -EINVAL;
+    struct cluster *c = calloc(1, sizeof *c);
+    if (!c) return -ENOMEM;
+    c->loop = loop;
+    c->cfg = *cfg;
+    if (!c->cfg.node_id) c->cfg.node_id = 1;
+    if (!c->cfg.snapshot_threshold) c->cfg.snapshot_threshold = DEFAULT_SNAPSHOT_THRESHOLD;
+    if (!c->cfg.snapshot_trailing) c->cfg.snapshot_trailing = DEFAULT_SNAPSHOT_TRAILING;
+    if (!c->cfg.election_timeout_ms) c->cfg.election_timeout_ms = DEFAULT_ELECTION_MS;
+    if (!c->cfg.heartbeat_timeout_ms) c->cfg.heartbeat_timeout_ms = DEFAULT_HEARTBEAT_MS;
+    if (ev) c->ev = *ev;
+    c->ev_ctx = ev_ctx;
+    c->use_tcp = cfg->raft_address != NULL;
+    c->data_dir = strdup(cfg->data_dir);
+    c->raft_dir = path_join(cfg->data_dir, "raft");
+    c->state_dir = path_join(cfg->data_dir, "state");
+    c->address = strdup(cfg->raft_address ? cfg->raft_address : "local");
+    int rc = 0;
+    if (!c->data_dir || !c->raft_dir || !c->state_dir || !c->address) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    struct store_options opt = {.map_size = cfg->map_size, .map_size_max = cfg->map_size_max};
+    rc = store_open(c->state_dir, &opt, &c->store); /* creates data_dir/state */
+    if (rc != 0) {
+        cluster_logf(c, CLUSTER_LOG_ERR, "state in %s: %s", c->state_dir, store_strerror(rc));
+        goto fail;
+    }
+    struct fsm_hooks hooks = {
+        .applied = hook_applied,
+        .committed = hook_committed,
+        .restored = hook_restored,
+        .pending = hook_pending,
+        .failed = hook_failed,
+        .log = cfg->log,
+        .log_ctx = cfg->log_ctx,
+        .ctx = c,
+    };
+    rc = fsm_init(&c->fsm, c->store, c->state_dir, &hooks);
+    if (rc != 0) goto fail;
+    uv_check_init(loop, &c->check);
+    uv_idle_init(loop, &c->idle);
+    uv_timer_init(loop, &c->retry);
+    c->check.data = c->idle.data = c->retry.data = c;
+    uv_unref((uv_handle_t *)&c->check);
+    uv_unref((uv_handle_t *)&c->idle);
+    uv_unref((uv_handle_t *)&c->retry);
+    c->handles_open = 3;
+    uv_check_start(&c->check, check_cb);
+    *out = c;
+    return 0;
+fail:
+    cluster_free(c);
+    return rc;
+}
+
+struct store *cluster_storage(struct cluster *c)
+{
+    return c->store;
+}
+
+int cluster_start(struct cluster *c)
+{
+    if (c->started || c->raft_ready || c->closing) return -EALREADY;
+    if (mkdir(c->raft_dir, 0700) != 0 && errno != EEXIST) {
+        int rc = -errno;
+        cluster_logf(c, CLUSTER_LOG_ERR, "raft dir %s: %s", c->raft_dir, strerror(errno));
+        return rc;
+    }
+    int rv;
+    struct raft_uv_transport *t;
+    if (c->use_tcp) {
+        rv = raft_uv_tcp_init(&c->tcp, c->loop);
+        if (rv != 0) {
+            cluster_logf(c, CLUSTER_LOG_ERR, "raft transport: %s", raft_strerror(rv));
+            return from_raft(rv);
+        }
+        t = &c->tcp;
+    } else {
+        transport_local_init(&c->local, c->loop);
+        t = &c->local.t;
+    }
+    c->transport_ready = true;
+    rv = raft_uv_init(&c->io, c->loop, c->raft_dir, t);
+    if (rv != 0) {
+        cluster_logf(c, CLUSTER_LOG_ERR, "raft storage in %s: %s", c->raft_dir, raft_strerror(rv));
+        return from_raft(rv);
+    }
+    c->io_ready = true;
+    rv = raft_init(&c->raft, &c->io, &c->fsm.raft_fsm, c->cfg.node_id, c->address);
+    if (rv != 0) {
+        cluster_logf(c, CLUSTER_LOG_ERR, "raft init: %s", raft_errmsg(&c->raft));
+        return from_raft(rv);
+    }
+    c->raft_ready = true;
+    c->fsm.raft = &c->raft;
+    raft_set_election_timeout(&c->raft, c->cfg.election_timeout_ms);
+    raft_set_heartbeat_timeout(&c->raft, c->cfg.heartbeat_timeout_ms);
+    raft_set_pre_vote(&c->raft, true);
+    raft_set_snapshot_threshold(&c->raft, c->cfg.snapshot_threshold);
+    raft_set_snapshot_trailing(&c->raft, c->cfg.snapshot_trailing);
+
+    /* Bootstrap the one-voter configuration; raft refuses (RAFT_CANTBOOTSTRAP) when the
+     * directory already holds state, so an existing data dir is never re-bootstrapped. */
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    rv = raft_configuration_add(&conf, c->cfg.node_id, c->address, RAFT_VOTER);
+    if (rv == 0) {
+        rv = raft_bootstrap(&c->raft, &conf);
+        if (rv == 0)
+            cluster_logf(c, CLUSTER_LOG_NOTICE,
+                         "bootstrapped a new one-node cluster (node %llu) in %s",
+                         (unsigned long long)c->cfg.node_id, c->data_dir);
+        else if (rv == RAFT_CANTBOOTSTRAP)
+            rv = 0;
+    }
+    raft_configuration_close(&conf);
+    if (rv != 0) {
+        cluster_logf(c, CLUSTER_LOG_ERR, "raft bootstrap: %s", raft_strerror(rv));
+        return from_raft(rv);
+    }
+    rv = raft_start(&c->raft);
+    if (rv != 0) {
+        cluster_logf(c, CLUSTER_LOG_ERR, "raft start: %s", raft_errmsg(&c->raft));
+        return from_raft(rv);
+    }
+    c->started = true;
+    cluster_logf(c, CLUSTER_LOG_INFO, "raft started: node %llu, log in %s, state at index %llu",
+                 (unsigned long long)c->cfg.node_id, c->raft_dir,
+                 (unsigned long long)c->fsm.last_applied);
+    watch_leader(c);
+    kick(c); /* the replayed tail is applied on the next iterations */
+    return 0;
+}
+
+bool cluster_is_leader(const struct cluster *c)
+{
+    return c->started && raft_state((struct raft *)&c->raft) == RAFT_LEADER;
+}
+
+uint64_t cluster_leader_id(const struct cluster *c)
+{
+    return c->leader_id;
+}
+
+uint64_t cluster_node_id(const struct cluster *c)
+{
+    return c->cfg.node_id;
+}
+
+uint64_t cluster_last_applied(const struct cluster *c)
+{
+    return c->fsm.last_applied;
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+    struct cluster *c = h->data;
+    if (--c->handles_open > 0) return;
+    cluster_close_cb cb = c->close_cb;
+    void *data = c->close_data;
+    cluster_free(c);
+    if (cb) cb(data);
+}
+
+static void close_handles(struct cluster *c)
+{
+    /* Whatever raft applied last is committed before LMDB closes. */
+    fsm_flush(&c->fsm);
+    fail_range(c, 0, UINT64_MAX, CLUSTER_ESHUTDOWN);
+    uv_close((uv_handle_t *)&c->check, handle_closed);
+    uv_close((uv_handle_t *)&c->idle, handle_closed);
+    uv_close((uv_handle_t *)&c->retry, handle_closed);
+}
+
+static void raft_closed(struct raft *r)
+{
+    struct cluster *c = (struct cluster *)((char *)r - offsetof(struct cluster, raft));
+    raft_uv_close(&c->io);
+    if (c->use_tcp) raft_uv_tcp_close(&c->tcp);
+    close_handles(c);
+}
+
+void cluster_close(struct cluster *c, cluster_close_cb cb, void *data)
+{
+    if (c->closing) return;
+    c->closing = true;
+    c->close_cb = cb;
+    c->close_data = data;
+    fail_queued(c, CLUSTER_ESHUTDOWN);
+    if (c->raft_ready) {
+        raft_close(&c->raft, raft_closed);
+        return;
+    }
+    /* raft never initialized: release what cluster_start got to. */
+    if (c->io_ready) raft_uv_close(&c->io);
+    if (c->transport_ready && c->use_tcp) raft_uv_tcp_close(&c->tcp);
+    close_handles(c);
+}

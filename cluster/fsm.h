@@ -1,0 +1,91 @@
+/* The Raft state machine: applies committed commands into storage, one LMDB write
+ * transaction per batch, and snapshots/restores the whole LMDB state.
+ *
+ * How a batch works. raft calls apply() once per committed entry, synchronously, with no
+ * index. apply() takes the index as raft->last_applied + 1 (raft sets last_applied after
+ * apply returns; barrier and configuration entries advance it without apply), skips entries
+ * at or below what LMDB already holds, and otherwise only copies the entry into the pending
+ * list. fsm_flush() then executes every pending entry in one write transaction, stores
+ * last_applied = the last pending index in the same transaction, commits, and only then
+ * reports each command (applied hook) and the new last_applied (committed hook). The cluster
+ * calls fsm_flush() from a uv_check handle, i.e. once per loop iteration after the I/O
+ * callbacks in which raft applied; the snapshot path and close call it as well.
+ *
+ * Keeping the copies until the commit is also what makes a full map survivable: on -ENOSPC
+ * the transaction is aborted, the map grown, and the whole batch executed again. If the map
+ * cannot grow (or the disk is full), the FSM enters the failed state: the pending entries
+ * stay, further entries are added behind them, nothing is committed, and each later
+ * fsm_flush() retries. LMDB therefore never holds a later entry without an earlier one.
+ *
+ * Snapshots (fsm version 2, synchronous on the loop): flush, then write a compacted copy of
+ * the environment (mdb_env_copyfd2, MDB_CP_COMPACT) behind a small header. Because nothing
+ * else writes between the flush and the copy, the copy is exactly the state at the snapshot
+ * index. It blocks the loop for the duration of the copy: acceptable at one snapshot per
+ * snapshot_threshold entries for state of moderate size; an async version (fsm v3 with a
+ * custom page walk from a read transaction) is the way out if it gets large.
+ *
+ *   snapshot buffer:  "STSN" | version u32 (1) | last_applied u64 | LMDB data file bytes
+ *
+ * restore() installs it unless LMDB already holds that index or a later one (the normal case
+ * at start-up, where raft restores its last snapshot before replaying the tail).
+ */
+#ifndef STARLING_CLUSTER_FSM_H
+#define STARLING_CLUSTER_FSM_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <raft.h>
+
+#include "cluster.h"
+
+struct fsm_entry; /* one pending (applied, not yet committed) entry */
+
+struct fsm_hooks {
+    /* Each command of a committed batch, in order. */
+    void (*applied)(void *ctx, const struct cluster_cmd *cmd, uint64_t index);
+    /* After each committed batch (and after a restore): LMDB holds everything up to index. */
+    void (*committed)(void *ctx, uint64_t last_applied);
+    /* The state was replaced by a snapshot. */
+    void (*restored)(void *ctx, uint64_t last_applied);
+    /* The first entry went pending (so the caller can make sure a flush comes). */
+    void (*pending)(void *ctx);
+    /* Commits started failing (rc < 0) or recovered (rc == 0). */
+    void (*failed)(void *ctx, int rc);
+    cluster_log_cb log;
+    void *log_ctx;
+    void *ctx;
+};
+
+struct fsm {
+    struct raft_fsm raft_fsm; /* version 2; data = this */
+    struct raft *raft;        /* for last_applied during apply; set before raft_start */
+    struct store *store;
+    char *tmp_dir; /* where snapshot copies are staged */
+    struct fsm_hooks hooks;
+    uint64_t last_applied; /* committed in LMDB */
+    uint64_t last_seen;    /* highest index taken into pending (>= last_applied) */
+    struct fsm_entry *head, *tail;
+    size_t n_pending;
+    int failed; /* 0, or the error that stops commits */
+    bool flushing;
+    /* Counters, for tests and metrics. */
+    uint64_t n_skipped, n_corrupt, n_batches, n_grows;
+};
+
+/* Reads last_applied from the store. tmp_dir is copied. */
+int fsm_init(struct fsm *f, struct store *store, const char *tmp_dir,
+             const struct fsm_hooks *hooks);
+/* Drops pending entries without committing them (call fsm_flush first to keep them). */
+void fsm_close(struct fsm *f);
+
+/* Commits the pending entries (see above). 0 if nothing is pending or all were committed;
+ * else the error, and the FSM is in the failed state. */
+int fsm_flush(struct fsm *f);
+
+/* Logs through the hooks' sink. */
+void fsm_log(const struct fsm *f, enum cluster_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif
