@@ -21,8 +21,11 @@
  *   Deliveries are checked again per topic with READ, so an overlapping subscription only
  *   receives what the rules allow. `$share/<group>/<filter>` is checked as <filter>.
  * - UNSUBSCRIBE is always allowed.
- * The acl is immutable after acl_load(): acl_check() is thread-safe and allocation-free for
- * rules without %u/%c (patterns use a stack buffer up to 1024 bytes, else heap).
+ * The acl is immutable after acl_load(): acl_check() is thread-safe and allocation-free.
+ *
+ * Differences from Mosquitto 2.0.11 (whose default check grants every SUBSCRIBE and filters
+ * only deliveries): a SUBSCRIBE that no read rule can ever deliver on is refused, and a deny
+ * rule in the patterns also overrides a grant from the user's own topic lines.
  */
 #ifndef STARLING_BROKER_ACL_H
 #define STARLING_BROKER_ACL_H
@@ -51,10 +54,9 @@ int acl_load_buffer(const char *name, const char *buf, size_t len, struct acl **
 /* Frees an acl; NULL is a no-op. */
 void acl_free(struct acl *acl);
 
-/* Whether the client (client_id non-NULL; username NULL for anonymous) may do `access` on
- * topic (a topic name for READ/WRITE, a filter for SUBSCRIBE/UNSUBSCRIBE). acl may be NULL.
- * Returns 0 when allowed, -EACCES when denied, -ENOMEM only if a long pattern expansion
- * cannot be allocated (treat as denied). */
+/* Whether the client (username NULL for anonymous) may do `access` on topic (a topic name
+ * for READ/WRITE, a filter for SUBSCRIBE/UNSUBSCRIBE). acl may be NULL (no acl_file).
+ * Returns 0 when allowed, -EACCES when denied. */
 int acl_check(const struct acl *acl, const char *client_id, const char *username, const char *topic,
               enum acl_access access);
 

@@ -43,14 +43,17 @@ struct config_security {
     char *auto_id_prefix;            /* default "auto-" */
     char *password_file;             /* NULL: no password file */
     char *acl_file;                  /* NULL: no ACL, everything is allowed */
+    bool allow_anonymous_set;        /* the file set allow_anonymous explicitly */
 };
 
 struct config_listener {
-    uint16_t port;      /* 0: a random free port (mosquitto allows it) */
+    uint16_t port;      /* 1..65535 (port 0 is mosquitto's Unix socket form: refused) */
     char *bind_address; /* NULL: all addresses */
     enum config_protocol protocol;
     enum config_socket_domain socket_domain;
     int max_connections; /* -1: unlimited (default) */
+    uint8_t max_qos;          /* default 2 (mosquitto 2: a listener setting) */
+    uint16_t max_topic_alias; /* default 10 (a listener setting) */
     /* true for the implicit 127.0.0.1/::1 listeners of local-only mode */
     bool local_only;
     /* Effective auth settings for clients of this listener (see the header comment). */
@@ -73,7 +76,9 @@ struct config {
     /* ---- listeners ---- */
     struct config_listener *listeners; /* in declaration order; never empty after load */
     size_t listener_count;
-    bool local_only; /* no listener and no -p: mosquitto 2's local-only mode */
+    bool local_only;        /* no listener in the file: mosquitto 2's local-only mode */
+    bool cmd_ports_ignored; /* -p was given but the file defines listeners (mosquitto 2
+                               ignores -p then too); the broker should warn */
 
     /* ---- security ---- */
     bool per_listener_settings;
@@ -83,7 +88,7 @@ struct config {
     bool persistence;             /* false: the broker uses a temporary dir removed at exit */
     char *persistence_location;   /* default "./starling-data" */
     char *persistence_file;       /* accepted for compatibility; unused (default "mosquitto.db") */
-    uint32_t autosave_interval_s; /* accepted, unused: state is committed continuously */
+    int32_t autosave_interval_s;  /* accepted, unused: state is committed continuously */
     bool autosave_on_changes;     /* accepted, unused */
 
     /* ---- logging (see log.h) ---- */
@@ -104,19 +109,19 @@ struct config {
     uint32_t message_size_limit;             /* default 0 = 268435455 (the MQTT maximum) */
     uint32_t max_packet_size;                /* default 0 = no limit beyond the protocol's */
     uint16_t max_keepalive;                  /* default 65535 */
-    uint16_t max_topic_alias;                /* default 10 */
+    uint16_t max_topic_alias;                /* value before any listener: use the listener's */
     uint64_t persistent_client_expiration_s; /* default 0 = never expire */
     bool retain_available;                   /* default true */
-    uint8_t max_qos;                         /* default 2 */
+    uint8_t max_qos;                         /* value before any listener: use the listener's */
     bool upgrade_outgoing_qos;               /* default false */
-    bool check_retain_source;                /* default false */
+    bool check_retain_source;                /* default false; accepted, unused */
     bool set_tcp_nodelay;                    /* accepted; Starling always sets TCP_NODELAY */
     uint32_t sys_interval_s;                 /* default 10; 0 = no $SYS updates */
 
     /* ---- process ---- */
     char *pid_file;    /* NULL: none */
     char *user;        /* default "mosquitto": user to drop to when started as root */
-    bool daemon;       /* -d, or `daemon true` in the file */
+    bool daemon;       /* -d */
     bool verbose;      /* -v: log_types was forced to all */
     char *config_file; /* the -c file, NULL without one */
 

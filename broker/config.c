@@ -1,0 +1,1322 @@
+/* The mosquitto.conf reader: one table of directives (name, scope, type, bounds, field)
+ * drives a line parser that fills a struct config, then listeners are resolved (default
+ * listener, local-only mode, -p, per_listener_settings). */
+#include "config.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "log.h"
+
+#define CONFIG_DEFAULT_PORT      1883
+#define CONFIG_MQTT_MAX_PAYLOAD  268435455u
+#define CONFIG_MQTT_MAX_PACKET   268435460u
+#define CONFIG_MAX_INCLUDE_FILES 4096
+
+/* Where a directive's field lives. */
+enum dir_scope {
+    SCOPE_GLOBAL,   /* struct config */
+    SCOPE_LISTENER, /* the current listener (the default listener before any `listener`) */
+    SCOPE_SECURITY, /* global, or the current listener's with per_listener_settings true */
+};
+
+enum dir_type {
+    TYPE_BOOL,
+    TYPE_INT,         /* integer in [min, max] stored in a field of `width` bytes */
+    TYPE_STRING,      /* the rest of the line, trimmed; a second occurrence is an error */
+    TYPE_SPECIAL,     /* parsed by `fn` */
+    TYPE_IGNORED,     /* accepted and ignored (documented) */
+    TYPE_UNSUPPORTED, /* recognized; stops start-up with "not supported yet" */
+};
+
+struct parser;
+struct directive;
+typedef int (*dir_fn)(struct parser *p, const struct directive *d, char *value);
+
+struct directive {
+    const char *name;
+    enum dir_scope scope;
+    enum dir_type type;
+    size_t offset;
+    unsigned char width;
+    bool is_signed;
+    long long min, max;
+    dir_fn fn;
+};
+
+/* Parser state for one config_load(). */
+struct parser {
+    struct config *cfg;
+    const char *file;
+    int line;
+    const char *directive;
+    char *err;
+    size_t errlen;
+    int depth;                        /* 0: the main file */
+    struct stat main_st;              /* to refuse including the main file */
+    bool have_main_st;
+    long cur;                         /* index of the current listener; -1: the default one */
+    struct config_listener deflt;     /* listener options given before any `listener` */
+    bool deflt_port_set, deflt_bind_set;
+    bool security_seen;               /* a security directive was given */
+    bool log_dest_set, log_type_set;  /* the first occurrence replaces the default */
+};
+
+/* ---- small helpers ---- */
+
+static int fail(struct parser *p, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Formats `FILE:LINE: DIRECTIVE: message` into p->err and returns rc. */
+static int fail(struct parser *p, int rc, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (p->err != NULL && p->errlen > 0) {
+        if (p->directive != NULL)
+            snprintf(p->err, p->errlen, "%s:%d: %s: %s", p->file, p->line, p->directive, msg);
+        else if (p->line > 0)
+            snprintf(p->err, p->errlen, "%s:%d: %s", p->file, p->line, msg);
+        else
+            snprintf(p->err, p->errlen, "%s: %s", p->file, msg);
+    }
+    return rc;
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
+        s[--n] = '\0';
+    return s;
+}
+
+/* Splits the next whitespace-separated word off *s; NULL at the end of the line. */
+static char *next_word(char **s)
+{
+    char *w = *s;
+    while (*w == ' ' || *w == '\t')
+        w++;
+    if (*w == '\0')
+        return NULL;
+    char *e = w;
+    while (*e != '\0' && *e != ' ' && *e != '\t')
+        e++;
+    if (*e != '\0')
+        *e++ = '\0';
+    *s = e;
+    return w;
+}
+
+/* Fails unless nothing but an optional `# comment` is left on the line. */
+static int no_more(struct parser *p, char *rest)
+{
+    char *w = next_word(&rest);
+    if (w != NULL && w[0] != '#')
+        return fail(p, -EINVAL, "unexpected extra value '%s'", w);
+    return 0;
+}
+
+static int parse_ll(const char *s, long long *out)
+{
+    if (s == NULL || *s == '\0')
+        return -EINVAL;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0' || isspace((unsigned char)s[0]))
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+static void store_int(void *field, unsigned width, long long v)
+{
+    switch (width) {
+    case 1:
+        *(uint8_t *)field = (uint8_t)v;
+        break;
+    case 2:
+        *(uint16_t *)field = (uint16_t)v;
+        break;
+    case 4:
+        *(uint32_t *)field = (uint32_t)v; /* also int32_t/int: same representation */
+        break;
+    default:
+        *(uint64_t *)field = (uint64_t)v;
+        break;
+    }
+}
+
+static struct config_listener *cur_listener(struct parser *p)
+{
+    return p->cur < 0 ? &p->deflt : &p->cfg->listeners[p->cur];
+}
+
+static struct config_security *cur_security(struct parser *p)
+{
+    if (!p->cfg->per_listener_settings)
+        return &p->cfg->security;
+    return &cur_listener(p)->security;
+}
+
+static void *field_of(struct parser *p, const struct directive *d)
+{
+    char *base;
+    switch (d->scope) {
+    case SCOPE_LISTENER:
+        base = (char *)cur_listener(p);
+        break;
+    case SCOPE_SECURITY:
+        base = (char *)cur_security(p);
+        break;
+    default:
+        base = (char *)p->cfg;
+        break;
+    }
+    return base + d->offset;
+}
+
+/* Strings are left NULL while parsing, so that a repeated string directive is detected;
+ * their defaults are filled in afterwards (strings_fill). */
+static void security_defaults(struct config_security *s)
+{
+    memset(s, 0, sizeof *s);
+    s->allow_zero_length_clientid = true;
+}
+
+static int fill(char **field, const char *dflt)
+{
+    if (*field == NULL && (*field = strdup(dflt)) == NULL)
+        return -ENOMEM;
+    return 0;
+}
+
+static int security_fill(struct config_security *s)
+{
+    return fill(&s->auto_id_prefix, "auto-");
+}
+
+static void security_free(struct config_security *s)
+{
+    free(s->auto_id_prefix);
+    free(s->password_file);
+    free(s->acl_file);
+    memset(s, 0, sizeof *s);
+}
+
+static int dup_or_null(const char *s, char **out)
+{
+    *out = NULL;
+    if (s == NULL)
+        return 0;
+    *out = strdup(s);
+    return *out != NULL ? 0 : -ENOMEM;
+}
+
+static int security_copy(struct config_security *dst, const struct config_security *src)
+{
+    *dst = *src;
+    dst->auto_id_prefix = dst->password_file = dst->acl_file = NULL;
+    if (dup_or_null(src->auto_id_prefix, &dst->auto_id_prefix) != 0 ||
+        dup_or_null(src->password_file, &dst->password_file) != 0 ||
+        dup_or_null(src->acl_file, &dst->acl_file) != 0) {
+        security_free(dst);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+static void listener_init(struct config_listener *l, const char *file, int line)
+{
+    memset(l, 0, sizeof *l);
+    l->max_connections = -1;
+    l->max_qos = 2;
+    l->max_topic_alias = 10;
+    l->file = file;
+    l->line = line;
+    security_defaults(&l->security);
+}
+
+static void listener_free(struct config_listener *l)
+{
+    free(l->bind_address);
+    security_free(&l->security);
+}
+
+/* Appends a listener (zeroed with defaults); returns its index or -ENOMEM. */
+static long listener_add(struct config *cfg, const char *file, int line)
+{
+    struct config_listener *ls =
+        realloc(cfg->listeners, (cfg->listener_count + 1) * sizeof *cfg->listeners);
+    if (ls == NULL)
+        return -ENOMEM;
+    cfg->listeners = ls;
+    listener_init(&ls[cfg->listener_count], file, line);
+    return (long)cfg->listener_count++;
+}
+
+static int parse_port(struct parser *p, const char *word, uint16_t *out)
+{
+    long long v;
+    if (parse_ll(word, &v) != 0 || v < 0 || v > 65535)
+        return fail(p, -EINVAL, "invalid port '%s' (expected 1 to 65535)", word);
+    if (v == 0)
+        return fail(p, -ENOTSUP, "port 0 (a Unix socket listener) is not supported yet");
+    *out = (uint16_t)v;
+    return 0;
+}
+
+/* ---- special directives ---- */
+
+static int dir_listener(struct parser *p, const struct directive *d, char *value)
+{
+    (void)d;
+    char *port = next_word(&value);
+    char *addr = next_word(&value);
+    uint16_t n;
+    int rc;
+    if (port == NULL)
+        return fail(p, -EINVAL, "missing port");
+    if ((rc = parse_port(p, port, &n)) != 0)
+        return rc;
+    if ((rc = no_more(p, value)) != 0)
+        return rc;
+    if (addr != NULL && addr[0] == '#')
+        addr = NULL;
+    for (size_t i = 0; i < p->cfg->listener_count; i++) {
+        const struct config_listener *o = &p->cfg->listeners[i];
+        if (o->port == n && ((o->bind_address == NULL && addr == NULL) ||
+                             (o->bind_address != NULL && addr != NULL &&
+                              strcmp(o->bind_address, addr) == 0)))
+            return fail(p, -EINVAL, "port %u%s%s is already a listener (%s:%d)", n,
+                        addr ? " on " : "", addr ? addr : "", o->file, o->line);
+    }
+    long idx = listener_add(p->cfg, p->file, p->line);
+    if (idx < 0)
+        return fail(p, -ENOMEM, "out of memory");
+    struct config_listener *l = &p->cfg->listeners[idx];
+    l->port = n;
+    if (addr != NULL && (l->bind_address = strdup(addr)) == NULL)
+        return fail(p, -ENOMEM, "out of memory");
+    /* With per_listener_settings false the listener's security is filled in at the end. */
+    p->cur = idx;
+    return 0;
+}
+
+/* Deprecated `port N`: the default listener's port. */
+static int dir_port(struct parser *p, const struct directive *d, char *value)
+{
+    (void)d;
+    char *w = next_word(&value);
+    int rc;
+    if (w == NULL)
+        return fail(p, -EINVAL, "missing port");
+    if ((rc = parse_port(p, w, &p->deflt.port)) != 0)
+        return rc;
+    p->deflt_port_set = true;
+    return no_more(p, value);
+}
+
+/* Deprecated `bind_address ADDRESS`: the default listener's address. */
+static int dir_bind_address(struct parser *p, const struct directive *d, char *value)
+{
+    (void)d;
+    char *w = next_word(&value);
+    int rc;
+    if (w == NULL)
+        return fail(p, -EINVAL, "missing address");
+    if ((rc = no_more(p, value)) != 0)
+        return rc;
+    if (p->deflt.bind_address != NULL)
+        return fail(p, -EINVAL, "given twice");
+    if ((p->deflt.bind_address = strdup(w)) == NULL)
+        return fail(p, -ENOMEM, "out of memory");
+    p->deflt_bind_set = true;
+    return 0;
+}
+
+static int dir_protocol(struct parser *p, const struct directive *d, char *value)
+{
+    (void)d;
+    char *w = next_word(&value);
+    int rc;
+    if (w == NULL)
+        return fail(p, -EINVAL, "missing value (mqtt or websockets)");
+    if ((rc = no_more(p, value)) != 0)
+        return rc;
+    if (strcmp(w, "mqtt") == 0) {
+        cur_listener(p)->protocol = CONFIG_PROTOCOL_MQTT;
+        return 0;
+    }
+    if (strcmp(w, "websockets") == 0) {
+        cur_listener(p)->protocol = CONFIG_PROTOCOL_WEBSOCKETS;
+        return fail(p, -ENOTSUP, "websockets not supported yet");
+    }
+    return fail(p, -EINVAL, "invalid value '%s' (expected mqtt or websockets)", w);
+}
+
+static int dir_socket_domain(struct parser *p, const struct directive *d, char *value)
+{
+    (void)d;
+    char *w = next_word(&value);
+    int rc;
+    if (w == NULL)
+        return fail(p, -EINVAL, "missing value (ipv4 or ipv6)");
+    if ((rc = no_more(p, value)) != 0)
+        return rc;
+    if (strcmp(w, "ipv4") == 0)
+        cur_listener(p)->socket_domain = CONFIG_SOCKET_DOMAIN_IPV4;
+    else if (strcmp(w, "ipv6") == 0)
+        cur_listener(p)->socket_domain = CONFIG_SOCKET_DOMAIN_IPV6;
+    else
+        return fail(p, -EINVAL, "invalid value '%s' (expected ipv4 or ipv6)", w);
+    return 0;
+}
+
+static int dir_max_connections(struct parser *p, const struct directive *d, char *value)
+{
+    (void)d;
+    char *w = next_word(&value);
+    long long v;
+    int rc;
+    if (w == NULL)
+        return fail(p, -EINVAL, "missing value");
+    if (parse_ll(w, &v) != 0 || v > INT_MAX)
+        return fail(p, -EINVAL, "invalid value '%s' (expected an integer, -1 = unlimited)", w);
+    if ((rc = no_more(p, value)) != 0)
+        return rc;
+    cur_listener(p)->max_connections = v < 0 ? -1 : (int)v; /* mosquitto: negative = -1 */
+    return 0;
+}
+
+static int dir_per_listener_settings(struct parser *p, const struct directive *d, char *value)
+{
+    (void)d;
+    char *w = next_word(&value);
+    int rc;
+    bool v;
+    if (w != NULL && strcmp(w, "true") == 0)
+        v = true;
+    else if (w != NULL && strcmp(w, "false") == 0)
+        v = false;
+    else
+        return fail(p, -EINVAL, "invalid value '%s' (expected true or false)", w ? w : "");
+    if ((rc = no_more(p, value)) != 0)
+        return rc;
+    if (v && p->security_seen)
+        return fail(p, -EINVAL, "must be set before any other security settings");
+    p->cfg->per_listener_settings = v;
+    return 0;
+}
+
+static int dir_log_dest(struct parser *p, const struct directive *d, char *value)
+{
+    (void)d;
+    struct config *cfg = p->cfg;
+    char *w = next_word(&value);
+    unsigned bit;
+    int rc;
+    if (w == NULL)
+        return fail(p, -EINVAL, "missing value (stdout, stderr, syslog, topic, file, none)");
+    if (strcmp(w, "file") == 0) {
+        char *path = trim(value);
+        if (*path == '\0')
+            return fail(p, -EINVAL, "missing file name after 'file'");
+        if (cfg->log_file != NULL)
+            return fail(p, -EINVAL, "only one log file may be given");
+        if ((cfg->log_file = strdup(path)) == NULL)
+            return fail(p, -ENOMEM, "out of memory");
+        bit = CONFIG_LOG_DEST_FILE;
+    } else {
+        if ((rc = no_more(p, value)) != 0)
+            return rc;
+        if (strcmp(w, "stdout") == 0)
+            bit = CONFIG_LOG_DEST_STDOUT;
+        else if (strcmp(w, "stderr") == 0)
+            bit = CONFIG_LOG_DEST_STDERR;
+        else if (strcmp(w, "syslog") == 0)
+            bit = CONFIG_LOG_DEST_SYSLOG;
+        else if (strcmp(w, "topic") == 0)
+            bit = CONFIG_LOG_DEST_TOPIC;
+        else if (strcmp(w, "none") == 0)
+            bit = CONFIG_LOG_DEST_NONE;
+        else if (strcmp(w, "dlt") == 0)
+            return fail(p, -ENOTSUP, "dlt not supported yet");
+        else
+            return fail(p, -EINVAL, "invalid value '%s'", w);
+    }
+    if (!p->log_dest_set) {
+        cfg->log_dest = 0;
+        p->log_dest_set = true;
+    }
+    cfg->log_dest |= bit;
+    return 0;
+}
+
+static int dir_log_type(struct parser *p, const struct directive *d, char *value)
+{
+    (void)d;
+    char *w = next_word(&value);
+    if (w == NULL)
+        return fail(p, -EINVAL, "missing value");
+    if (!p->log_type_set) {
+        p->cfg->log_types = 0;
+        p->log_type_set = true;
+    }
+    /* Mosquitto reads one word per line; several words on one line all apply here. */
+    for (; w != NULL && w[0] != '#'; w = next_word(&value)) {
+        unsigned bits;
+        if (log_type_parse(w, &bits) != 0)
+            return fail(p, -EINVAL, "invalid value '%s'", w);
+        if (strcmp(w, "none") == 0)
+            p->cfg->log_types = 0;
+        else
+            p->cfg->log_types |= bits;
+    }
+    return 0;
+}
+
+static int dir_duration(struct parser *p, const struct directive *d, char *value)
+{
+    char *w = next_word(&value);
+    uint64_t s;
+    int rc;
+    if (w == NULL || config_parse_duration(w, &s) != 0)
+        return fail(p, -EINVAL,
+                    "invalid duration '%s' (expected a positive number and h, d, w, m or y)",
+                    w ? w : "");
+    if ((rc = no_more(p, value)) != 0)
+        return rc;
+    *(uint64_t *)field_of(p, d) = s;
+    return 0;
+}
+
+static int dir_admin_listener(struct parser *p, const struct directive *d, char *value)
+{
+    (void)d;
+    struct config *cfg = p->cfg;
+    char *port = next_word(&value);
+    char *addr = next_word(&value);
+    int rc;
+    if (port == NULL)
+        return fail(p, -EINVAL, "missing port");
+    if (cfg->admin_listener_set)
+        return fail(p, -EINVAL, "given twice");
+    if ((rc = parse_port(p, port, &cfg->admin_port)) != 0)
+        return rc;
+    if ((rc = no_more(p, value)) != 0)
+        return rc;
+    if (addr != NULL && addr[0] != '#' && (cfg->admin_bind_address = strdup(addr)) == NULL)
+        return fail(p, -ENOMEM, "out of memory");
+    cfg->admin_listener_set = true;
+    return 0;
+}
+
+static int load_text(struct parser *p, const char *name, char *text);
+static int load_file(struct parser *p, const char *path);
+
+/* Mosquitto's include_dir order: case-insensitive first, then upper case before lower case
+ * at the first position where two names differ only in case. */
+static int include_name_cmp(const void *a, const void *b)
+{
+    const unsigned char *s1 = *(const unsigned char *const *)a;
+    const unsigned char *s2 = *(const unsigned char *const *)b;
+    for (; s1[0] && s2[0]; s1++, s2++) {
+        int r = toupper(s1[0]) - toupper(s2[0]);
+        if (r != 0)
+            return r;
+        if (s1[0] != s2[0])
+            return (int)s1[0] - (int)s2[0];
+    }
+    return (int)s1[0] - (int)s2[0];
+}
+
+static int dir_include_dir(struct parser *p, const struct directive *d, char *value)
+{
+    (void)d;
+    char *dir = trim(value);
+    char **names = NULL;
+    size_t n = 0;
+    int rc = 0;
+    if (*dir == '\0')
+        return fail(p, -EINVAL, "missing directory");
+    if (p->depth > 0)
+        return fail(p, -EINVAL, "only allowed in the main configuration file");
+    DIR *dh = opendir(dir);
+    if (dh == NULL) {
+        int e = errno;
+        return fail(p, -e, "cannot open directory '%s': %s", dir, strerror(e));
+    }
+    struct dirent *de;
+    while ((de = readdir(dh)) != NULL) {
+        size_t len = strlen(de->d_name);
+        if (len <= 5 || strcmp(de->d_name + len - 5, ".conf") != 0)
+            continue;
+        if (n == CONFIG_MAX_INCLUDE_FILES) {
+            rc = fail(p, -EINVAL, "more than %d files in '%s'", CONFIG_MAX_INCLUDE_FILES, dir);
+            goto out;
+        }
+        char **grown = realloc(names, (n + 1) * sizeof *names);
+        if (grown == NULL || (grown[n] = strdup(de->d_name)) == NULL) {
+            if (grown != NULL)
+                names = grown;
+            rc = fail(p, -ENOMEM, "out of memory");
+            goto out;
+        }
+        names = grown;
+        n++;
+    }
+    qsort(names, n, sizeof *names, include_name_cmp);
+    /* Keep this line's context: messages from included files name their own file and line. */
+    const char *file = p->file;
+    int line = p->line;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        size_t plen = strlen(dir) + 1 + strlen(names[i]) + 1;
+        char *path = malloc(plen);
+        if (path == NULL) {
+            rc = fail(p, -ENOMEM, "out of memory");
+            break;
+        }
+        snprintf(path, plen, "%s/%s", dir, names[i]);
+        struct stat st;
+        if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+            free(path);
+            continue;
+        }
+        if (p->have_main_st && stat(path, &st) == 0 && st.st_dev == p->main_st.st_dev &&
+            st.st_ino == p->main_st.st_ino) {
+            rc = fail(p, -EINVAL, "'%s' contains the main configuration file", dir);
+            free(path);
+            break;
+        }
+        p->depth++;
+        rc = load_file(p, path);
+        p->depth--;
+        free(path);
+        p->file = file;
+        p->line = line;
+        p->directive = "include_dir";
+    }
+out:
+    closedir(dh);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return rc;
+}
+
+/* ---- the table ---- */
+
+#define F(st, field)           offsetof(st, field), sizeof(((st *)0)->field)
+#define G_BOOL(name, field)    {name, SCOPE_GLOBAL, TYPE_BOOL, F(struct config, field), 0, 0, 0, NULL}
+#define S_BOOL(name, field)                                                                        \
+    {name, SCOPE_SECURITY, TYPE_BOOL, F(struct config_security, field), 0, 0, 0, NULL}
+#define G_UINT(name, field, lo, hi)                                                                \
+    {name, SCOPE_GLOBAL, TYPE_INT, F(struct config, field), false, lo, hi, NULL}
+#define G_SINT(name, field, lo, hi)                                                                \
+    {name, SCOPE_GLOBAL, TYPE_INT, F(struct config, field), true, lo, hi, NULL}
+#define L_UINT(name, field, lo, hi)                                                                \
+    {name, SCOPE_LISTENER, TYPE_INT, F(struct config_listener, field), false, lo, hi, NULL}
+#define G_STR(name, field)     {name, SCOPE_GLOBAL, TYPE_STRING, F(struct config, field), 0, 0, 0, NULL}
+#define S_STR(name, field)                                                                         \
+    {name, SCOPE_SECURITY, TYPE_STRING, F(struct config_security, field), 0, 0, 0, NULL}
+#define SPECIAL(name, scope, fn) {name, scope, TYPE_SPECIAL, 0, 0, 0, 0, 0, fn}
+#define SPECIAL_F(name, st, field, fn)                                                             \
+    {name, SCOPE_GLOBAL, TYPE_SPECIAL, F(st, field), 0, 0, 0, fn}
+#define IGNORED(name)     {name, SCOPE_GLOBAL, TYPE_IGNORED, 0, 0, 0, 0, 0, NULL}
+#define UNSUPPORTED(name) {name, SCOPE_GLOBAL, TYPE_UNSUPPORTED, 0, 0, 0, 0, 0, NULL}
+
+static const struct directive directives[] = {
+    /* listeners */
+    SPECIAL("listener", SCOPE_GLOBAL, dir_listener),
+    SPECIAL("port", SCOPE_GLOBAL, dir_port),
+    SPECIAL("bind_address", SCOPE_GLOBAL, dir_bind_address),
+    SPECIAL("protocol", SCOPE_LISTENER, dir_protocol),
+    SPECIAL("socket_domain", SCOPE_LISTENER, dir_socket_domain),
+    SPECIAL("max_connections", SCOPE_LISTENER, dir_max_connections),
+    L_UINT("max_qos", max_qos, 0, 2),
+    L_UINT("max_topic_alias", max_topic_alias, 0, 65535),
+    /* security (per listener with per_listener_settings true) */
+    SPECIAL("per_listener_settings", SCOPE_GLOBAL, dir_per_listener_settings),
+    S_BOOL("allow_anonymous", allow_anonymous),
+    S_BOOL("allow_zero_length_clientid", allow_zero_length_clientid),
+    S_STR("auto_id_prefix", auto_id_prefix),
+    S_STR("password_file", password_file),
+    S_STR("acl_file", acl_file),
+    /* persistence */
+    G_BOOL("persistence", persistence),
+    G_STR("persistence_location", persistence_location),
+    G_STR("persistence_file", persistence_file),
+    G_SINT("autosave_interval", autosave_interval_s, INT32_MIN, INT32_MAX),
+    G_BOOL("autosave_on_changes", autosave_on_changes),
+    /* logging */
+    SPECIAL("log_dest", SCOPE_GLOBAL, dir_log_dest),
+    SPECIAL("log_type", SCOPE_GLOBAL, dir_log_type),
+    G_SINT("log_facility", log_facility, 0, 7),
+    G_BOOL("connection_messages", connection_messages),
+    G_BOOL("log_timestamp", log_timestamp),
+    G_STR("log_timestamp_format", log_timestamp_format),
+    /* limits and behaviour */
+    G_UINT("max_inflight_messages", max_inflight_messages, 0, 65535),
+    G_UINT("max_inflight_bytes", max_inflight_bytes, 0, INT64_MAX),
+    G_UINT("max_queued_messages", max_queued_messages, 0, INT32_MAX),
+    G_UINT("max_queued_bytes", max_queued_bytes, 0, INT64_MAX),
+    G_BOOL("queue_qos0_messages", queue_qos0_messages),
+    G_UINT("message_size_limit", message_size_limit, 0, CONFIG_MQTT_MAX_PAYLOAD),
+    G_UINT("max_packet_size", max_packet_size, 0, CONFIG_MQTT_MAX_PACKET),
+    G_UINT("max_keepalive", max_keepalive, 10, 65535),
+    SPECIAL_F("persistent_client_expiration", struct config, persistent_client_expiration_s,
+              dir_duration),
+    G_BOOL("retain_available", retain_available),
+    G_BOOL("upgrade_outgoing_qos", upgrade_outgoing_qos),
+    G_BOOL("check_retain_source", check_retain_source),
+    G_BOOL("set_tcp_nodelay", set_tcp_nodelay),
+    G_UINT("sys_interval", sys_interval_s, 0, INT32_MAX),
+    IGNORED("allow_duplicate_messages"),
+    /* process */
+    SPECIAL("include_dir", SCOPE_GLOBAL, dir_include_dir),
+    G_STR("pid_file", pid_file),
+    G_STR("user", user),
+    /* cluster */
+    G_UINT("node_id", node_id, 1, UINT32_MAX),
+    SPECIAL("admin_listener", SCOPE_GLOBAL, dir_admin_listener),
+    UNSUPPORTED("cluster_listen"),
+    UNSUPPORTED("cluster_advertise"),
+    UNSUPPORTED("cluster_peers"),
+    UNSUPPORTED("cluster_join"),
+    UNSUPPORTED("cluster_secret_file"),
+    UNSUPPORTED("cluster_cafile"),
+    UNSUPPORTED("cluster_certfile"),
+    UNSUPPORTED("cluster_keyfile"),
+    UNSUPPORTED("admin_token_file"),
+    /* listener options of later milestones */
+    UNSUPPORTED("bind_interface"),
+    UNSUPPORTED("http_dir"),
+    UNSUPPORTED("mount_point"),
+    UNSUPPORTED("use_username_as_clientid"),
+    UNSUPPORTED("websockets_log_level"),
+    UNSUPPORTED("websockets_headers_size"),
+    /* TLS */
+    UNSUPPORTED("cafile"),
+    UNSUPPORTED("capath"),
+    UNSUPPORTED("certfile"),
+    UNSUPPORTED("keyfile"),
+    UNSUPPORTED("ciphers"),
+    UNSUPPORTED("ciphers_tls1.3"),
+    UNSUPPORTED("crlfile"),
+    UNSUPPORTED("dhparamfile"),
+    UNSUPPORTED("require_certificate"),
+    UNSUPPORTED("tls_engine"),
+    UNSUPPORTED("tls_engine_kpass_sha1"),
+    UNSUPPORTED("tls_keyform"),
+    UNSUPPORTED("tls_version"),
+    UNSUPPORTED("use_identity_as_username"),
+    UNSUPPORTED("use_subject_as_username"),
+    UNSUPPORTED("psk_hint"),
+    UNSUPPORTED("psk_file"),
+    /* plugins and other mosquitto features */
+    UNSUPPORTED("auth_plugin"),
+    UNSUPPORTED("auth_plugin_deny_special_chars"),
+    UNSUPPORTED("plugin"),
+    UNSUPPORTED("memory_limit"),
+    UNSUPPORTED("clientid_prefixes"),
+    /* bridges */
+    UNSUPPORTED("connection"),
+    UNSUPPORTED("address"),
+    UNSUPPORTED("addresses"),
+    UNSUPPORTED("bridge_attempt_unsubscribe"),
+    UNSUPPORTED("bridge_bind_address"),
+    UNSUPPORTED("bridge_max_packet_size"),
+    UNSUPPORTED("bridge_outgoing_retain"),
+    UNSUPPORTED("bridge_protocol_version"),
+    UNSUPPORTED("bridge_alpn"),
+    UNSUPPORTED("bridge_cafile"),
+    UNSUPPORTED("bridge_capath"),
+    UNSUPPORTED("bridge_certfile"),
+    UNSUPPORTED("bridge_identity"),
+    UNSUPPORTED("bridge_insecure"),
+    UNSUPPORTED("bridge_keyfile"),
+    UNSUPPORTED("bridge_psk"),
+    UNSUPPORTED("bridge_require_ocsp"),
+    UNSUPPORTED("bridge_tls_version"),
+    UNSUPPORTED("cleansession"),
+    UNSUPPORTED("local_cleansession"),
+    UNSUPPORTED("keepalive_interval"),
+    UNSUPPORTED("idle_timeout"),
+    UNSUPPORTED("local_clientid"),
+    UNSUPPORTED("local_password"),
+    UNSUPPORTED("local_username"),
+    UNSUPPORTED("notifications"),
+    UNSUPPORTED("notifications_local_only"),
+    UNSUPPORTED("notification_topic"),
+    UNSUPPORTED("remote_clientid"),
+    UNSUPPORTED("remote_password"),
+    UNSUPPORTED("remote_username"),
+    UNSUPPORTED("clientid"),
+    UNSUPPORTED("password"),
+    UNSUPPORTED("username"),
+    UNSUPPORTED("restart_timeout"),
+    UNSUPPORTED("round_robin"),
+    UNSUPPORTED("start_type"),
+    UNSUPPORTED("threshold"),
+    UNSUPPORTED("topic"),
+    UNSUPPORTED("try_private"),
+};
+
+static const struct directive *find_directive(const char *name)
+{
+    static const struct directive opt_prefix = UNSUPPORTED("plugin options");
+    for (size_t i = 0; i < sizeof directives / sizeof directives[0]; i++)
+        if (strcmp(directives[i].name, name) == 0)
+            return &directives[i];
+    if (strncmp(name, "auth_opt_", 9) == 0 || strncmp(name, "plugin_opt_", 11) == 0)
+        return &opt_prefix;
+    return NULL;
+}
+
+static int apply_directive(struct parser *p, const struct directive *d, char *value)
+{
+    if (d->scope == SCOPE_SECURITY)
+        p->security_seen = true;
+    switch (d->type) {
+    case TYPE_BOOL: {
+        char *w = next_word(&value);
+        bool v;
+        int rc;
+        if (w != NULL && strcmp(w, "true") == 0)
+            v = true;
+        else if (w != NULL && strcmp(w, "false") == 0)
+            v = false;
+        else if (w == NULL)
+            return fail(p, -EINVAL, "missing value (expected true or false)");
+        else
+            return fail(p, -EINVAL, "invalid value '%s' (expected true or false)", w);
+        if ((rc = no_more(p, value)) != 0)
+            return rc;
+        *(bool *)field_of(p, d) = v;
+        if (d->scope == SCOPE_SECURITY && strcmp(d->name, "allow_anonymous") == 0)
+            cur_security(p)->allow_anonymous_set = true;
+        return 0;
+    }
+    case TYPE_INT: {
+        char *w = next_word(&value);
+        long long v;
+        int rc;
+        if (w == NULL)
+            return fail(p, -EINVAL, "missing value");
+        if (parse_ll(w, &v) != 0)
+            return fail(p, -EINVAL, "invalid value '%s' (expected an integer)", w);
+        if (v < d->min || v > d->max)
+            return fail(p, -EINVAL, "value %s out of range (%lld to %lld)", w, d->min, d->max);
+        if ((rc = no_more(p, value)) != 0)
+            return rc;
+        store_int(field_of(p, d), d->width, v);
+        return 0;
+    }
+    case TYPE_STRING: {
+        char **field = field_of(p, d);
+        char *v = trim(value);
+        if (*v == '\0')
+            return fail(p, -EINVAL, "missing value");
+        if (*field != NULL) /* a repeated string directive is an error, as in Mosquitto */
+            return fail(p, -EINVAL, "given twice");
+        if ((*field = strdup(v)) == NULL)
+            return fail(p, -ENOMEM, "out of memory");
+        return 0;
+    }
+    case TYPE_SPECIAL:
+        return d->fn(p, d, value);
+    case TYPE_IGNORED:
+        return 0;
+    case TYPE_UNSUPPORTED:
+        return fail(p, -ENOTSUP, "not supported yet");
+    }
+    return fail(p, -EINVAL, "internal error");
+}
+
+static int parse_line(struct parser *p, char *line)
+{
+    char *s = trim(line);
+    if (*s == '\0' || *s == '#')
+        return 0;
+    char *name = next_word(&s);
+    const struct directive *d = find_directive(name);
+    p->directive = name;
+    if (d == NULL)
+        return fail(p, -EINVAL, "unknown directive");
+    return apply_directive(p, d, s);
+}
+
+/* Parses text (NUL-terminated, modified in place) as the file `name`. */
+static int load_text(struct parser *p, const char *name, char *text)
+{
+    const char *saved_file = p->file;
+    int saved_line = p->line;
+    int rc = 0;
+    p->file = name;
+    p->line = 0;
+    char *pos = text;
+    while (rc == 0 && *pos != '\0') {
+        char *nl = strchr(pos, '\n');
+        if (nl != NULL)
+            *nl = '\0';
+        p->line++;
+        p->directive = NULL;
+        rc = parse_line(p, pos);
+        if (nl == NULL)
+            break;
+        pos = nl + 1;
+    }
+    if (rc == 0) {
+        p->file = saved_file;
+        p->line = saved_line;
+    }
+    return rc;
+}
+
+static int read_file(const char *path, char **out, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return -errno;
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    for (;;) {
+        if (cap - n < 4096) {
+            size_t ncap = cap ? cap * 2 : 8192;
+            char *g = realloc(buf, ncap + 1);
+            if (g == NULL) {
+                rc = -ENOMEM;
+                break;
+            }
+            buf = g;
+            cap = ncap;
+        }
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (r == 0) {
+            if (ferror(f))
+                rc = -EIO;
+            break;
+        }
+    }
+    fclose(f);
+    if (rc != 0) {
+        free(buf);
+        return rc;
+    }
+    if (buf == NULL && (buf = malloc(1)) == NULL)
+        return -ENOMEM;
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+/* Replaces NUL bytes so that a line containing one is reported, not silently cut. */
+static int check_nul(struct parser *p, const char *name, const char *buf, size_t len)
+{
+    const char *z = memchr(buf, '\0', len);
+    if (z == NULL)
+        return 0;
+    int line = 1;
+    for (const char *c = buf; c < z; c++)
+        line += *c == '\n';
+    p->file = name;
+    p->line = line;
+    p->directive = NULL;
+    return fail(p, -EINVAL, "NUL byte in line");
+}
+
+static int load_file(struct parser *p, const char *path)
+{
+    char *buf;
+    size_t len;
+    int rc = read_file(path, &buf, &len);
+    if (rc != 0) {
+        p->file = path;
+        p->line = 0;
+        p->directive = NULL;
+        return fail(p, rc, "cannot read: %s", strerror(-rc));
+    }
+    rc = check_nul(p, path, buf, len);
+    if (rc == 0)
+        rc = load_text(p, path, buf);
+    free(buf);
+    return rc;
+}
+
+/* ---- resolution after the file ---- */
+
+static int strings_fill(struct config *cfg);
+
+static bool deflt_is_used(const struct parser *p)
+{
+    const struct config_listener *d = &p->deflt;
+    return p->deflt_port_set || p->deflt_bind_set || d->max_connections >= 0 ||
+           d->max_qos != 2 || d->socket_domain != CONFIG_SOCKET_DOMAIN_ANY ||
+           d->protocol != CONFIG_PROTOCOL_MQTT ||
+           (p->cfg->per_listener_settings &&
+            (d->security.password_file != NULL || d->security.acl_file != NULL));
+}
+
+/* Inserts a copy of tmpl (borrowed) at the front or back of the listener list. */
+static int listener_push_copy(struct config *cfg, const struct config_listener *tmpl,
+                              const struct config_security *sec, uint16_t port,
+                              const char *addr, bool front)
+{
+    long idx = listener_add(cfg, tmpl->file, tmpl->line);
+    if (idx < 0)
+        return -ENOMEM;
+    struct config_listener *l = &cfg->listeners[idx];
+    security_free(&l->security);
+    struct config_security s = l->security;
+    *l = *tmpl;
+    l->security = s;
+    l->port = port;
+    l->bind_address = NULL;
+    if (security_copy(&l->security, sec) != 0 || dup_or_null(addr, &l->bind_address) != 0) {
+        listener_free(l);
+        cfg->listener_count--;
+        return -ENOMEM;
+    }
+    if (front && cfg->listener_count > 1) {
+        struct config_listener tmp = *l;
+        memmove(&cfg->listeners[1], &cfg->listeners[0],
+                (cfg->listener_count - 1) * sizeof *cfg->listeners);
+        cfg->listeners[0] = tmp;
+    }
+    return 0;
+}
+
+static int resolve(struct parser *p, const struct config_args *args)
+{
+    struct config *cfg = p->cfg;
+    int rc;
+    p->directive = NULL;
+    p->line = 0;
+    if (strings_fill(cfg) != 0 || security_fill(&p->deflt.security) != 0)
+        return fail(p, -ENOMEM, "out of memory");
+    for (size_t i = 0; i < cfg->listener_count; i++)
+        if (security_fill(&cfg->listeners[i].security) != 0)
+            return fail(p, -ENOMEM, "out of memory");
+
+    /* Mosquitto's implicit default listener (port/bind_address or listener options given
+     * before any `listener` line). */
+    if (deflt_is_used(p)) {
+        const struct config_security *sec =
+            cfg->per_listener_settings ? &p->deflt.security : &cfg->security;
+        uint16_t port = p->deflt_port_set ? p->deflt.port : CONFIG_DEFAULT_PORT;
+        if ((rc = listener_push_copy(cfg, &p->deflt, sec, port, p->deflt.bind_address, true)))
+            return fail(p, rc, "out of memory");
+    }
+
+    if (cfg->listener_count == 0) {
+        /* Local-only mode: 127.0.0.1 and ::1 on 1883 or on each -p port. */
+        const struct config_security *sec =
+            cfg->per_listener_settings ? &p->deflt.security : &cfg->security;
+        struct config_security local;
+        if ((rc = security_copy(&local, sec)) != 0)
+            return fail(p, rc, "out of memory");
+        if (!local.allow_anonymous_set)
+            local.allow_anonymous = true;
+        size_t nports = args != NULL && args->port_count > 0 ? args->port_count : 1;
+        for (size_t i = 0; i < nports && rc == 0; i++) {
+            uint16_t port = args != NULL && args->port_count > 0 ? args->ports[i]
+                                                                  : CONFIG_DEFAULT_PORT;
+            rc = listener_push_copy(cfg, &p->deflt, &local, port, "127.0.0.1", false);
+            if (rc == 0)
+                rc = listener_push_copy(cfg, &p->deflt, &local, port, "::1", false);
+        }
+        security_free(&local);
+        if (rc != 0)
+            return fail(p, rc, "out of memory");
+        for (size_t i = 0; i < cfg->listener_count; i++) {
+            cfg->listeners[i].local_only = true;
+            cfg->listeners[i].file = "<default>";
+            cfg->listeners[i].line = 0;
+            cfg->listeners[i].socket_domain = CONFIG_SOCKET_DOMAIN_ANY;
+        }
+        cfg->local_only = true;
+    } else if (args != NULL && args->port_count > 0) {
+        cfg->cmd_ports_ignored = true;
+    }
+
+    if (!cfg->per_listener_settings) {
+        for (size_t i = 0; i < cfg->listener_count; i++) {
+            struct config_listener *l = &cfg->listeners[i];
+            if (l->local_only)
+                continue;
+            security_free(&l->security);
+            if (security_copy(&l->security, &cfg->security) != 0)
+                return fail(p, -ENOMEM, "out of memory");
+        }
+    }
+    cfg->max_qos = p->deflt.max_qos;
+    cfg->max_topic_alias = p->deflt.max_topic_alias;
+
+    if (args != NULL) {
+        if (args->verbose) {
+            cfg->log_types = LOG_TYPE_ALL;
+            cfg->verbose = true;
+        }
+        if (args->daemon)
+            cfg->daemon = true;
+    }
+    if ((cfg->log_dest & CONFIG_LOG_DEST_FILE) && cfg->log_file == NULL)
+        return fail(p, -EINVAL, "log_dest file without a file name");
+    return 0;
+}
+
+/* ---- public ---- */
+
+static int strings_fill(struct config *cfg)
+{
+    if (fill(&cfg->persistence_location, "./starling-data") != 0 ||
+        fill(&cfg->persistence_file, "mosquitto.db") != 0 || fill(&cfg->user, "mosquitto") != 0 ||
+        security_fill(&cfg->security) != 0)
+        return -ENOMEM;
+    return 0;
+}
+
+/* Mosquitto's defaults (Starling's persistence), strings left NULL. */
+static void defaults_numeric(struct config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->persistence = true;
+    cfg->autosave_interval_s = 1800;
+    cfg->log_dest = CONFIG_LOG_DEST_STDERR;
+    cfg->log_types = LOG_TYPE_DEFAULT;
+    cfg->log_facility = -1;
+    cfg->connection_messages = true;
+    cfg->log_timestamp = true;
+    cfg->max_inflight_messages = 20;
+    cfg->max_queued_messages = 1000;
+    cfg->message_size_limit = 0;
+    cfg->max_keepalive = 65535;
+    cfg->max_topic_alias = 10;
+    cfg->retain_available = true;
+    cfg->max_qos = 2;
+    cfg->sys_interval_s = 10;
+    cfg->node_id = 1;
+    security_defaults(&cfg->security);
+}
+
+int config_defaults(struct config *cfg)
+{
+    defaults_numeric(cfg);
+    if (strings_fill(cfg) != 0) {
+        config_free(cfg);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+void config_free(struct config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    for (size_t i = 0; i < cfg->listener_count; i++)
+        listener_free(&cfg->listeners[i]);
+    free(cfg->listeners);
+    security_free(&cfg->security);
+    free(cfg->persistence_location);
+    free(cfg->persistence_file);
+    free(cfg->log_file);
+    free(cfg->log_timestamp_format);
+    free(cfg->pid_file);
+    free(cfg->user);
+    free(cfg->config_file);
+    free(cfg->admin_bind_address);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+static int load_common(const char *name, const char *path, char *text, size_t len,
+                       const struct config_args *args, struct config *out, char *err,
+                       size_t errlen)
+{
+    struct parser p;
+    int rc;
+    memset(&p, 0, sizeof p);
+    p.cfg = out;
+    p.err = err;
+    p.errlen = errlen;
+    p.cur = -1;
+    p.file = name != NULL ? name : "<command line>";
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    defaults_numeric(out);
+    listener_init(&p.deflt, p.file, 0);
+    if (path != NULL) {
+        if ((out->config_file = strdup(path)) == NULL) {
+            rc = fail(&p, -ENOMEM, "out of memory");
+            goto out;
+        }
+        p.have_main_st = stat(path, &p.main_st) == 0;
+    }
+    if (text != NULL) {
+        if ((rc = check_nul(&p, name, text, len)) != 0)
+            goto out;
+        if ((rc = load_text(&p, name, text)) != 0)
+            goto out;
+    }
+    p.file = name != NULL ? name : "<command line>";
+    rc = resolve(&p, args);
+out:
+    listener_free(&p.deflt);
+    if (rc != 0)
+        config_free(out);
+    return rc;
+}
+
+int config_load(const char *path, const struct config_args *args, struct config *out, char *err,
+                size_t errlen)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    if (path != NULL) {
+        int rc = read_file(path, &buf, &len);
+        if (rc != 0) {
+            memset(out, 0, sizeof *out);
+            if (err != NULL && errlen > 0)
+                snprintf(err, errlen, "%s: cannot read: %s", path, strerror(-rc));
+            return rc;
+        }
+    }
+    int rc = load_common(path, path, buf, len, args, out, err, errlen);
+    free(buf);
+    return rc;
+}
+
+int config_load_buffer(const char *name, const char *buf, size_t len,
+                       const struct config_args *args, struct config *out, char *err,
+                       size_t errlen)
+{
+    char *copy = malloc(len + 1);
+    if (copy == NULL) {
+        memset(out, 0, sizeof *out);
+        if (err != NULL && errlen > 0)
+            snprintf(err, errlen, "%s: out of memory", name);
+        return -ENOMEM;
+    }
+    memcpy(copy, buf, len);
+    copy[len] = '\0';
+    int rc = load_common(name, NULL, copy, len, args, out, err, errlen);
+    free(copy);
+    return rc;
+}
+
+int config_parse_duration(const char *text, uint64_t *out_s)
+{
+    size_t n = strlen(text);
+    uint64_t mult;
+    if (n < 2)
+        return -EINVAL;
+    switch (text[n - 1]) {
+    case 'h':
+        mult = 3600;
+        break;
+    case 'd':
+        mult = 86400;
+        break;
+    case 'w':
+        mult = 86400 * 7;
+        break;
+    case 'm':
+        mult = 86400 * 30;
+        break;
+    case 'y':
+        mult = 86400 * 365;
+        break;
+    default:
+        return -EINVAL;
+    }
+    uint64_t v = 0;
+    for (size_t i = 0; i < n - 1; i++) {
+        if (text[i] < '0' || text[i] > '9')
+            return -EINVAL;
+        v = v * 10 + (uint64_t)(text[i] - '0');
+        if (v > UINT32_MAX)
+            return -EINVAL;
+    }
+    if (v == 0)
+        return -EINVAL;
+    *out_s = v * mult;
+    return 0;
+}
+
+const char *config_usage(void)
+{
+    return "starling is an MQTT v5.0/v3.1.1/v3.1 broker.\n"
+           "\n"
+           "Usage: starling [-c config_file] [-d] [-h] [-p port] [-v]\n"
+           "\n"
+           " -c : specify the broker config file.\n"
+           " -d : put the broker into the background after starting.\n"
+           " -h : display this help.\n"
+           " -p : start the broker listening on the specified port.\n"
+           "      Not recommended in conjunction with the -c option.\n"
+           " -v : verbose mode - enable all logging types. This overrides\n"
+           "      any logging options given in the config file.\n";
+}
+
+int config_parse_args(int argc, char *const argv[], struct config_args *out, char *err,
+                      size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-c") == 0 || strcmp(a, "--config-file") == 0) {
+            if (i + 1 >= argc) {
+                snprintf(err, errlen, "Error: -c argument given, but no config file specified.");
+                return -EINVAL;
+            }
+            out->config_file = argv[++i];
+        } else if (strcmp(a, "-p") == 0 || strcmp(a, "--port") == 0) {
+            if (i + 1 >= argc) {
+                snprintf(err, errlen, "Error: -p argument given, but no port specified.");
+                return -EINVAL;
+            }
+            char *end;
+            errno = 0;
+            long v = strtol(argv[++i], &end, 10);
+            if (errno != 0 || *end != '\0' || end == argv[i] || v < 1 || v > 65535) {
+                snprintf(err, errlen, "Error: Invalid port specified (%s).", argv[i]);
+                return -EINVAL;
+            }
+            if (out->port_count == CONFIG_MAX_CMD_PORTS) {
+                snprintf(err, errlen, "Error: Only %d ports can be specified on the command line.",
+                         CONFIG_MAX_CMD_PORTS);
+                return -EINVAL;
+            }
+            out->ports[out->port_count++] = (uint16_t)v;
+        } else if (strcmp(a, "-d") == 0 || strcmp(a, "--daemon") == 0) {
+            out->daemon = true;
+        } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+            out->verbose = true;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            out->help = true;
+        } else {
+            snprintf(err, errlen, "Error: Unknown option '%s'.", a);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,687 @@
+/* Tests of broker/config.c: defaults, every directive, every error form, include_dir, listeners
+ * and the command line. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+#include "log.h"
+#include "testlib.h"
+
+static char err[512];
+
+static int load(const char *text, const struct config_args *args, struct config *cfg)
+{
+    return config_load_buffer("t.conf", text, strlen(text), args, cfg, err, sizeof err);
+}
+
+/* Loads text that must be valid. */
+static void load_ok(const char *text, struct config *cfg)
+{
+    int rc = load(text, NULL, cfg);
+    if (rc != 0)
+        fail_msg("unexpected error %d: %s", rc, err);
+}
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* With no file and no -p, the broker is in local-only mode on 127.0.0.1 and ::1 port 1883
+ * with anonymous clients allowed, and every value is Mosquitto's default. */
+static void defaults_without_file(void **state)
+{
+    struct config c;
+    (void)state;
+    assert_int_equal(config_load(NULL, NULL, &c, err, sizeof err), 0);
+    assert_true(c.local_only);
+    assert_int_equal(c.listener_count, 2);
+    assert_string_equal(c.listeners[0].bind_address, "127.0.0.1");
+    assert_string_equal(c.listeners[1].bind_address, "::1");
+    for (int i = 0; i < 2; i++) {
+        const struct config_listener *l = &c.listeners[i];
+        assert_int_equal(l->port, 1883);
+        assert_true(l->local_only);
+        assert_true(l->security.allow_anonymous);
+        assert_true(l->security.allow_zero_length_clientid);
+        assert_string_equal(l->security.auto_id_prefix, "auto-");
+        assert_null(l->security.password_file);
+        assert_null(l->security.acl_file);
+        assert_int_equal(l->max_connections, -1);
+        assert_int_equal(l->max_qos, 2);
+        assert_int_equal(l->max_topic_alias, 10);
+        assert_int_equal(l->protocol, CONFIG_PROTOCOL_MQTT);
+        assert_int_equal(l->socket_domain, CONFIG_SOCKET_DOMAIN_ANY);
+    }
+    assert_false(c.per_listener_settings);
+    assert_true(c.persistence);
+    assert_string_equal(c.persistence_location, "./starling-data");
+    assert_string_equal(c.persistence_file, "mosquitto.db");
+    assert_int_equal(c.autosave_interval_s, 1800);
+    assert_int_equal(c.log_dest, CONFIG_LOG_DEST_STDERR);
+    assert_null(c.log_file);
+    assert_int_equal(c.log_types, LOG_TYPE_DEFAULT);
+    assert_int_equal(c.log_facility, -1);
+    assert_true(c.connection_messages);
+    assert_true(c.log_timestamp);
+    assert_null(c.log_timestamp_format);
+    assert_int_equal(c.max_inflight_messages, 20);
+    assert_int_equal(c.max_inflight_bytes, 0);
+    assert_int_equal(c.max_queued_messages, 1000);
+    assert_int_equal(c.max_queued_bytes, 0);
+    assert_false(c.queue_qos0_messages);
+    assert_int_equal(c.message_size_limit, 0);
+    assert_int_equal(c.max_packet_size, 0);
+    assert_int_equal(c.max_keepalive, 65535);
+    assert_int_equal(c.persistent_client_expiration_s, 0);
+    assert_true(c.retain_available);
+    assert_int_equal(c.max_qos, 2);
+    assert_false(c.upgrade_outgoing_qos);
+    assert_int_equal(c.sys_interval_s, 10);
+    assert_null(c.pid_file);
+    assert_string_equal(c.user, "mosquitto");
+    assert_false(c.daemon);
+    assert_false(c.verbose);
+    assert_int_equal(c.node_id, 1);
+    assert_false(c.admin_listener_set);
+    assert_null(c.config_file);
+    config_free(&c);
+}
+
+/* config_defaults() alone gives the same global values and no listener. */
+static void defaults_function(void **state)
+{
+    struct config c;
+    (void)state;
+    assert_int_equal(config_defaults(&c), 0);
+    assert_int_equal(c.listener_count, 0);
+    assert_true(c.persistence);
+    assert_string_equal(c.persistence_location, "./starling-data");
+    assert_int_equal(c.max_inflight_messages, 20);
+    assert_int_equal(c.max_queued_messages, 1000);
+    assert_int_equal(c.node_id, 1);
+    assert_string_equal(c.security.auto_id_prefix, "auto-");
+    config_free(&c);
+    config_free(&c); /* zeroed: a no-op */
+}
+
+/* Every directive with a value other than its default lands in its field. */
+static void every_directive_set(void **state)
+{
+    struct config c;
+    (void)state;
+    load_ok("# a comment\n"
+            "\n"
+            "   \n"
+            "allow_anonymous true\n"
+            "allow_zero_length_clientid false\n"
+            "auto_id_prefix gen-\n"
+            "password_file /etc/starling/passwd\n"
+            "acl_file /etc/starling/acl file\n"
+            "persistence false\n"
+            "persistence_location /var/lib/starling\n"
+            "persistence_file x.db\n"
+            "autosave_interval 60\n"
+            "autosave_on_changes true\n"
+            "log_dest stdout\n"
+            "log_dest file /var/log/starling.log\n"
+            "log_dest syslog\n"
+            "log_type error\n"
+            "log_type subscribe\n"
+            "log_facility 3\n"
+            "connection_messages false\n"
+            "log_timestamp false\n"
+            "log_timestamp_format %Y-%m-%dT%H:%M:%S\n"
+            "max_inflight_messages 5\n"
+            "max_inflight_bytes 1000\n"
+            "max_queued_messages 7\n"
+            "max_queued_bytes 123456789012\n"
+            "queue_qos0_messages true\n"
+            "message_size_limit 1000\n"
+            "max_packet_size 2000\n"
+            "max_keepalive 30\n"
+            "persistent_client_expiration 2d\n"
+            "retain_available false\n"
+            "upgrade_outgoing_qos true\n"
+            "check_retain_source true\n"
+            "set_tcp_nodelay true\n"
+            "sys_interval 0\n"
+            "allow_duplicate_messages false\n"
+            "pid_file /run/starling.pid\n"
+            "user nobody\n"
+            "node_id 3\n"
+            "admin_listener 8088 127.0.0.1\n"
+            "listener 1884 127.0.0.1\n"
+            "protocol mqtt\n"
+            "socket_domain ipv4\n"
+            "max_connections 100\n"
+            "max_qos 1\n"
+            "max_topic_alias 0\n"
+            "listener 1885\n"
+            "socket_domain ipv6\n",
+            &c);
+    assert_false(c.local_only);
+    assert_int_equal(c.listener_count, 2);
+    const struct config_listener *a = &c.listeners[0], *b = &c.listeners[1];
+    assert_int_equal(a->port, 1884);
+    assert_string_equal(a->bind_address, "127.0.0.1");
+    assert_int_equal(a->socket_domain, CONFIG_SOCKET_DOMAIN_IPV4);
+    assert_int_equal(a->max_connections, 100);
+    assert_int_equal(a->max_qos, 1);
+    assert_int_equal(a->max_topic_alias, 0);
+    assert_int_equal(a->line, 42);
+    assert_string_equal(a->file, "t.conf");
+    assert_int_equal(b->port, 1885);
+    assert_null(b->bind_address);
+    assert_int_equal(b->socket_domain, CONFIG_SOCKET_DOMAIN_IPV6);
+    assert_int_equal(b->max_connections, -1);
+    assert_int_equal(b->max_qos, 2);
+    for (int i = 0; i < 2; i++) {
+        const struct config_security *s = &c.listeners[i].security;
+        assert_true(s->allow_anonymous);
+        assert_false(s->allow_zero_length_clientid);
+        assert_string_equal(s->auto_id_prefix, "gen-");
+        assert_string_equal(s->password_file, "/etc/starling/passwd");
+        assert_string_equal(s->acl_file, "/etc/starling/acl file"); /* rest of the line */
+    }
+    assert_false(c.persistence);
+    assert_string_equal(c.persistence_location, "/var/lib/starling");
+    assert_string_equal(c.persistence_file, "x.db");
+    assert_int_equal(c.autosave_interval_s, 60);
+    assert_true(c.autosave_on_changes);
+    assert_int_equal(c.log_dest,
+                     CONFIG_LOG_DEST_STDOUT | CONFIG_LOG_DEST_FILE | CONFIG_LOG_DEST_SYSLOG);
+    assert_string_equal(c.log_file, "/var/log/starling.log");
+    assert_int_equal(c.log_types, LOG_TYPE_ERROR | LOG_TYPE_SUBSCRIBE);
+    assert_int_equal(c.log_facility, 3);
+    assert_false(c.connection_messages);
+    assert_false(c.log_timestamp);
+    assert_string_equal(c.log_timestamp_format, "%Y-%m-%dT%H:%M:%S");
+    assert_int_equal(c.max_inflight_messages, 5);
+    assert_int_equal(c.max_inflight_bytes, 1000);
+    assert_int_equal(c.max_queued_messages, 7);
+    assert_true(c.max_queued_bytes == 123456789012ull);
+    assert_true(c.queue_qos0_messages);
+    assert_int_equal(c.message_size_limit, 1000);
+    assert_int_equal(c.max_packet_size, 2000);
+    assert_int_equal(c.max_keepalive, 30);
+    assert_int_equal(c.persistent_client_expiration_s, 2 * 86400);
+    assert_false(c.retain_available);
+    assert_true(c.upgrade_outgoing_qos);
+    assert_true(c.check_retain_source);
+    assert_true(c.set_tcp_nodelay);
+    assert_int_equal(c.sys_interval_s, 0);
+    assert_string_equal(c.pid_file, "/run/starling.pid");
+    assert_string_equal(c.user, "nobody");
+    assert_int_equal(c.node_id, 3);
+    assert_true(c.admin_listener_set);
+    assert_int_equal(c.admin_port, 8088);
+    assert_string_equal(c.admin_bind_address, "127.0.0.1");
+    config_free(&c);
+}
+
+/* With a listener configured, allow_anonymous defaults to false (Mosquitto 2). */
+static void listener_makes_anonymous_default_false(void **state)
+{
+    struct config c;
+    (void)state;
+    load_ok("listener 1883\n", &c);
+    assert_false(c.local_only);
+    assert_int_equal(c.listener_count, 1);
+    assert_false(c.listeners[0].security.allow_anonymous);
+    assert_false(c.listeners[0].local_only);
+    config_free(&c);
+}
+
+/* In local-only mode an explicit allow_anonymous false is respected. */
+static void local_only_respects_explicit_anonymous(void **state)
+{
+    struct config c;
+    (void)state;
+    load_ok("allow_anonymous false\npassword_file /p\n", &c);
+    assert_true(c.local_only);
+    assert_false(c.listeners[0].security.allow_anonymous);
+    assert_string_equal(c.listeners[1].security.password_file, "/p");
+    config_free(&c);
+}
+
+/* Directives that apply globally work wherever they appear, even after a listener. */
+static void global_after_listener(void **state)
+{
+    struct config c;
+    (void)state;
+    load_ok("listener 1883\nallow_anonymous true\nmax_queued_messages 5\n", &c);
+    assert_true(c.listeners[0].security.allow_anonymous);
+    assert_int_equal(c.max_queued_messages, 5);
+    config_free(&c);
+}
+
+/* per_listener_settings true: auth settings belong to the listener they follow. */
+static void per_listener_settings_split(void **state)
+{
+    struct config c;
+    (void)state;
+    load_ok("per_listener_settings true\n"
+            "listener 1883\n"
+            "allow_anonymous true\n"
+            "listener 1884\n"
+            "password_file /pw\n"
+            "acl_file /acl\n"
+            "auto_id_prefix x-\n",
+            &c);
+    assert_true(c.per_listener_settings);
+    assert_int_equal(c.listener_count, 2);
+    assert_true(c.listeners[0].security.allow_anonymous);
+    assert_null(c.listeners[0].security.password_file);
+    assert_string_equal(c.listeners[0].security.auto_id_prefix, "auto-");
+    assert_false(c.listeners[1].security.allow_anonymous);
+    assert_string_equal(c.listeners[1].security.password_file, "/pw");
+    assert_string_equal(c.listeners[1].security.acl_file, "/acl");
+    assert_string_equal(c.listeners[1].security.auto_id_prefix, "x-");
+    config_free(&c);
+}
+
+/* per_listener_settings false: the same security values are copied to every listener, and a
+ * second password_file is an error even when it follows another listener. */
+static void global_security_copied(void **state)
+{
+    struct config c;
+    (void)state;
+    load_ok("listener 1883\npassword_file /pw\nlistener 1884\n", &c);
+    assert_string_equal(c.listeners[0].security.password_file, "/pw");
+    assert_string_equal(c.listeners[1].security.password_file, "/pw");
+    assert_true(c.listeners[0].security.password_file != c.listeners[1].security.password_file);
+    config_free(&c);
+    assert_int_equal(load("listener 1883\npassword_file /a\nlistener 1884\npassword_file /b\n",
+                          NULL, &c),
+                     -EINVAL);
+    assert_string_equal(err, "t.conf:4: password_file: given twice");
+}
+
+/* Mosquitto's deprecated `port` / listener options before any listener make the default
+ * listener (all addresses, 1883 unless `port` says otherwise). */
+static void default_listener(void **state)
+{
+    struct config c;
+    (void)state;
+    load_ok("port 1999\nlistener 2000\n", &c);
+    assert_int_equal(c.listener_count, 2);
+    assert_int_equal(c.listeners[0].port, 1999);
+    assert_null(c.listeners[0].bind_address);
+    assert_int_equal(c.listeners[1].port, 2000);
+    config_free(&c);
+
+    load_ok("max_qos 1\n", &c);
+    assert_false(c.local_only);
+    assert_int_equal(c.listener_count, 1);
+    assert_int_equal(c.listeners[0].port, 1883);
+    assert_int_equal(c.listeners[0].max_qos, 1);
+    assert_false(c.listeners[0].security.allow_anonymous);
+    config_free(&c);
+
+    load_ok("bind_address 127.0.0.1\n", &c);
+    assert_int_equal(c.listener_count, 1);
+    assert_string_equal(c.listeners[0].bind_address, "127.0.0.1");
+    config_free(&c);
+
+    /* max_topic_alias alone does not (as in Mosquitto) */
+    load_ok("max_topic_alias 3\n", &c);
+    assert_true(c.local_only);
+    assert_int_equal(c.listeners[0].max_topic_alias, 3);
+    config_free(&c);
+}
+
+/* -p without listeners in the file: local-only listeners on each given port. */
+static void cmd_ports_local_only(void **state)
+{
+    struct config c;
+    struct config_args a;
+    char *argv[] = {"starling", "-p", "1999", "-p", "2001", "-v", "-d", NULL};
+    (void)state;
+    assert_int_equal(config_parse_args(7, argv, &a, err, sizeof err), 0);
+    assert_int_equal(a.port_count, 2);
+    assert_int_equal(load("", &a, &c), 0);
+    assert_true(c.local_only);
+    assert_int_equal(c.listener_count, 4);
+    assert_int_equal(c.listeners[0].port, 1999);
+    assert_string_equal(c.listeners[0].bind_address, "127.0.0.1");
+    assert_int_equal(c.listeners[1].port, 1999);
+    assert_string_equal(c.listeners[1].bind_address, "::1");
+    assert_int_equal(c.listeners[2].port, 2001);
+    assert_int_equal(c.listeners[3].port, 2001);
+    assert_true(c.listeners[3].security.allow_anonymous);
+    assert_true(c.verbose);
+    assert_int_equal(c.log_types, LOG_TYPE_ALL);
+    assert_true(c.daemon);
+    assert_false(c.cmd_ports_ignored);
+    config_free(&c);
+}
+
+/* -p with listeners in the file is ignored, as Mosquitto 2.0 does, and flagged. */
+static void cmd_ports_ignored_with_listener(void **state)
+{
+    struct config c;
+    struct config_args a;
+    char *argv[] = {"starling", "-p", "1999", NULL};
+    (void)state;
+    assert_int_equal(config_parse_args(3, argv, &a, err, sizeof err), 0);
+    assert_int_equal(load("listener 2000\nlog_type none\n", &a, &c), 0);
+    assert_int_equal(c.listener_count, 1);
+    assert_int_equal(c.listeners[0].port, 2000);
+    assert_true(c.cmd_ports_ignored);
+    assert_int_equal(c.log_types, 0);
+    config_free(&c);
+}
+
+/* The command line: every option and every error. */
+static void parse_args(void **state)
+{
+    struct config_args a;
+    (void)state;
+    char *ok[] = {"starling", "-c", "/etc/x.conf", "-h", NULL};
+    assert_int_equal(config_parse_args(4, ok, &a, err, sizeof err), 0);
+    assert_string_equal(a.config_file, "/etc/x.conf");
+    assert_true(a.help);
+    assert_false(a.daemon);
+    assert_int_equal(a.port_count, 0);
+
+    static const struct {
+        int argc;
+        char *argv[4];
+        const char *msg;
+    } bad[] = {
+        {2, {"starling", "-c"}, "Error: -c argument given, but no config file specified."},
+        {2, {"starling", "-p"}, "Error: -p argument given, but no port specified."},
+        {3, {"starling", "-p", "0"}, "Error: Invalid port specified (0)."},
+        {3, {"starling", "-p", "65536"}, "Error: Invalid port specified (65536)."},
+        {3, {"starling", "-p", "12x"}, "Error: Invalid port specified (12x)."},
+        {2, {"starling", "-x"}, "Error: Unknown option '-x'."},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(config_parse_args(bad[i].argc, bad[i].argv, &a, err, sizeof err),
+                         -EINVAL);
+        assert_string_equal(err, bad[i].msg);
+    }
+    char *many[24] = {"starling"};
+    for (int i = 0; i < 11; i++) {
+        many[1 + 2 * i] = "-p";
+        many[2 + 2 * i] = "1000";
+    }
+    assert_int_equal(config_parse_args(23, many, &a, err, sizeof err), -EINVAL);
+    assert_string_equal(err, "Error: Only 10 ports can be specified on the command line.");
+    assert_non_null(strstr(config_usage(), "Usage: starling [-c config_file]"));
+}
+
+/* Every error form, with its exact message and return code. */
+static void error_messages(void **state)
+{
+    static const struct {
+        const char *text;
+        int rc;
+        const char *msg;
+    } cases[] = {
+        {"foo bar\n", -EINVAL, "t.conf:1: foo: unknown directive"},
+        {"\n# c\nallow_anonymous maybe\n", -EINVAL,
+         "t.conf:3: allow_anonymous: invalid value 'maybe' (expected true or false)"},
+        {"allow_anonymous\n", -EINVAL,
+         "t.conf:1: allow_anonymous: missing value (expected true or false)"},
+        {"allow_anonymous true false\n", -EINVAL,
+         "t.conf:1: allow_anonymous: unexpected extra value 'false'"},
+        {"max_keepalive 5\n", -EINVAL, "t.conf:1: max_keepalive: value 5 out of range (10 to 65535)"},
+        {"max_keepalive 65536\n", -EINVAL,
+         "t.conf:1: max_keepalive: value 65536 out of range (10 to 65535)"},
+        {"max_keepalive ten\n", -EINVAL,
+         "t.conf:1: max_keepalive: invalid value 'ten' (expected an integer)"},
+        {"max_keepalive\n", -EINVAL, "t.conf:1: max_keepalive: missing value"},
+        {"max_packet_size 268435461\n", -EINVAL,
+         "t.conf:1: max_packet_size: value 268435461 out of range (0 to 268435460)"},
+        {"max_qos 3\n", -EINVAL, "t.conf:1: max_qos: value 3 out of range (0 to 2)"},
+        {"max_inflight_messages 70000\n", -EINVAL,
+         "t.conf:1: max_inflight_messages: value 70000 out of range (0 to 65535)"},
+        {"max_queued_messages -1\n", -EINVAL,
+         "t.conf:1: max_queued_messages: value -1 out of range (0 to 2147483647)"},
+        {"message_size_limit 300000000\n", -EINVAL,
+         "t.conf:1: message_size_limit: value 300000000 out of range (0 to 268435455)"},
+        {"sys_interval -1\n", -EINVAL,
+         "t.conf:1: sys_interval: value -1 out of range (0 to 2147483647)"},
+        {"log_facility 9\n", -EINVAL, "t.conf:1: log_facility: value 9 out of range (0 to 7)"},
+        {"node_id 0\n", -EINVAL, "t.conf:1: node_id: value 0 out of range (1 to 4294967295)"},
+        {"listener\n", -EINVAL, "t.conf:1: listener: missing port"},
+        {"listener 70000\n", -EINVAL,
+         "t.conf:1: listener: invalid port '70000' (expected 1 to 65535)"},
+        {"listener abc\n", -EINVAL, "t.conf:1: listener: invalid port 'abc' (expected 1 to 65535)"},
+        {"listener 0 /tmp/sock\n", -ENOTSUP,
+         "t.conf:1: listener: port 0 (a Unix socket listener) is not supported yet"},
+        {"listener 1883 127.0.0.1 x\n", -EINVAL, "t.conf:1: listener: unexpected extra value 'x'"},
+        {"listener 1883\nlistener 1883\n", -EINVAL,
+         "t.conf:2: listener: port 1883 is already a listener (t.conf:1)"},
+        {"listener 1883\nprotocol websockets\n", -ENOTSUP,
+         "t.conf:2: protocol: websockets not supported yet"},
+        {"protocol foo\n", -EINVAL,
+         "t.conf:1: protocol: invalid value 'foo' (expected mqtt or websockets)"},
+        {"socket_domain foo\n", -EINVAL,
+         "t.conf:1: socket_domain: invalid value 'foo' (expected ipv4 or ipv6)"},
+        {"log_dest file\n", -EINVAL, "t.conf:1: log_dest: missing file name after 'file'"},
+        {"log_dest file /a\nlog_dest file /b\n", -EINVAL,
+         "t.conf:2: log_dest: only one log file may be given"},
+        {"log_dest bogus\n", -EINVAL, "t.conf:1: log_dest: invalid value 'bogus'"},
+        {"log_dest dlt\n", -ENOTSUP, "t.conf:1: log_dest: dlt not supported yet"},
+        {"log_type bogus\n", -EINVAL, "t.conf:1: log_type: invalid value 'bogus'"},
+        {"log_type\n", -EINVAL, "t.conf:1: log_type: missing value"},
+        {"persistence_location\n", -EINVAL, "t.conf:1: persistence_location: missing value"},
+        {"pid_file /a\npid_file /b\n", -EINVAL, "t.conf:2: pid_file: given twice"},
+        {"user a\nuser b\n", -EINVAL, "t.conf:2: user: given twice"},
+        {"persistent_client_expiration 5\n", -EINVAL,
+         "t.conf:1: persistent_client_expiration: invalid duration '5' (expected a positive "
+         "number and h, d, w, m or y)"},
+        {"persistent_client_expiration 0d\n", -EINVAL,
+         "t.conf:1: persistent_client_expiration: invalid duration '0d' (expected a positive "
+         "number and h, d, w, m or y)"},
+        {"allow_anonymous true\nper_listener_settings true\n", -EINVAL,
+         "t.conf:2: per_listener_settings: must be set before any other security settings"},
+        {"cafile /etc/ca.pem\n", -ENOTSUP, "t.conf:1: cafile: not supported yet"},
+        {"listener 8883\ncertfile /c\n", -ENOTSUP, "t.conf:2: certfile: not supported yet"},
+        {"require_certificate true\n", -ENOTSUP, "t.conf:1: require_certificate: not supported yet"},
+        {"psk_hint x\n", -ENOTSUP, "t.conf:1: psk_hint: not supported yet"},
+        {"http_dir /www\n", -ENOTSUP, "t.conf:1: http_dir: not supported yet"},
+        {"connection bridge1\n", -ENOTSUP, "t.conf:1: connection: not supported yet"},
+        {"bridge_cafile /x\n", -ENOTSUP, "t.conf:1: bridge_cafile: not supported yet"},
+        {"auth_opt_db x\n", -ENOTSUP, "t.conf:1: auth_opt_db: not supported yet"},
+        {"cluster_peers a b\n", -ENOTSUP, "t.conf:1: cluster_peers: not supported yet"},
+        {"admin_listener\n", -EINVAL, "t.conf:1: admin_listener: missing port"},
+        {"admin_listener 1\nadmin_listener 2\n", -EINVAL, "t.conf:2: admin_listener: given twice"},
+        {"include_dir\n", -EINVAL, "t.conf:1: include_dir: missing directory"},
+        {"include_dir /nonexistent-starling-dir\n", -ENOENT,
+         "t.conf:1: include_dir: cannot open directory '/nonexistent-starling-dir': No such file "
+         "or directory"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct config c;
+        int rc = load(cases[i].text, NULL, &c);
+        if (rc != cases[i].rc || strcmp(err, cases[i].msg) != 0)
+            fail_msg("case %zu (%s): rc %d err '%s', expected %d '%s'", i, cases[i].text, rc, err,
+                     cases[i].rc, cases[i].msg);
+    }
+}
+
+/* A NUL byte inside the file is reported with its line. */
+static void nul_byte(void **state)
+{
+    struct config c;
+    (void)state;
+    static const char text[] = "listener 1883\nallow_anon\0ymous true\n";
+    assert_int_equal(config_load_buffer("t.conf", text, sizeof text - 1, NULL, &c, err, sizeof err),
+                     -EINVAL);
+    assert_string_equal(err, "t.conf:2: NUL byte in line");
+}
+
+/* Inline comments after a value, leading blanks and CRLF line ends are accepted. */
+static void lenient_forms(void **state)
+{
+    struct config c;
+    (void)state;
+    load_ok("  allow_anonymous true # trailing comment\r\n\tlistener 1883\r\n", &c);
+    assert_true(c.listeners[0].security.allow_anonymous);
+    config_free(&c);
+}
+
+/* An unreadable main file names the file. */
+static void missing_file(void **state)
+{
+    struct config c;
+    (void)state;
+    assert_int_equal(config_load("/nonexistent/starling.conf", NULL, &c, err, sizeof err),
+                     -ENOENT);
+    assert_string_equal(err, "/nonexistent/starling.conf: cannot read: No such file or directory");
+}
+
+/* include_dir reads *.conf in Mosquitto's order (case-insensitive, upper case first), errors
+ * name the included file and line, and the main file records its path. */
+static void include_dir_order(void **state)
+{
+    const char *dir = test_mkdtemp();
+    char sub[512], main_path[512], text[1024];
+    struct config c;
+    (void)state;
+    assert_non_null(dir);
+    snprintf(sub, sizeof sub, "%s/conf.d", dir);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    /* Each file adds a listener; the port order shows the load order. */
+    write_file(sub, "b.conf", "listener 6\n");
+    write_file(sub, "A.conf", "listener 3\n");
+    write_file(sub, "01.conf", "listener 2\n");
+    write_file(sub, "a.conf", "listener 4\n");
+    write_file(sub, "B.conf", "listener 5\n");
+    write_file(sub, "00.conf", "listener 1\n");
+    write_file(sub, "skip.txt", "garbage\n");
+    write_file(sub, "x.conf.bak", "garbage\n");
+    snprintf(text, sizeof text, "listener 100\ninclude_dir %s\nmax_queued_messages 9\n", sub);
+    write_file(dir, "main.conf", text);
+    snprintf(main_path, sizeof main_path, "%s/main.conf", dir);
+    int rc = config_load(main_path, NULL, &c, err, sizeof err);
+    if (rc != 0)
+        fail_msg("%s", err);
+    assert_int_equal(c.listener_count, 7);
+    static const int order[] = {100, 1, 2, 3, 4, 5, 6};
+    for (int i = 0; i < 7; i++)
+        assert_int_equal(c.listeners[i].port, order[i]);
+    assert_int_equal(c.max_queued_messages, 9);
+    assert_string_equal(c.config_file, main_path);
+    config_free(&c);
+
+    /* An error inside an included file names that file and its line. */
+    write_file(sub, "c.conf", "\n\nmax_qos 7\n");
+    assert_int_equal(config_load(main_path, NULL, &c, err, sizeof err), -EINVAL);
+    char expect[1024];
+    snprintf(expect, sizeof expect, "%s/c.conf:3: max_qos: value 7 out of range (0 to 2)", sub);
+    assert_string_equal(err, expect);
+
+    /* include_dir inside an included file is refused. */
+    write_file(sub, "c.conf", "include_dir /tmp\n");
+    assert_int_equal(config_load(main_path, NULL, &c, err, sizeof err), -EINVAL);
+    snprintf(expect, sizeof expect,
+             "%s/c.conf:1: include_dir: only allowed in the main configuration file", sub);
+    assert_string_equal(err, expect);
+
+    /* The directory must not contain the main file. */
+    const char *dir2 = test_mkdtemp();
+    assert_non_null(dir2);
+    snprintf(text, sizeof text, "include_dir %s\n", dir2);
+    write_file(dir2, "self.conf", text);
+    snprintf(main_path, sizeof main_path, "%s/self.conf", dir2);
+    assert_int_equal(config_load(main_path, NULL, &c, err, sizeof err), -EINVAL);
+    snprintf(expect, sizeof expect,
+             "%s:1: include_dir: '%s' contains the main configuration file", main_path, dir2);
+    assert_string_equal(err, expect);
+    test_rmdir(dir2);
+    test_rmdir(dir);
+}
+
+/* Durations: h d w m y, positive, unit required. */
+static void durations(void **state)
+{
+    uint64_t s;
+    (void)state;
+    assert_int_equal(config_parse_duration("1h", &s), 0);
+    assert_int_equal(s, 3600);
+    assert_int_equal(config_parse_duration("2d", &s), 0);
+    assert_int_equal(s, 172800);
+    assert_int_equal(config_parse_duration("1w", &s), 0);
+    assert_int_equal(s, 604800);
+    assert_int_equal(config_parse_duration("1m", &s), 0);
+    assert_int_equal(s, 2592000);
+    assert_int_equal(config_parse_duration("1y", &s), 0);
+    assert_int_equal(s, 31536000);
+    assert_int_equal(config_parse_duration("10", &s), -EINVAL);
+    assert_int_equal(config_parse_duration("h", &s), -EINVAL);
+    assert_int_equal(config_parse_duration("0h", &s), -EINVAL);
+    assert_int_equal(config_parse_duration("-1h", &s), -EINVAL);
+    assert_int_equal(config_parse_duration("1x", &s), -EINVAL);
+    assert_int_equal(config_parse_duration("99999999999y", &s), -EINVAL);
+}
+
+/* log_dest none and log_type none/all; the first occurrence replaces the default. */
+static void log_settings(void **state)
+{
+    struct config c;
+    (void)state;
+    load_ok("log_dest none\nlog_type all\n", &c);
+    assert_int_equal(c.log_dest, 0);
+    assert_int_equal(c.log_types, LOG_TYPE_ALL);
+    config_free(&c);
+    load_ok("log_type debug warning\nlog_dest topic\n", &c);
+    assert_int_equal(c.log_types, LOG_TYPE_DEBUG | LOG_TYPE_WARNING);
+    assert_int_equal(c.log_dest, CONFIG_LOG_DEST_TOPIC);
+    config_free(&c);
+}
+
+/* max_connections: any negative value means unlimited (-1), as in Mosquitto. */
+static void max_connections_negative(void **state)
+{
+    struct config c;
+    (void)state;
+    load_ok("listener 1883\nmax_connections -5\n", &c);
+    assert_int_equal(c.listeners[0].max_connections, -1);
+    config_free(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(defaults_without_file),
+        cmocka_unit_test(defaults_function),
+        cmocka_unit_test(every_directive_set),
+        cmocka_unit_test(listener_makes_anonymous_default_false),
+        cmocka_unit_test(local_only_respects_explicit_anonymous),
+        cmocka_unit_test(global_after_listener),
+        cmocka_unit_test(per_listener_settings_split),
+        cmocka_unit_test(global_security_copied),
+        cmocka_unit_test(default_listener),
+        cmocka_unit_test(cmd_ports_local_only),
+        cmocka_unit_test(cmd_ports_ignored_with_listener),
+        cmocka_unit_test(parse_args),
+        cmocka_unit_test(error_messages),
+        cmocka_unit_test(nul_byte),
+        cmocka_unit_test(lenient_forms),
+        cmocka_unit_test(missing_file),
+        cmocka_unit_test(include_dir_order),
+        cmocka_unit_test(durations),
+        cmocka_unit_test(log_settings),
+        cmocka_unit_test(max_connections_negative),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
