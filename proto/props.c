@@ -216,6 +216,9 @@ enum mqtt_error props_parse(struct cur *c, unsigned ctx, uint8_t role, struct mq
         }
         }
     }
+    /* Authentication Data without an Authentication Method is a Protocol Error (3.1.2.11.10,
+     * 3.2.2.3.18, 3.15.2.2.3). */
+    if ((seen & B(AUTH_DATA)) && !(seen & B(AUTH_METHOD))) return MQTT_ERR_PROP_VALUE;
     out->present = seen;
     return MQTT_ERR_NONE;
 }
