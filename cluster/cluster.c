@@ -13,6 +13,7 @@
 #include <raft/uv.h>
 #include <uv.h>
 
+#include "command.h"
 #include "fsm.h"
 #include "transport_local.h"
 
@@ -316,17 +317,19 @@ int cluster_propose(struct cluster *c, const struct cluster_cmd *cmd, cluster_ap
         c->queued_bufs = qb;
         c->cap_queued = cap;
     }
+    size_t entry = cmd_entry_size(size);
     struct proposal *p = malloc(sizeof *p);
-    void *buf = raft_malloc(size);
+    uint8_t *buf = raft_malloc(entry);
     if (!p || !buf) {
         free(p);
         raft_free(buf);
         return -ENOMEM;
     }
     cluster_cmd_encode(cmd, buf, size);
+    memset(buf + size, 0, entry - size);
     *p = (struct proposal){.cb = cb, .data = data};
     c->queued[c->n_queued] = p;
-    c->queued_bufs[c->n_queued] = (struct raft_buffer){.base = buf, .len = size};
+    c->queued_bufs[c->n_queued] = (struct raft_buffer){.base = buf, .len = entry};
     c->n_queued++;
     kick(c);
     return 0;

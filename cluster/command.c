@@ -293,7 +293,33 @@ static void get_msg(struct rd *r, struct store_message *m)
     m->payload = get_blob(r);
 }
 
+static int decode(const uint8_t *buf, size_t len, struct cluster_cmd *out, bool padded);
+
 int cluster_cmd_decode(const uint8_t *buf, size_t len, struct cluster_cmd *out)
+{
+    return decode(buf, len, out, false);
+}
+
+int cmd_decode_entry(const uint8_t *buf, size_t len, struct cluster_cmd *out)
+{
+    return decode(buf, len, out, true);
+}
+
+size_t cmd_entry_size(size_t encoded)
+{
+    return (encoded + 7) & ~(size_t)7;
+}
+
+/* Padding after a command in a log entry: fewer than 8 bytes, all zero. */
+static bool padding_ok(const uint8_t *p, size_t left)
+{
+    if (left >= 8) return false;
+    for (size_t i = 0; i < left; i++)
+        if (p[i] != 0) return false;
+    return true;
+}
+
+static int decode(const uint8_t *buf, size_t len, struct cluster_cmd *out, bool padded)
 {
     struct rd r = {.p = buf, .left = len};
     struct cluster_cmd c;
@@ -362,7 +388,8 @@ int cluster_cmd_decode(const uint8_t *buf, size_t len, struct cluster_cmd *out)
         c.node.at_ms = get_u64(&r);
         break;
     }
-    if (r.bad || r.left != 0 || cmd_validate(&c) != 0) return CLUSTER_ECORRUPT;
+    if (r.bad || cmd_validate(&c) != 0) return CLUSTER_ECORRUPT;
+    if (r.left != 0 && !(padded && padding_ok(r.p, r.left))) return CLUSTER_ECORRUPT;
     if (c.type == CLUSTER_CMD_RETAIN_SET && !c.retain_set.msg.retain) return CLUSTER_ECORRUPT;
     *out = c;
     return 0;

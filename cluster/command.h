@@ -35,6 +35,10 @@
  * (mqtt_topic_name_check / mqtt_topic_filter_check with $share), qos > 2, retain > 1,
  * protocol_version outside 3..5, unknown session flags, subscription options with reserved
  * bits, QoS 3 or retain handling 3, subscription ids above 268435455, node id 0.
+ * In the Raft log an entry is the command followed by 0..7 zero bytes, so that its length is a
+ * multiple of 8: raft_uv's segment encoding (0.15) miscomputes the size of closed segments
+ * holding entries of other lengths, which then fail to load ("short read") on restart.
+ *
  * A new field goes at the end of its body with CMD_VERSION + 1; older versions keep decoding.
  */
 #ifndef STARLING_CLUSTER_COMMAND_H
@@ -51,5 +55,10 @@
 /* 0 if the command's fields are within the limits above, else -EINVAL. Both the encoder and
  * the decoder apply it, so what encodes also decodes. */
 int cmd_validate(const struct cluster_cmd *cmd);
+
+/* The size of a log entry holding an encoded command of this size (padded to 8). */
+size_t cmd_entry_size(size_t encoded);
+/* cluster_cmd_decode for a log entry: also accepts the zero padding. */
+int cmd_decode_entry(const uint8_t *buf, size_t len, struct cluster_cmd *out /* OUT */);
 
 #endif

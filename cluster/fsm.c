@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "command.h"
 #include "fsm_exec.h"
 
 struct fsm_entry {
@@ -67,7 +68,7 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
     e->index = index;
     e->len = buf->len;
     memcpy(e->data, buf->base, buf->len);
-    e->valid = cluster_cmd_decode(e->data, e->len, &e->cmd) == 0;
+    e->valid = cmd_decode_entry(e->data, e->len, &e->cmd) == 0;
     if (!e->valid) {
         f->n_corrupt++;
         fsm_log(f, CLUSTER_LOG_ERR,
