@@ -206,11 +206,15 @@ size_t mqtt_encode(const struct mqtt_packet *pkt, uint8_t version, uint8_t *out,
     case MQTT_CONNECT:
         o = put_connect(o, pkt, version, &pl);
         break;
-    case MQTT_CONNACK:
-        *o++ = pkt->u.connack.session_present ? 1 : 0;
+    case MQTT_CONNACK: {
+        /* Read as a byte: any non-zero value means present, even one a union member left. */
+        uint8_t sp;
+        memcpy(&sp, &pkt->u.connack.session_present, 1);
+        *o++ = sp ? 1 : 0;
         *o++ = v5 ? pkt->u.connack.reason : mqtt_connack_v3_code(pkt->u.connack.reason);
         if (v5) o = put_props(o, &pkt->props, pl.props);
         break;
+    }
     case MQTT_PUBACK:
     case MQTT_PUBREC:
     case MQTT_PUBREL:
