@@ -1,13 +1,16 @@
 /* The allocation wrapper with its fault schedule (see mem.h). */
 #include "mem.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-static long fault_delay = -1; /* successful allocations left before faults; < 0: off */
-static long fault_repeat;     /* faults left once the delay is over; < 0: unlimited */
-static unsigned long faults;
-static long live;
+/* The schedule is for single-threaded tests; the counters are atomic (relaxed) so that
+ * allocations from worker threads are no data race. */
+static atomic_long fault_delay = -1; /* successful allocations left before faults; < 0: off */
+static long fault_repeat;            /* faults left once the delay is over; < 0: unlimited */
+static atomic_ulong faults;
+static atomic_long live;
 
 void mem_fault_set(long delay, long repeat)
 {
@@ -28,7 +31,7 @@ long mem_live_blocks(void)
 /* Whether the allocation being made now must fail. */
 static int should_fail(void)
 {
-    if (fault_delay < 0) return 0;
+    if (atomic_load_explicit(&fault_delay, memory_order_relaxed) < 0) return 0;
     if (fault_delay > 0) {
         fault_delay--;
         return 0;
@@ -47,7 +50,7 @@ void *mem_malloc(size_t size)
     void *p;
     if (should_fail()) return NULL;
     p = malloc(size ? size : 1);
-    if (p) live++;
+    if (p) atomic_fetch_add_explicit(&live, 1, memory_order_relaxed);
     return p;
 }
 
@@ -56,7 +59,7 @@ void *mem_calloc(size_t count, size_t size)
     void *p;
     if (should_fail()) return NULL;
     p = calloc(count ? count : 1, size ? size : 1);
-    if (p) live++;
+    if (p) atomic_fetch_add_explicit(&live, 1, memory_order_relaxed);
     return p;
 }
 
@@ -69,14 +72,14 @@ void *mem_realloc(void *ptr, size_t size)
     }
     if (should_fail()) return NULL;
     p = realloc(ptr, size);
-    if (p && !ptr) live++;
+    if (p && !ptr) atomic_fetch_add_explicit(&live, 1, memory_order_relaxed);
     return p;
 }
 
 void mem_free(void *ptr)
 {
     if (!ptr) return;
-    live--;
+    atomic_fetch_sub_explicit(&live, 1, memory_order_relaxed);
     free(ptr);
 }
 

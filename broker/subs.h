@@ -7,8 +7,9 @@
  * - An owner is an opaque non-NULL pointer (a session); the index never dereferences it.
  * - Filters are copied; nothing the caller passes is retained after a call returns.
  * - Errors: -EINVAL for a malformed filter, -ENOMEM (the index is then unchanged), -ENOENT.
- * - Results of subs_collect() live in the index's scratch area: valid until the next call of
- *   any subs_ function on the same index.
+ * - Results of subs_collect() live in the index's scratch area: valid until the next
+ *   subs_collect() on the same index or subs_free(). Other calls (add, remove, match) leave
+ *   the scratch area alone, so delivering to the targets may subscribe or unsubscribe.
  * - Callbacks must not modify the index they are called from.
  */
 #ifndef STARLING_BROKER_SUBS_H
@@ -95,7 +96,7 @@ void subs_match(struct subs *s, const char *topic, size_t topic_len, subs_able_c
  * one subs_target per owner for non-shared subscriptions (max QoS, all subscription ids), and
  * one subs_target per matching shared group. publisher (may be NULL) is the publishing owner:
  * its No Local subscriptions are left out [MQTT-3.8.3-3]. OUT *targets, *count: in the index's
- * scratch area, valid until the next subs_ call on s. Returns 0 or -ENOMEM (scratch could not
+ * scratch area, valid until the next subs_collect() on s. Returns 0 or -ENOMEM (scratch could not
  * grow; *count is 0). No allocation once the scratch area has grown to the largest fan-out. */
 int subs_collect(struct subs *s, const char *topic, size_t topic_len, void *publisher,
                  subs_able_cb able, void *able_ctx, const struct subs_target **targets,

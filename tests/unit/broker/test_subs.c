@@ -378,6 +378,29 @@ static void collect_no_local(void **state)
     subs_free(s);
 }
 
+/* The collected targets stay valid while the caller subscribes and unsubscribes (only the
+ * next collect reuses the scratch area). */
+static void collect_survives_add_and_remove(void **state)
+{
+    struct subs *s = subs_new();
+    const struct subs_target *t;
+    size_t n;
+    int i;
+    (void)state;
+    assert_int_equal(add(s, 1, "a", 1, 3), 0);
+    assert_int_equal(add(s, 2, "+", 2, 4), 0);
+    assert_int_equal(subs_collect(s, "a", 1, NULL, NULL, NULL, &t, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(subs_remove_owner(s, OWNER(1)), 1);
+    for (i = 3; i < 60; i++)
+        assert_int_equal(add(s, i, "a/#", 0, (uint32_t)i), 0);
+    assert_ptr_equal(target_of(t, n, 1, false)->owner, OWNER(1));
+    assert_int_equal(target_of(t, n, 1, false)->sub_ids[0], 3);
+    assert_int_equal(target_of(t, n, 2, false)->qos, 2);
+    assert_int_equal(target_of(t, n, 2, false)->sub_ids[0], 4);
+    subs_free(s);
+}
+
 /* Every allocation failure of subs_add leaves the index as it was (count, matches, memory);
  * retrying after the failure succeeds. */
 static void add_failures_leave_index_unchanged(void **state)
@@ -582,6 +605,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(shared_groups_round_robin, setup, teardown),
         cmocka_unit_test_setup_teardown(collect_merges_overlaps_per_owner, setup, teardown),
         cmocka_unit_test_setup_teardown(collect_no_local, setup, teardown),
+        cmocka_unit_test_setup_teardown(collect_survives_add_and_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(add_failures_leave_index_unchanged, setup, teardown),
         cmocka_unit_test_setup_teardown(new_and_collect_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(random_filters_agree_with_reference, setup, teardown),
