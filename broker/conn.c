@@ -1,0 +1,717 @@
+/* Client connections: socket I/O, batching of output per loop iteration, the ordered chain of
+ * deferred replies, and the one place a connection ends (see conn.h). */
+#include "conn.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "core.h"
+#include "handle.h"
+#include "listener.h"
+#include "log.h"
+#include "session.h"
+
+/* A uv_write in flight: the own bytes and the shared references it keeps alive. */
+struct conn_wreq {
+    uv_write_t req;
+    struct conn *c;
+    uint8_t *own;
+    struct conn_seg *segs;
+    uint32_t nsegs;
+    uint32_t segcap;
+    uint64_t bytes;
+    struct conn_wreq *next_free;
+};
+
+static bool conn_id_eq(const struct htab_node *n, const void *key)
+{
+    const struct conn *c = (const struct conn *)((const char *)n - offsetof(struct conn, id_node));
+    return c->id == *(const uint64_t *)key;
+}
+
+struct conn *conn_find(struct broker *b, uint64_t id)
+{
+    struct htab_node *n = htab_find(&b->conns, htab_hash_u64(id), conn_id_eq, &id);
+    if (!n) return NULL;
+    struct conn *c = (struct conn *)((char *)n - offsetof(struct conn, id_node));
+    return c->state == CONN_CLOSING ? NULL : c;
+}
+
+/* ---- reading ---- */
+
+static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct conn *c = h->data;
+    (void)suggested;
+    buf->base = (char *)c->b->scratch;
+    buf->len = BROKER_SCRATCH_SIZE;
+}
+
+static int conn_rbuf_reserve(struct conn *c, size_t need)
+{
+    if (need <= c->rcap) return 0;
+    size_t cap = c->rcap ? c->rcap : 256;
+    while (cap < need)
+        cap *= 2;
+    if (cap > UINT32_MAX) return -ENOMEM;
+    uint8_t *p = realloc(c->rbuf, cap);
+    if (!p) return -ENOMEM;
+    c->rbuf = p;
+    c->rcap = (uint32_t)cap;
+    return 0;
+}
+
+/* Appends bytes to the connection's own input buffer. */
+static int conn_rbuf_append(struct conn *c, const uint8_t *data, size_t len)
+{
+    int rc = conn_rbuf_reserve(c, (size_t)c->rlen + len);
+    if (rc < 0) return rc;
+    memcpy(c->rbuf + c->rlen, data, len);
+    c->rlen += (uint32_t)len;
+    return 0;
+}
+
+/* Parses and handles whole packets from buf[0..len). Returns bytes consumed; stops early when
+ * the connection pauses or ends. */
+static size_t conn_process(struct conn *c, const uint8_t *buf, size_t len)
+{
+    size_t off = 0;
+    while (off < len && c->state != CONN_CLOSING && !c->paused) {
+        struct mqtt_packet pkt;
+        enum mqtt_parse_result r = mqtt_parse(&c->parser, buf + off, len - off, &pkt, NULL);
+        if (r == MQTT_PARSE_MORE) break;
+        if (r == MQTT_PARSE_BAD) {
+            char why[128];
+            if (c->state == CONN_NEW && pkt.error == MQTT_ERR_BAD_PROTOCOL_VERSION) {
+                /* [MQTT-3.1.2-2]: CONNACK 0x01 (unacceptable protocol version), then close. */
+                static const uint8_t refuse[] = {0x20, 0x02, 0x00, 0x01};
+                conn_write(c, refuse, sizeof refuse);
+            }
+            snprintf(why, sizeof why, "%s", mqtt_error_str(pkt.error));
+            conn_close(c, pkt.reason ? pkt.reason : MQTT_RC_MALFORMED_PACKET, why);
+            return len;
+        }
+        off += pkt.wire_len;
+        c->b->stats.bytes_received += pkt.wire_len;
+        c->b->stats.msgs_received++;
+        handle_packet(c, &pkt);
+    }
+    return off;
+}
+
+/* Handles newly arrived bytes: completes a buffered partial packet first (copying only what
+ * it needs), then parses the rest in place, and keeps any trailing partial packet. */
+static void conn_input(struct conn *c, const uint8_t *data, size_t len)
+{
+    while (c->rlen > 0 && len > 0 && c->state != CONN_CLOSING) {
+        if (c->paused) {
+            if (conn_rbuf_append(c, data, len) < 0)
+                conn_drop(c, MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
+            return;
+        }
+        /* How much the buffered packet still needs. */
+        struct mqtt_packet pkt;
+        size_t need = 0;
+        enum mqtt_parse_result r = mqtt_parse(&c->parser, c->rbuf, c->rlen, &pkt, &need);
+        size_t take;
+        if (r != MQTT_PARSE_MORE) {
+            take = 0;
+        } else if (need > 0) {
+            take = need - c->rlen;
+        } else {
+            take = 1; /* fixed header still incomplete */
+        }
+        if (take > len) take = len;
+        if (take > 0 && conn_rbuf_append(c, data, take) < 0) {
+            conn_drop(c, MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
+            return;
+        }
+        data += take;
+        len -= take;
+        size_t used = conn_process(c, c->rbuf, c->rlen);
+        if (used > 0) {
+            memmove(c->rbuf, c->rbuf + used, c->rlen - used);
+            c->rlen -= (uint32_t)used;
+        }
+        if (r != MQTT_PARSE_MORE && used == 0) break; /* paused or closing */
+    }
+    if (c->state == CONN_CLOSING || len == 0) goto trim;
+    if (c->rlen == 0) {
+        size_t used = c->paused ? 0 : conn_process(c, data, len);
+        data += used;
+        len -= used;
+    }
+    if (len > 0 && c->state != CONN_CLOSING && conn_rbuf_append(c, data, len) < 0)
+        conn_drop(c, MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
+trim:
+    /* An idle connection keeps no input buffer. */
+    if (c->rlen == 0 && c->rcap > 4096) {
+        free(c->rbuf);
+        c->rbuf = NULL;
+        c->rcap = 0;
+    }
+}
+
+void conn_feed(struct conn *c, const uint8_t *data, size_t len)
+{
+    if (c->state != CONN_CLOSING) conn_input(c, data, len);
+}
+
+static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct conn *c = s->data;
+    if (nread > 0) {
+        conn_input(c, (const uint8_t *)buf->base, (size_t)nread);
+        return;
+    }
+    if (nread == 0) return;
+    if (nread == UV_EOF)
+        conn_drop(c, MQTT_RC_UNSPECIFIED_ERROR, "connection closed by client");
+    else
+        conn_drop(c, MQTT_RC_UNSPECIFIED_ERROR, uv_strerror((int)nread));
+}
+
+void conn_pause(struct conn *c)
+{
+    c->paused = true;
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+}
+
+void conn_resume(struct conn *c)
+{
+    if (c->state == CONN_CLOSING) return;
+    c->paused = false;
+    if (c->rlen > 0) {
+        /* Held input: process it from a copy-free view, then keep what remains. */
+        size_t used = conn_process(c, c->rbuf, c->rlen);
+        if (used > 0) {
+            memmove(c->rbuf, c->rbuf + used, c->rlen - used);
+            c->rlen -= (uint32_t)used;
+        }
+    }
+    if (c->state != CONN_CLOSING && !c->paused && !c->reading) {
+        if (uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb) == 0)
+            c->reading = true;
+    }
+}
+
+static void conn_keepalive_cb(struct wheel_entry *e)
+{
+    struct conn *c = (struct conn *)((char *)e - offsetof(struct conn, keepalive));
+    if (c->state == CONN_ACTIVE)
+        conn_close(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keepalive timeout"); /* [MQTT-3.1.2-22] */
+    else
+        conn_drop(c, MQTT_RC_MAXIMUM_CONNECT_TIME, "no CONNECT in time");
+}
+
+void conn_touch(struct conn *c)
+{
+    if (c->state != CONN_ACTIVE) return;
+    struct broker *b = c->b;
+    if (c->keepalive_s == 0)
+        wheel_remove(&b->wheel, &c->keepalive);
+    else
+        wheel_add(&b->wheel, &c->keepalive, uv_now(b->loop) + (uint64_t)c->keepalive_s * 1500);
+}
+
+/* ---- writing ---- */
+
+static void conn_schedule_flush(struct conn *c)
+{
+    if (!c->in_flush) {
+        c->in_flush = true;
+        c->flush_next = c->b->flush_list;
+        c->b->flush_list = c;
+    }
+}
+
+static int conn_seg_push(struct conn *c, struct msg *ref, uint32_t off, uint32_t len)
+{
+    if (!ref && c->nsegs > 0) {
+        struct conn_seg *last = &c->segs[c->nsegs - 1];
+        if (!last->ref && last->off + last->len == off) {
+            last->len += len;
+            return 0;
+        }
+    }
+    if (c->nsegs == c->segcap) {
+        uint32_t cap = c->segcap ? c->segcap * 2 : 8;
+        struct conn_seg *s = realloc(c->segs, cap * sizeof *s);
+        if (!s) return -ENOMEM;
+        c->segs = s;
+        c->segcap = cap;
+    }
+    c->segs[c->nsegs++] = (struct conn_seg){.ref = ref, .off = off, .len = len};
+    return 0;
+}
+
+uint8_t *conn_reserve(struct conn *c, size_t len)
+{
+    if (c->state == CONN_CLOSING && c->closed) return NULL;
+    if ((size_t)c->olen + len > c->ocap) {
+        size_t cap = c->ocap ? c->ocap : 256;
+        while (cap < (size_t)c->olen + len)
+            cap *= 2;
+        if (cap > UINT32_MAX) return NULL;
+        uint8_t *p = realloc(c->obuf, cap);
+        if (!p) return NULL;
+        c->obuf = p;
+        c->ocap = (uint32_t)cap;
+    }
+    if (conn_seg_push(c, NULL, c->olen, (uint32_t)len) < 0) return NULL;
+    uint8_t *out = c->obuf + c->olen;
+    c->olen += (uint32_t)len;
+    c->out_queued += len;
+    c->b->stats.bytes_sent += len;
+    conn_schedule_flush(c);
+    return out;
+}
+
+int conn_write(struct conn *c, const void *bytes, size_t len)
+{
+    uint8_t *p = conn_reserve(c, len);
+    if (!p) return -ENOMEM;
+    memcpy(p, bytes, len);
+    return 0;
+}
+
+int conn_write_shared(struct conn *c, struct msg *m, const uint8_t *base, size_t len)
+{
+    if (c->closed) return -EPIPE;
+    if (conn_seg_push(c, m, (uint32_t)(base - m->body), (uint32_t)len) < 0) return -ENOMEM;
+    msg_ref(m);
+    c->out_queued += len;
+    c->b->stats.bytes_sent += len;
+    conn_schedule_flush(c);
+    return 0;
+}
+
+int conn_send(struct conn *c, const struct mqtt_packet *pkt)
+{
+    uint8_t version = c->version ? c->version : MQTT_V311;
+    size_t n = mqtt_encoded_size(pkt, version);
+    if (n == 0) return -EINVAL;
+    if (c->max_packet_out && n > c->max_packet_out) return -EMSGSIZE;
+    uint8_t *p = conn_reserve(c, n);
+    if (!p) return -ENOMEM;
+    if (mqtt_encode(pkt, version, p, n) != n) return -EINVAL;
+    c->b->stats.msgs_sent++;
+    return 0;
+}
+
+static int conn_encode_reply(struct conn *c, const struct mqtt_packet *pkt, struct conn_reply *r)
+{
+    uint8_t version = c->version ? c->version : MQTT_V311;
+    size_t n = mqtt_encoded_size(pkt, version);
+    if (n == 0) return -EINVAL;
+    r->bytes = malloc(n);
+    if (!r->bytes) return -ENOMEM;
+    r->len = (uint32_t)mqtt_encode(pkt, version, r->bytes, n);
+    return 0;
+}
+
+uint64_t conn_reply_defer(struct conn *c)
+{
+    struct conn_reply *r = calloc(1, sizeof *r);
+    if (!r) return 0;
+    r->seq = ++c->reply_seq;
+    if (c->replies_tail)
+        c->replies_tail->next = r;
+    else
+        c->replies = r;
+    c->replies_tail = r;
+    return r->seq;
+}
+
+/* Sends the finished replies at the head of the chain. */
+static void conn_replies_drain(struct conn *c)
+{
+    while (c->replies && c->replies->done) {
+        struct conn_reply *r = c->replies;
+        c->replies = r->next;
+        if (!c->replies) c->replies_tail = NULL;
+        if (r->len > 0) {
+            conn_write(c, r->bytes, r->len);
+            c->b->stats.msgs_sent++;
+        }
+        free(r->bytes);
+        free(r);
+    }
+}
+
+void conn_reply_finish(struct conn *c, uint64_t seq, const struct mqtt_packet *pkt)
+{
+    for (struct conn_reply *r = c->replies; r; r = r->next) {
+        if (r->seq == seq) {
+            if (pkt && conn_encode_reply(c, pkt, r) < 0) r->len = 0;
+            r->done = true;
+            break;
+        }
+    }
+    conn_replies_drain(c);
+}
+
+int conn_send_ack(struct conn *c, uint8_t type, uint16_t packet_id, uint8_t reason)
+{
+    struct mqtt_packet pkt = {.type = type};
+    pkt.u.ack.packet_id = packet_id;
+    pkt.u.ack.reason = reason;
+    if (!c->replies) return conn_send(c, &pkt);
+    uint64_t seq = conn_reply_defer(c);
+    if (!seq) return -ENOMEM;
+    conn_reply_finish(c, seq, &pkt);
+    return 0;
+}
+
+static struct conn_wreq *conn_wreq_get(struct broker *b)
+{
+    struct conn_wreq *w = b->wreq_free;
+    if (w) {
+        b->wreq_free = w->next_free;
+        b->wreq_free_count--;
+        return w;
+    }
+    return calloc(1, sizeof *w);
+}
+
+static void conn_wreq_put(struct broker *b, struct conn_wreq *w)
+{
+    for (uint32_t i = 0; i < w->nsegs; i++)
+        msg_unref(w->segs[i].ref);
+    free(w->own);
+    w->own = NULL;
+    w->nsegs = 0;
+    if (b->wreq_free_count < 1024 && w->segcap <= 64) {
+        w->next_free = b->wreq_free;
+        b->wreq_free = w;
+        b->wreq_free_count++;
+    } else {
+        free(w->segs);
+        free(w);
+    }
+}
+
+static void conn_free(struct conn *c);
+
+static void conn_write_cb(uv_write_t *req, int status)
+{
+    struct conn_wreq *w = (struct conn_wreq *)req;
+    struct conn *c = w->c;
+    struct broker *b = c->b;
+    c->writes_active--;
+    c->out_queued -= w->bytes;
+    conn_wreq_put(b, w);
+    if (status < 0 && c->state != CONN_CLOSING)
+        conn_drop(c, MQTT_RC_UNSPECIFIED_ERROR, uv_strerror(status));
+    if (c->closed && !c->shutting && c->writes_active == 0) conn_free(c);
+}
+
+static void conn_close_cb(uv_handle_t *h)
+{
+    struct conn *c = h->data;
+    struct broker *b = c->b;
+    free(c->rbuf);
+    free(c->obuf);
+    for (uint32_t i = 0; i < c->nsegs; i++)
+        msg_unref(c->segs[i].ref);
+    free(c->segs);
+    while (c->replies) {
+        struct conn_reply *r = c->replies;
+        c->replies = r->next;
+        free(r->bytes);
+        free(r);
+    }
+    alias_in_close(&c->alias_in);
+    alias_out_close(&c->alias_out);
+    free(c->client_id);
+    free(c->username);
+    if (c->all_prev)
+        c->all_prev->all_next = c->all_next;
+    else
+        b->all_conns = c->all_next;
+    if (c->all_next) c->all_next->all_prev = c->all_prev;
+    b->live_conns--;
+    free(c);
+    broker_maybe_finish_stop(b);
+}
+
+/* Closes the socket once no write is in flight (write callbacks still reference c). */
+static void conn_free(struct conn *c)
+{
+    if (uv_is_closing((uv_handle_t *)&c->tcp)) return;
+    uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
+}
+
+static void conn_shutdown_cb(uv_shutdown_t *req, int status)
+{
+    struct conn *c = req->data;
+    (void)status;
+    free(req);
+    c->shutting = false;
+    conn_free(c);
+}
+
+/* Hands the queued output to one uv_write. */
+static void conn_flush(struct conn *c)
+{
+    struct broker *b = c->b;
+    if (c->nsegs > 0 && !c->closed) {
+        struct conn_wreq *w = conn_wreq_get(b);
+        uv_buf_t stackbufs[64];
+        uv_buf_t *bufs = c->nsegs <= 64 ? stackbufs : malloc(c->nsegs * sizeof *bufs);
+        if (!w || !bufs) {
+            free(w);
+            if (bufs != stackbufs) free(bufs);
+            conn_drop(c, MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
+            return;
+        }
+        uint64_t bytes = 0;
+        for (uint32_t i = 0; i < c->nsegs; i++) {
+            struct conn_seg *s = &c->segs[i];
+            bufs[i].base = (char *)(s->ref ? s->ref->body + s->off : c->obuf + s->off);
+            bufs[i].len = s->len;
+            bytes += s->len;
+        }
+        /* The request takes the own buffer and the segment array (with its references);
+         * the connection takes the request's old array for the next iteration. */
+        struct conn_seg *old = w->segs;
+        uint32_t oldcap = w->segcap;
+        w->c = c;
+        w->own = c->obuf;
+        w->segs = c->segs;
+        w->segcap = c->segcap;
+        w->nsegs = c->nsegs;
+        w->bytes = bytes;
+        c->obuf = NULL;
+        c->olen = c->ocap = 0;
+        c->segs = old;
+        c->segcap = oldcap;
+        c->nsegs = 0;
+        int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, w->nsegs, conn_write_cb);
+        if (bufs != stackbufs) free(bufs);
+        if (rc < 0) {
+            c->out_queued -= bytes;
+            conn_wreq_put(b, w);
+            conn_drop(c, MQTT_RC_UNSPECIFIED_ERROR, uv_strerror(rc));
+        } else {
+            c->writes_active++;
+        }
+    }
+    if (c->state == CONN_CLOSING && !c->closed) {
+        c->closed = true;
+        /* Drop output queued after the end (it can never be sent). */
+        for (uint32_t i = 0; i < c->nsegs; i++)
+            msg_unref(c->segs[i].ref);
+        c->nsegs = 0;
+        c->olen = 0;
+        uv_shutdown_t *req = malloc(sizeof *req);
+        if (req) {
+            req->data = c;
+            if (uv_shutdown(req, (uv_stream_t *)&c->tcp, conn_shutdown_cb) == 0) {
+                c->shutting = true;
+                return;
+            }
+            free(req);
+        }
+        if (c->writes_active == 0) conn_free(c);
+    }
+}
+
+void conn_flush_all(struct broker *b)
+{
+    while (b->flush_list) {
+        struct conn *c = b->flush_list;
+        b->flush_list = c->flush_next;
+        c->in_flush = false;
+        c->flush_next = NULL;
+        conn_flush(c);
+    }
+}
+
+/* ---- accept and close ---- */
+
+int conn_accept(struct broker *b, struct listener *lst, uv_stream_t *server)
+{
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c) return UV_ENOMEM;
+    int rc = uv_tcp_init(b->loop, &c->tcp);
+    if (rc < 0) {
+        free(c);
+        return rc;
+    }
+    c->tcp.data = c;
+    c->b = b;
+    c->all_next = b->all_conns;
+    if (b->all_conns) b->all_conns->all_prev = c;
+    b->all_conns = c;
+    b->live_conns++;
+    c->lst = lst;
+    c->id = ++b->next_conn_id;
+    c->parser.role = MQTT_ROLE_SERVER;
+    c->parser.version = 0;
+    c->parser.max_packet_size = broker_max_packet_in(b);
+    c->receive_max_out = 65535;
+    c->want_problem_info = true;
+    alias_in_init(&c->alias_in, 0);
+    alias_out_init(&c->alias_out, 0);
+    rc = uv_accept(server, (uv_stream_t *)&c->tcp);
+    if (rc == 0)
+        rc = htab_insert(&b->conns, &c->id_node, htab_hash_u64(c->id)) < 0 ? UV_ENOMEM : 0;
+    else
+        c->id_node.hash = 0;
+    if (rc < 0) {
+        c->state = CONN_CLOSING;
+        c->closed = true;
+        uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
+        return rc;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    struct sockaddr_storage ss;
+    int namelen = sizeof ss;
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &namelen) == 0) {
+        if (ss.ss_family == AF_INET6) {
+            const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+            uv_ip6_name(a, host, sizeof host);
+            port = ntohs(a->sin6_port);
+        } else {
+            const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+            uv_ip4_name(a, host, sizeof host);
+            port = ntohs(a->sin_port);
+        }
+    }
+    snprintf(c->addr, sizeof c->addr, "%s:%d", host, port);
+    listener_conn_opened(lst, c);
+    b->stats.clients_connecting++;
+    /* A client that never sends CONNECT is dropped after a grace period. */
+    wheel_entry_init(&c->keepalive, conn_keepalive_cb);
+    wheel_add(&b->wheel, &c->keepalive, uv_now(b->loop) + BROKER_CONNECT_TIMEOUT_S * 1000);
+    rc = uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb);
+    if (rc < 0) {
+        conn_drop(c, MQTT_RC_UNSPECIFIED_ERROR, uv_strerror(rc));
+        return 0;
+    }
+    c->reading = true;
+    return 0;
+}
+
+/* The common end: logs once, detaches the session, stops input. */
+static void conn_end(struct conn *c, uint8_t reason, const char *why)
+{
+    struct broker *b = c->b;
+    bool was_active = c->state == CONN_ACTIVE;
+    c->close_reason = reason;
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+    wheel_remove(&b->wheel, &c->keepalive);
+    if (was_active || c->state == CONN_CONNECTING || reason >= 0x80) {
+        if (reason == MQTT_RC_SUCCESS || why == NULL) {
+            if (b->cfg->connection_messages)
+                log_at(LOG_TYPE_NOTICE, "Client %s [%s] disconnected.",
+                       c->client_id ? c->client_id : "<unknown>", c->addr);
+        } else if (b->cfg->connection_messages || reason >= 0x80) {
+            log_at(LOG_TYPE_NOTICE, "Client %s [%s] disconnected: %s (reason 0x%02x %s).",
+                   c->client_id ? c->client_id : "<unknown>", c->addr, why, reason,
+                   mqtt_reason_str(reason));
+        }
+    }
+    c->state = CONN_CLOSING;
+    if (c->sess) session_detach(c->sess, c, reason);
+    if (was_active && b->stats.clients_connected > 0)
+        b->stats.clients_connected--;
+    else if (!was_active && b->stats.clients_connecting > 0)
+        b->stats.clients_connecting--;
+    if (c->counted) listener_conn_closed(c->lst, c);
+    htab_remove(&b->conns, &c->id_node);
+    conn_schedule_flush(c);
+}
+
+/* Whether a 3.x CONNACK has a return code for this refusal (others just close). */
+static bool conn_v3_refusal(uint8_t reason)
+{
+    switch (reason) {
+    case MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION:
+    case MQTT_RC_CLIENT_IDENTIFIER_NOT_VALID:
+    case MQTT_RC_SERVER_UNAVAILABLE:
+    case MQTT_RC_SERVER_BUSY:
+    case MQTT_RC_BAD_USERNAME_OR_PASSWORD:
+    case MQTT_RC_NOT_AUTHORIZED:
+    case MQTT_RC_BANNED:
+    case MQTT_RC_BAD_AUTHENTICATION_METHOD:
+        return true;
+    default:
+        return false;
+    }
+}
+
+void conn_close(struct conn *c, uint8_t reason, const char *why)
+{
+    if (c->state == CONN_CLOSING) return;
+    if (reason >= 0x80 && c->version == MQTT_V5 && c->state == CONN_ACTIVE) {
+        struct mqtt_packet pkt = {.type = MQTT_DISCONNECT};
+        pkt.u.disconnect.reason = reason;
+        if (why && c->want_problem_info) {
+            pkt.props.present |= MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);
+            pkt.props.reason_string = MQTT_STR(why);
+        }
+        if (conn_send(c, &pkt) == -EMSGSIZE) {
+            pkt.props.present = 0;
+            conn_send(c, &pkt);
+        }
+    } else if (reason >= 0x80 && c->state != CONN_ACTIVE && c->version != 0) {
+        /* Refused before CONNACK: CONNACK carries the reason [MQTT-3.2.2-6]. */
+        struct mqtt_packet pkt = {.type = MQTT_CONNACK};
+        pkt.u.connack.reason = reason;
+        if (c->version == MQTT_V5 || conn_v3_refusal(reason)) conn_send(c, &pkt);
+    }
+    conn_end(c, reason, why);
+}
+
+void conn_drop(struct conn *c, uint8_t reason, const char *why)
+{
+    if (c->state == CONN_CLOSING) return;
+    conn_end(c, reason, why);
+}
+
+void conn_close_all(struct broker *b, uint8_t reason)
+{
+    size_t bucket = 0;
+    struct htab_node *cur = NULL;
+    struct htab_node *n;
+    /* conn_close removes the node from the table: restart the scan each time. */
+    while ((n = htab_next(&b->conns, &bucket, &cur)) != NULL) {
+        struct conn *c = (struct conn *)((char *)n - offsetof(struct conn, id_node));
+        conn_close(c, reason, "broker stopping");
+        bucket = 0;
+        cur = NULL;
+    }
+}
+
+void conn_abort_all(struct broker *b)
+{
+    for (struct conn *c = b->all_conns; c; c = c->all_next) {
+        if (c->state != CONN_CLOSING) conn_drop(c, MQTT_RC_SERVER_SHUTTING_DOWN, "broker stopping");
+        c->closed = true;
+        if (!uv_is_closing((uv_handle_t *)&c->tcp)) uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
+    }
+}
+
+void conn_pool_free(struct broker *b)
+{
+    while (b->wreq_free) {
+        struct conn_wreq *w = b->wreq_free;
+        b->wreq_free = w->next_free;
+        free(w->segs);
+        free(w);
+    }
+    b->wreq_free_count = 0;
+}

@@ -1,0 +1,176 @@
+/* One client connection: the socket, the read path (per-loop scratch buffer, only partial
+ * packets are copied), the write path (replies and shared PUBLISH buffers queued during a loop
+ * iteration and flushed in one uv_write per connection before the loop polls), the ordered
+ * chain of replies that wait for a commit, and the single place where a connection ends.
+ *
+ * Ownership: the broker owns every struct conn; it is freed in the uv_close callback. Code
+ * that outlives a loop iteration (an off-loop job, a proposal's callback) keeps the id and
+ * finds the connection again with conn_find(), which returns NULL once the connection ended. */
+#ifndef STARLING_BROKER_CONN_H
+#define STARLING_BROKER_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "alias.h"
+#include "htab.h"
+#include "msg.h"
+#include "proto.h"
+#include "wheel.h"
+
+struct broker;
+struct listener;
+struct session;
+
+enum conn_state {
+    CONN_NEW = 0,    /* waiting for CONNECT */
+    CONN_CONNECTING, /* CONNECT received, authentication or session open pending */
+    CONN_ACTIVE,     /* CONNACK sent */
+    CONN_CLOSING,    /* ended: writes drain, then the socket closes */
+};
+
+/* One piece of output: bytes in the connection's own buffer (ref NULL, off into obuf) or a
+ * slice of a shared message body (ref holds a reference until the write completes). */
+struct conn_seg {
+    struct msg *ref;
+    uint32_t off;
+    uint32_t len;
+};
+
+/* A reply that waits for something (a commit) and the replies queued behind it. */
+struct conn_reply {
+    struct conn_reply *next;
+    uint64_t seq;
+    bool done;
+    uint32_t len;
+    uint8_t *bytes;
+};
+
+struct conn {
+    uv_tcp_t tcp;
+    struct broker *b;
+    struct listener *lst;
+    struct htab_node id_node;
+    uint64_t id;
+    uint8_t state;        /* enum conn_state */
+    uint8_t version;      /* protocol level after CONNECT, 0 before */
+    bool in_flush;        /* on the broker's flush list */
+    bool reading;         /* uv_read_start active */
+    bool paused;          /* input held while a CONNECT is being authenticated */
+    bool counted;         /* counted in the listener's connections */
+    bool closed;          /* output finished: shutdown or close under way */
+    bool shutting;        /* uv_shutdown pending */
+    uint8_t close_reason; /* why it ended, for the session (0: client DISCONNECT) */
+    bool send_will;       /* the session's will fires on close */
+    uint16_t keepalive_s;
+    bool server_keepalive;        /* v5: CONNACK announces keepalive_s as Server Keep Alive */
+    struct wheel_entry keepalive; /* in the broker's wheel */
+    struct session *sess;
+    char *client_id; /* owned copy, for log lines; NULL before CONNECT */
+    char *username;  /* owned, NULL when none */
+    char addr[64];   /* "address:port" of the peer */
+    struct mqtt_parser parser;
+
+    /* input: only a partial packet (or input held while paused) lives here */
+    uint8_t *rbuf;
+    uint32_t rlen, rcap;
+
+    /* output queued this iteration */
+    uint8_t *obuf;
+    uint32_t olen, ocap;
+    struct conn_seg *segs;
+    uint32_t nsegs, segcap;
+    uint64_t out_queued;    /* bytes queued or being written */
+    uint32_t writes_active; /* uv_write requests in flight */
+    struct conn *flush_next;
+    struct conn *all_prev, *all_next; /* b->all_conns */
+
+    /* replies that wait for a commit, in the order the requests came */
+    struct conn_reply *replies, *replies_tail;
+    uint64_t reply_seq;
+
+    /* MQTT 5 limits announced by the client in CONNECT */
+    uint32_t max_packet_out;    /* 0: protocol maximum */
+    uint16_t receive_max_out;   /* the client's Receive Maximum (65535 when absent) */
+    struct alias_in alias_in;   /* aliases the client set */
+    struct alias_out alias_out; /* aliases we set */
+    bool want_problem_info;     /* Request Problem Information (default 1) */
+
+    /* inbound QoS > 0 publishes not yet acknowledged (our Receive Maximum) */
+    uint32_t inflight_in;
+};
+
+/* Accepts a pending connection on server into a new struct conn (registered, reading).
+ * Returns 0 or a negative libuv error (the connection is then refused and closed). */
+int conn_accept(struct broker *b, struct listener *lst, uv_stream_t *server);
+
+/* The live connection with this id, or NULL if it ended. */
+struct conn *conn_find(struct broker *b, uint64_t id);
+
+/* ---- output ---- */
+
+/* Appends len bytes to the connection's output; they leave in this iteration's flush.
+ * Returns 0 or -ENOMEM (then the connection is being closed). No-op once closing. */
+int conn_write(struct conn *c, const void *bytes, size_t len);
+/* Reserves len bytes of output and returns where to write them (valid until the next
+ * conn_* output call), or NULL without memory. */
+uint8_t *conn_reserve(struct conn *c, size_t len);
+/* Queues a slice of a message's body (a reference to m is taken until the write completes). */
+int conn_write_shared(struct conn *c, struct msg *m, const uint8_t *base, size_t len);
+/* Encodes pkt for the connection's protocol version and queues it. Returns 0, -ENOMEM, or
+ * -EMSGSIZE when it exceeds the client's Maximum Packet Size (nothing queued). */
+int conn_send(struct conn *c, const struct mqtt_packet *pkt);
+/* Sends an ack-type packet (PUBACK/PUBREC/PUBREL/PUBCOMP) with reason (v5) at once, or after
+ * pending deferred replies. */
+int conn_send_ack(struct conn *c, uint8_t type, uint16_t packet_id, uint8_t reason);
+
+/* Starts a deferred reply: replies sent later queue behind it until conn_reply_finish.
+ * Returns the sequence number to finish it with, or 0 without memory. */
+uint64_t conn_reply_defer(struct conn *c);
+/* Fills the deferred reply `seq` with the encoded pkt (NULL: nothing to send) and sends every
+ * finished reply at the head of the chain. */
+void conn_reply_finish(struct conn *c, uint64_t seq, const struct mqtt_packet *pkt);
+/* Whether replies are waiting behind a deferred one. */
+static inline bool conn_replies_pending(const struct conn *c)
+{
+    return c->replies != NULL;
+}
+
+/* Writes everything queued on every connection: called once per loop iteration. */
+void conn_flush_all(struct broker *b);
+
+/* ---- input control ---- */
+
+/* Stops handling input (kept buffered) until conn_resume(). */
+void conn_pause(struct conn *c);
+/* Handles input held while paused, then reads again. */
+void conn_resume(struct conn *c);
+/* The connection received a packet now: keepalive restarts. */
+void conn_touch(struct conn *c);
+
+/* ---- the end of a connection ----
+ *
+ * conn_close() is the one place a connection ends. reason is an MQTT 5 reason code (0: normal,
+ * the client sent DISCONNECT or the broker stops); `why` is the log text. In MQTT 5 a
+ * DISCONNECT with the reason (and a reason string when the client asked for problem
+ * information) precedes the close when CONNACK was sent and reason >= 0x80; before CONNACK a
+ * CONNACK carries it (MQTT 5 and, for codes it has, 3.x). Pending output is flushed first.
+ * The session is detached (its will handled per will_due). Safe to call again (no-op). */
+void conn_close(struct conn *c, uint8_t reason, const char *why);
+/* As conn_close, but without sending anything (the peer is gone or a DISCONNECT was sent). */
+void conn_drop(struct conn *c, uint8_t reason, const char *why);
+
+/* Closes every connection (broker stop): v5 clients get DISCONNECT 0x8B. */
+void conn_close_all(struct broker *b, uint8_t reason);
+
+/* Closes every socket at once, without waiting for output (end of a stop's grace period). */
+void conn_abort_all(struct broker *b);
+/* Frees the pooled write requests (broker exit). */
+void conn_pool_free(struct broker *b);
+
+/* Feeds bytes as if read from the socket (fuzzing and tests). */
+void conn_feed(struct conn *c, const uint8_t *data, size_t len);
+
+#endif

@@ -1,0 +1,495 @@
+/* The broker's side of the replicated state (see durable.h): proposals, applied commands,
+ * the start-up load. */
+#include "durable.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "conn.h"
+#include "core.h"
+#include "log.h"
+#include "msg.h"
+#include "retain.h"
+#include "session.h"
+#include "subs.h"
+
+/* ---- waits ---- */
+
+struct dur_wait *dur_wait_new(struct broker *b, dur_done_cb done)
+{
+    struct dur_wait *w = calloc(1, sizeof *w);
+    if (!w) return NULL;
+    w->b = b;
+    w->done = done;
+    w->pending = 1;
+    return w;
+}
+
+static void dur_wait_drop(struct dur_wait *w)
+{
+    if (--w->pending > 0) return;
+    if (w->done)
+        w->done(w->b, w, w->status); /* frees w */
+    else
+        free(w);
+}
+
+void dur_wait_release(struct dur_wait *w)
+{
+    dur_wait_drop(w);
+}
+
+void dur_wait_cb(void *data, int status, uint64_t index)
+{
+    struct dur_wait *w = data;
+    (void)index;
+    if (status < 0 && w->status == 0) w->status = status;
+    dur_wait_drop(w);
+}
+
+void dur_wait_fail(struct dur_wait *w, int status)
+{
+    if (w->status == 0) w->status = status;
+    dur_wait_drop(w);
+}
+
+/* ---- proposals ---- */
+
+int dur_propose(struct broker *b, const struct cluster_cmd *cmd, cluster_applied_cb cb, void *data)
+{
+    if (!b->cluster) return CLUSTER_ESHUTDOWN;
+    int rc = cluster_propose(b->cluster, cmd, cb, data);
+    if (rc < 0 && rc != CLUSTER_ESHUTDOWN)
+        log_at(LOG_TYPE_WARNING, "Durable %s refused: %s.", cluster_cmd_type_name(cmd->type),
+               cluster_strerror(rc));
+    return rc;
+}
+
+static struct store_str dur_str(const char *p, size_t len)
+{
+    return (struct store_str){.ptr = p, .len = len};
+}
+
+static void dur_store_message(const struct msg *m, struct store_message *out)
+{
+    out->topic = dur_str(m->topic, m->topic_len);
+    out->payload = (struct store_blob){.ptr = m->payload, .len = m->payload_len};
+    out->props = (struct store_blob){.ptr = m->props, .len = m->props_len};
+    out->expires_at_ms = m->expires_at_ms;
+    out->qos = m->qos;
+    out->retain = m->retain;
+}
+
+int dur_session_open(struct broker *b, const struct session *s, bool clean_start,
+                     cluster_applied_cb cb, void *data)
+{
+    struct cluster_cmd cmd = {.type = CLUSTER_CMD_SESSION_OPEN};
+    cmd.session_open.client_id = dur_str(s->client_id, s->client_id_len);
+    cmd.session_open.node_id = cluster_node_id(b->cluster);
+    cmd.session_open.created_at_ms = broker_wall_ms();
+    cmd.session_open.expiry_interval_s = s->expiry_s;
+    cmd.session_open.protocol_version = s->version;
+    cmd.session_open.flags =
+        (uint8_t)(STORE_SESSION_PERSISTENT | (clean_start ? STORE_SESSION_CLEAN_START : 0));
+    return dur_propose(b, &cmd, cb, data);
+}
+
+int dur_session_client(struct broker *b, enum cluster_cmd_type type, const char *client_id,
+                       size_t len)
+{
+    struct cluster_cmd cmd = {.type = type};
+    cmd.client.client_id = dur_str(client_id, len);
+    cmd.client.at_ms = broker_wall_ms();
+    return dur_propose(b, &cmd, NULL, NULL);
+}
+
+int dur_subscribe(struct broker *b, const char *client_id, size_t client_len, const char *filter,
+                  size_t filter_len, uint8_t options, uint32_t sub_id, cluster_applied_cb cb,
+                  void *data)
+{
+    struct cluster_cmd cmd = {.type = CLUSTER_CMD_SUBSCRIBE};
+    cmd.subscribe.client_id = dur_str(client_id, client_len);
+    cmd.subscribe.filter = dur_str(filter, filter_len);
+    cmd.subscribe.options = options;
+    cmd.subscribe.subscription_id = sub_id;
+    return dur_propose(b, &cmd, cb, data);
+}
+
+int dur_unsubscribe(struct broker *b, const char *client_id, size_t client_len, const char *filter,
+                    size_t filter_len, cluster_applied_cb cb, void *data)
+{
+    struct cluster_cmd cmd = {.type = CLUSTER_CMD_UNSUBSCRIBE};
+    cmd.unsubscribe.client_id = dur_str(client_id, client_len);
+    cmd.unsubscribe.filter = dur_str(filter, filter_len);
+    return dur_propose(b, &cmd, cb, data);
+}
+
+int dur_retain_set(struct broker *b, const struct msg *m, const char *publisher,
+                   cluster_applied_cb cb, void *data)
+{
+    struct cluster_cmd cmd = {.type = CLUSTER_CMD_RETAIN_SET};
+    dur_store_message(m, &cmd.retain_set.msg);
+    cmd.retain_set.msg.retain = true;
+    cmd.retain_set.publisher_client_id =
+        dur_str(publisher ? publisher : "", publisher ? strlen(publisher) : 0);
+    return dur_propose(b, &cmd, cb, data);
+}
+
+int dur_retain_clear(struct broker *b, const char *topic, size_t len, cluster_applied_cb cb,
+                     void *data)
+{
+    struct cluster_cmd cmd = {.type = CLUSTER_CMD_RETAIN_CLEAR};
+    cmd.retain_clear.topic = dur_str(topic, len);
+    return dur_propose(b, &cmd, cb, data);
+}
+
+int dur_queue_push(struct broker *b, const struct session *s, const struct msg *m, uint64_t msg_id,
+                   cluster_applied_cb cb, void *data)
+{
+    struct cluster_cmd cmd = {.type = CLUSTER_CMD_QUEUE_PUSH};
+    cmd.queue_push.client_id = dur_str(s->client_id, s->client_id_len);
+    cmd.queue_push.msg_id = msg_id;
+    dur_store_message(m, &cmd.queue_push.msg);
+    return dur_propose(b, &cmd, cb, data);
+}
+
+int dur_queue_ack(struct broker *b, const struct session *s, uint64_t msg_id)
+{
+    struct cluster_cmd cmd = {.type = CLUSTER_CMD_QUEUE_ACK};
+    cmd.queue_ack.client_id = dur_str(s->client_id, s->client_id_len);
+    cmd.queue_ack.msg_id = msg_id;
+    return dur_propose(b, &cmd, NULL, NULL);
+}
+
+int dur_will_set(struct broker *b, const struct session *s)
+{
+    if (!s->will.m) return 0;
+    struct cluster_cmd cmd = {.type = CLUSTER_CMD_WILL_SET};
+    cmd.will_set.client_id = dur_str(s->client_id, s->client_id_len);
+    dur_store_message(s->will.m, &cmd.will_set.msg);
+    cmd.will_set.msg.expires_at_ms = s->will.expiry_s; /* the interval, for a will */
+    cmd.will_set.delay_interval_s = s->will.delay_s;
+    int rc = dur_propose(b, &cmd, NULL, NULL);
+    if (rc == 0) ((struct session *)s)->will.durable = true;
+    return rc;
+}
+
+int dur_will_clear(struct broker *b, const struct session *s)
+{
+    return dur_session_client(b, CLUSTER_CMD_WILL_CLEAR, s->client_id, s->client_id_len);
+}
+
+struct msg *dur_msg_from_store(const struct store_message *sm)
+{
+    struct msg_init in = {
+        .topic = sm->topic.ptr,
+        .topic_len = sm->topic.len,
+        .payload = sm->payload.ptr,
+        .payload_len = sm->payload.len,
+        .qos = sm->qos,
+        .retain = sm->retain,
+        .props = sm->props.len ? sm->props.ptr : NULL,
+        .props_len = sm->props.len,
+        .expires_at_ms = sm->expires_at_ms,
+    };
+    struct msg *m = NULL;
+    if (msg_new(&in, &m) < 0) return NULL;
+    return m;
+}
+
+/* ---- applying commands to memory ---- */
+
+static struct session *dur_session(struct broker *b, const struct store_str *id)
+{
+    return session_find(b, id->ptr, id->len);
+}
+
+/* An offline session as storage describes it (start-up, or a replayed open). */
+static struct session *dur_session_offline(struct broker *b, const struct store_session *ss)
+{
+    struct session *s = session_find(b, ss->client_id.ptr, ss->client_id.len);
+    if (!s) s = session_new(b, ss->client_id.ptr, ss->client_id.len);
+    if (!s) return NULL;
+    if (s->conn) return s;
+    s->persistent = (ss->flags & STORE_SESSION_PERSISTENT) != 0;
+    s->durable = true;
+    s->version = ss->protocol_version;
+    s->expiry_s = ss->expiry_interval_s;
+    if (s->version != MQTT_V5) {
+        uint64_t e = b->cfg->persistent_client_expiration_s;
+        s->expiry_s = e ? (uint32_t)(e > UINT32_MAX - 1 ? UINT32_MAX - 1 : e) : UINT32_MAX;
+    }
+    if (s->expiry_s != UINT32_MAX) {
+        /* Expiry runs from the disconnect; a session connected when the node stopped counts
+         * as disconnected now. */
+        uint64_t wall = broker_wall_ms();
+        uint64_t since = ss->connected || !ss->disconnected_at_ms ? wall : ss->disconnected_at_ms;
+        uint64_t end = since + (uint64_t)s->expiry_s * 1000;
+        uint64_t left = end > wall ? end - wall : 0;
+        wheel_add(&b->wheel, &s->expiry_entry, uv_now(b->loop) + left);
+    }
+    return s;
+}
+
+static void dur_purge_memory(struct broker *b, struct session *s)
+{
+    subs_remove_owner(b->subs, s);
+    /* Queued durable messages go; in-flight ones finish with the connection. */
+    struct session_out **pp = &s->queue;
+    s->queue_tail = NULL;
+    while (*pp) {
+        struct session_out *o = *pp;
+        if (o->msg_id) {
+            *pp = o->next;
+            s->queue_count--;
+            s->queue_bytes -= o->m->payload_len;
+            msg_unref(o->m);
+            free(o);
+        } else {
+            s->queue_tail = o;
+            pp = &o->next;
+        }
+    }
+}
+
+static void dur_apply_will(struct broker *b, const struct store_will *sw)
+{
+    struct session *s = session_find(b, sw->client_id.ptr, sw->client_id.len);
+    if (s && (s->conn || s->will.m)) return;
+    if (!s) {
+        /* A will whose session is not persistent: it fires after its delay. */
+        s = session_new(b, sw->client_id.ptr, sw->client_id.len);
+        if (!s) return;
+        s->persistent = false;
+        s->expiry_s = 0;
+        wheel_add(&b->wheel, &s->expiry_entry,
+                  uv_now(b->loop) + (uint64_t)sw->delay_interval_s * 1000);
+    }
+    struct store_message sm = sw->msg;
+    sm.expires_at_ms = 0;
+    struct msg *m = dur_msg_from_store(&sm);
+    if (!m) return;
+    session_set_will(s, m, sw->delay_interval_s, (uint32_t)sw->msg.expires_at_ms);
+    s->will.durable = true;
+    wheel_add(&b->wheel, &s->will_entry, uv_now(b->loop) + (uint64_t)sw->delay_interval_s * 1000);
+}
+
+static void dur_apply_queued(struct broker *b, const struct store_queued *q, bool runtime)
+{
+    struct session *s = session_find(b, q->client_id.ptr, q->client_id.len);
+    if (q->msg_id > b->next_msg_id) b->next_msg_id = q->msg_id;
+    if (!s) return;
+    if (runtime && s->pending_pushes > 0) s->pending_pushes--;
+    struct msg *m = dur_msg_from_store(&q->msg);
+    if (!m) return;
+    session_queue_durable(s, m, q->msg_id);
+}
+
+void dur_applied(void *ctx, const struct cluster_cmd *cmd, uint64_t index)
+{
+    struct broker *b = ctx;
+    struct session *s;
+    (void)index;
+    switch (cmd->type) {
+    case CLUSTER_CMD_SESSION_OPEN:
+        s = dur_session(b, &cmd->session_open.client_id);
+        if (!s || !s->conn) {
+            s = dur_session_offline(b, &cmd->session_open);
+            if (s && (cmd->session_open.flags & STORE_SESSION_CLEAN_START)) dur_purge_memory(b, s);
+        }
+        break;
+    case CLUSTER_CMD_SESSION_EXPIRE:
+    case CLUSTER_CMD_SESSION_DELETE:
+        s = dur_session(b, &cmd->client.client_id);
+        if (s) {
+            dur_purge_memory(b, s);
+            if (!s->conn && s->durable && !s->will.m) session_free(s);
+        }
+        break;
+    case CLUSTER_CMD_SUBSCRIBE:
+        s = dur_session(b, &cmd->subscribe.client_id);
+        if (s) {
+            subs_add(b->subs, s, cmd->subscribe.filter.ptr, cmd->subscribe.filter.len,
+                     cmd->subscribe.options, cmd->subscribe.subscription_id, NULL);
+            s->committed_subs = true;
+        }
+        break;
+    case CLUSTER_CMD_UNSUBSCRIBE:
+        s = dur_session(b, &cmd->unsubscribe.client_id);
+        if (s) subs_remove(b->subs, s, cmd->unsubscribe.filter.ptr, cmd->unsubscribe.filter.len);
+        break;
+    case CLUSTER_CMD_RETAIN_SET: {
+        struct msg *m = dur_msg_from_store(&cmd->retain_set.msg);
+        if (m) retain_set(b->retain, m->topic, m->topic_len, m);
+        break;
+    }
+    case CLUSTER_CMD_RETAIN_CLEAR:
+        retain_clear(b->retain, cmd->retain_clear.topic.ptr, cmd->retain_clear.topic.len);
+        break;
+    case CLUSTER_CMD_QUEUE_PUSH:
+        dur_apply_queued(b, &cmd->queue_push, true);
+        break;
+    case CLUSTER_CMD_QUEUE_ACK:
+        s = dur_session(b, &cmd->queue_ack.client_id);
+        if (s) {
+            /* Replayed acks remove what the load found; live acks left the queue already. */
+            struct session_out **pp = &s->queue, *prev = NULL;
+            while (*pp) {
+                struct session_out *o = *pp;
+                if (o->msg_id == cmd->queue_ack.msg_id) {
+                    *pp = o->next;
+                    if (s->queue_tail == o) s->queue_tail = prev;
+                    s->queue_count--;
+                    s->queue_bytes -= o->m->payload_len;
+                    msg_unref(o->m);
+                    free(o);
+                    break;
+                }
+                prev = o;
+                pp = &o->next;
+            }
+        }
+        break;
+    case CLUSTER_CMD_WILL_SET:
+        dur_apply_will(b, &cmd->will_set);
+        break;
+    case CLUSTER_CMD_WILL_CLEAR:
+        s = dur_session(b, &cmd->client.client_id);
+        if (s && !s->conn && s->will.m && s->will.durable) {
+            s->will.durable = false;
+            session_set_will(s, NULL, 0, 0);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+void dur_restored(void *ctx, uint64_t index)
+{
+    (void)ctx;
+    log_at(LOG_TYPE_WARNING, "State replaced by a snapshot at index %llu.",
+           (unsigned long long)index);
+}
+
+void dur_failed(void *ctx, int rc)
+{
+    struct broker *b = ctx;
+    b->cluster_failed = true;
+    log_at(LOG_TYPE_ERROR,
+           "Error: the durable state cannot be written (%s): durable work is refused until it "
+           "can.",
+           cluster_strerror(rc));
+}
+
+/* Subscriptions stored for clients without a session (clean sessions of a previous run). */
+static int dur_orphan_cb(void *ctx, const struct store_subscription *ss)
+{
+    struct broker *b = ctx;
+    static char last[65536];
+    static size_t last_len = (size_t)-1;
+    if (ss->client_id.len == last_len && memcmp(last, ss->client_id.ptr, last_len) == 0) return 0;
+    if (session_find(b, ss->client_id.ptr, ss->client_id.len)) return 0;
+    memcpy(last, ss->client_id.ptr, ss->client_id.len);
+    last_len = ss->client_id.len;
+    dur_session_client(b, CLUSTER_CMD_SESSION_DELETE, ss->client_id.ptr, ss->client_id.len);
+    return 0;
+}
+
+void dur_leader_changed(void *ctx, uint64_t leader_id, bool is_self)
+{
+    struct broker *b = ctx;
+    static bool swept;
+    (void)leader_id;
+    if (!is_self || swept) return;
+    swept = true;
+    struct store_txn *t = NULL;
+    if (store_read_begin(cluster_storage(b->cluster), &t) == 0) {
+        store_sub_foreach(t, dur_orphan_cb, b);
+        store_txn_end(t);
+    }
+}
+
+void dur_log(void *ctx, enum cluster_log_level level, const char *line)
+{
+    (void)ctx;
+    unsigned type = LOG_TYPE_DEBUG;
+    switch (level) {
+    case CLUSTER_LOG_DEBUG:
+        type = LOG_TYPE_DEBUG;
+        break;
+    case CLUSTER_LOG_INFO:
+        type = LOG_TYPE_INFORMATION;
+        break;
+    case CLUSTER_LOG_NOTICE:
+        type = LOG_TYPE_NOTICE;
+        break;
+    case CLUSTER_LOG_WARNING:
+        type = LOG_TYPE_WARNING;
+        break;
+    case CLUSTER_LOG_ERR:
+        type = LOG_TYPE_ERROR;
+        break;
+    }
+    log_at(type, "%s", line);
+}
+
+/* ---- start-up load ---- */
+
+static int dur_load_session(void *ctx, const struct store_session *ss)
+{
+    struct broker *b = ctx;
+    if (ss->flags & STORE_SESSION_PERSISTENT) dur_session_offline(b, ss);
+    return 0;
+}
+
+static int dur_load_sub(void *ctx, const struct store_subscription *ss)
+{
+    struct broker *b = ctx;
+    struct session *s = session_find(b, ss->client_id.ptr, ss->client_id.len);
+    if (s) {
+        subs_add(b->subs, s, ss->filter.ptr, ss->filter.len, ss->options, ss->subscription_id,
+                 NULL);
+        s->committed_subs = true;
+    }
+    return 0;
+}
+
+static int dur_load_retained(void *ctx, const struct store_retained *r)
+{
+    struct broker *b = ctx;
+    struct msg *m = dur_msg_from_store(&r->msg);
+    if (m) retain_set(b->retain, m->topic, m->topic_len, m);
+    return 0;
+}
+
+static int dur_load_queued(void *ctx, const struct store_queued *q)
+{
+    dur_apply_queued(ctx, q, false);
+    return 0;
+}
+
+static int dur_load_will(void *ctx, const struct store_will *w)
+{
+    dur_apply_will(ctx, w);
+    return 0;
+}
+
+int dur_load(struct broker *b)
+{
+    struct store_txn *t = NULL;
+    int rc = store_read_begin(cluster_storage(b->cluster), &t);
+    if (rc < 0) return rc;
+    rc = store_session_foreach(t, dur_load_session, b);
+    if (rc == 0) rc = store_sub_foreach(t, dur_load_sub, b);
+    if (rc == 0) rc = store_retain_foreach(t, dur_load_retained, b);
+    if (rc == 0) rc = store_queue_foreach(t, dur_load_queued, b);
+    if (rc == 0) rc = store_will_foreach(t, dur_load_will, b);
+    store_txn_end(t);
+    /* Message ids stay unique across restarts. */
+    uint64_t floor = broker_wall_ms() * 1000;
+    if (b->next_msg_id < floor) b->next_msg_id = floor;
+    return rc;
+}

@@ -1,0 +1,154 @@
+/* TCP listeners (see listener.h). */
+#include "listener.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "conn.h"
+#include "core.h"
+#include "log.h"
+
+static void listener_accept_cb(uv_stream_t *server, int status)
+{
+    struct listener_sock *ls = server->data;
+    struct listener *l = ls->lst;
+    struct broker *b = l->b;
+    if (status < 0) {
+        log_at(LOG_TYPE_ERROR, "Error accepting on %s: %s.", ls->addr, uv_strerror(status));
+        return;
+    }
+    if (b->stopping) return;
+    int max = l->cfg->max_connections;
+    if (max >= 0 && l->connections >= max) {
+        /* Accept and close at once, as mosquitto does, so the backlog does not fill. */
+        uv_tcp_t *t = malloc(sizeof *t);
+        if (!t) return;
+        uv_tcp_init(b->loop, t);
+        if (uv_accept(server, (uv_stream_t *)t) == 0)
+            log_at(LOG_TYPE_NOTICE, "Client connection refused: max_connections (%d) reached.",
+                   max);
+        uv_close((uv_handle_t *)t, (uv_close_cb)free);
+        return;
+    }
+    int rc = conn_accept(b, l, server);
+    if (rc < 0)
+        log_at(LOG_TYPE_ERROR, "Error accepting a connection on %s: %s.", ls->addr,
+               uv_strerror(rc));
+}
+
+void listener_conn_opened(struct listener *l, struct conn *c)
+{
+    l->connections++;
+    c->counted = true;
+}
+
+void listener_conn_closed(struct listener *l, struct conn *c)
+{
+    if (c->counted) {
+        c->counted = false;
+        l->connections--;
+    }
+}
+
+static int listener_bind_one(struct broker *b, struct listener *l, const struct sockaddr *sa,
+                             char *err, size_t errlen)
+{
+    if (l->nsocks >= sizeof l->socks / sizeof l->socks[0]) return 0;
+    struct listener_sock *ls = &l->socks[l->nsocks];
+    char host[INET6_ADDRSTRLEN] = "";
+    if (sa->sa_family == AF_INET6)
+        uv_ip6_name((const struct sockaddr_in6 *)sa, host, sizeof host);
+    else
+        uv_ip4_name((const struct sockaddr_in *)sa, host, sizeof host);
+    int rc = uv_tcp_init(b->loop, &ls->tcp);
+    if (rc < 0) goto fail;
+    ls->tcp.data = ls;
+    ls->lst = l;
+    ls->open = true;
+    l->nsocks++;
+    rc = uv_tcp_bind(&ls->tcp, sa, sa->sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
+    if (rc == 0) rc = uv_listen((uv_stream_t *)&ls->tcp, 1024, listener_accept_cb);
+    if (rc < 0) goto fail;
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    int port = l->cfg->port;
+    if (uv_tcp_getsockname(&ls->tcp, (struct sockaddr *)&ss, &len) == 0)
+        port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                              : ((struct sockaddr_in *)&ss)->sin_port);
+    l->port = (uint16_t)port;
+    if (sa->sa_family == AF_INET6)
+        snprintf(ls->addr, sizeof ls->addr, "[%s]:%d", host, port);
+    else
+        snprintf(ls->addr, sizeof ls->addr, "%s:%d", host, port);
+    return 1;
+fail:
+    snprintf(err, errlen, "cannot listen on %s port %u: %s", host, l->cfg->port, uv_strerror(rc));
+    return rc;
+}
+
+int listener_open(struct broker *b, struct listener *l, const struct config_listener *cfg,
+                  char *err, size_t errlen)
+{
+    memset(l, 0, sizeof *l);
+    l->b = b;
+    l->cfg = cfg;
+    l->port = cfg->port;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    if (cfg->socket_domain == CONFIG_SOCKET_DOMAIN_IPV4)
+        hints.ai_family = AF_INET;
+    else if (cfg->socket_domain == CONFIG_SOCKET_DOMAIN_IPV6)
+        hints.ai_family = AF_INET6;
+    else
+        hints.ai_family = AF_UNSPEC;
+    char port[8];
+    snprintf(port, sizeof port, "%u", cfg->port);
+    struct addrinfo *res = NULL;
+    int gai = getaddrinfo(cfg->bind_address, port, &hints, &res);
+    if (gai != 0) {
+        snprintf(err, errlen, "cannot resolve listener address %s: %s",
+                 cfg->bind_address ? cfg->bind_address : "*", gai_strerror(gai));
+        return UV_EINVAL;
+    }
+    int ok = 0, last = 0;
+    char lasterr[256] = "";
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
+        /* With port 0 every socket of this listener shares the first one's port. */
+        if (ok > 0 && cfg->port == 0) {
+            if (ai->ai_family == AF_INET6)
+                ((struct sockaddr_in6 *)ai->ai_addr)->sin6_port = htons(l->port);
+            else
+                ((struct sockaddr_in *)ai->ai_addr)->sin_port = htons(l->port);
+        }
+        int rc = listener_bind_one(b, l, ai->ai_addr, lasterr, sizeof lasterr);
+        if (rc > 0)
+            ok++;
+        else if (rc < 0)
+            last = rc;
+    }
+    freeaddrinfo(res);
+    if (ok == 0) {
+        snprintf(err, errlen, "%s", lasterr[0] ? lasterr : "no address to listen on");
+        return last ? last : UV_EADDRNOTAVAIL;
+    }
+    for (unsigned i = 0; i < l->nsocks; i++)
+        if (l->socks[i].addr[0])
+            log_at(LOG_TYPE_NOTICE, "Opening ipv%c listen socket on %s.",
+                   strchr(l->socks[i].addr, '[') ? '6' : '4', l->socks[i].addr);
+    return 0;
+}
+
+void listener_close(struct listener *l)
+{
+    for (unsigned i = 0; i < l->nsocks; i++) {
+        struct listener_sock *ls = &l->socks[i];
+        if (ls->open && !uv_is_closing((uv_handle_t *)&ls->tcp)) {
+            ls->open = false;
+            uv_close((uv_handle_t *)&ls->tcp, NULL);
+        }
+    }
+}

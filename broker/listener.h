@@ -1,0 +1,42 @@
+/* TCP listeners: one uv_tcp_t per bound address of a configured listener (IPv4 and/or IPv6
+ * as socket_domain says), max_connections per listener, TCP_NODELAY on every accepted
+ * connection. */
+#ifndef STARLING_BROKER_LISTENER_H
+#define STARLING_BROKER_LISTENER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+struct broker;
+struct conn;
+struct config_listener;
+
+struct listener_sock {
+    uv_tcp_t tcp;
+    struct listener *lst;
+    char addr[64]; /* "address:port" as bound */
+    bool open;
+};
+
+struct listener {
+    struct broker *b;
+    const struct config_listener *cfg;
+    struct listener_sock socks[4];
+    unsigned nsocks;
+    int connections; /* live connections accepted here */
+    uint16_t port;   /* the port bound (the configured one, or the one picked for 0) */
+};
+
+/* Binds and listens on every address of cfg. Returns 0 (at least one socket listens) or a
+ * negative libuv error with a one-line message in err. */
+int listener_open(struct broker *b, struct listener *l, const struct config_listener *cfg,
+                  char *err, size_t errlen);
+/* Stops accepting: closes the listening sockets (connections stay). */
+void listener_close(struct listener *l);
+
+void listener_conn_opened(struct listener *l, struct conn *c);
+void listener_conn_closed(struct listener *l, struct conn *c);
+
+#endif
