@@ -331,7 +331,7 @@ int store_scan(struct store_txn *txn, enum store_db db, const void *prefix, size
     MDB_val key = {.mv_size = len, .mv_data = (void *)prefix}, val;
     rc = mdb_cursor_get(cur, &key, &val, len ? MDB_SET_RANGE : MDB_FIRST);
     while (rc == 0) {
-        if (key.mv_size < len || memcmp(key.mv_data, prefix, len) != 0) break;
+        if (len && (key.mv_size < len || memcmp(key.mv_data, prefix, len) != 0)) break;
         int r = fn(ctx, &key, &val);
         if (r != 0) {
             mdb_cursor_close(cur);
