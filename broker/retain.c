@@ -236,6 +236,7 @@ void retain_free(struct retain *r)
 int retain_set(struct retain *r, const char *topic, size_t topic_len, void *msg)
 {
     struct rnode *n;
+    if (!msg) return -EINVAL;
     if (!topic_is_valid(topic, topic_len)) {
         release(r, msg);
         return -EINVAL;

@@ -30,7 +30,8 @@ void retain_free(struct retain *r);
 
 /* Stores msg as the retained message of topic, releasing the one it replaces. The caller's
  * reference to msg is transferred on every path: on error, msg is released before returning.
- * Returns 0, -EINVAL, -ENOMEM (the previous message of topic, if any, stays). */
+ * Returns 0, -EINVAL (bad topic, or msg NULL), -ENOMEM (the previous message of topic, if
+ * any, stays). */
 int retain_set(struct retain *r, const char *topic, size_t topic_len, void *msg);
 
 /* Removes and releases the retained message of topic (a retained PUBLISH with an empty

@@ -121,6 +121,7 @@ static void set_invalid_topic_releases(void **state)
     memset(big, 'x', sizeof big);
     assert_int_equal(retain_set(r, big, sizeof big, &a), -EINVAL);
     assert_int_equal(a.released, 4);
+    assert_int_equal(retain_set(r, "a", 1, NULL), -EINVAL);
     assert_int_equal(retain_count(r), 0);
     assert_int_equal(retain_match(r, "a/#/b", 5, found_cb, NULL), -EINVAL);
     assert_int_equal(retain_match(r, "", 0, found_cb, NULL), -EINVAL);
