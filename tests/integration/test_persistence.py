@@ -1,0 +1,147 @@
+"""Durable state: what the broker acknowledged is there after kill -9 and restart
+(subscriptions, retained messages, persistent sessions, queued messages); a clean restart
+keeps it too (as Mosquitto's persistence does)."""
+
+import pytest
+
+from harness import Broker, starling_only
+from rawmqtt import P_SESSION_EXPIRY, PUBACK, PUBLISH, RawClient, raw_connect
+
+
+def _crash_or_restart(b, crash):
+    if crash:
+        b.kill9()
+        b.start_again()
+    else:
+        b.restart()
+
+
+MODES = [pytest.param(True, id="kill9"), pytest.param(False, id="sigterm")]
+
+
+def _check_mode(crash):
+    if crash:
+        starling_only("Mosquitto saves only at autosave_interval and exit")
+
+
+# An acknowledged subscription of a persistent session (3.1.1 clean session 0, v5 session
+# expiry) is there after restart: Session Present 1 and messages are delivered.
+@pytest.mark.parametrize("crash", MODES)
+@pytest.mark.parametrize("version", [4, 5])
+def test_subscription_survives(crash, version):
+    _check_mode(crash)
+    plist = [(P_SESSION_EXPIRY, 3600)] if version == 5 else None
+    with Broker() as b:
+        c = raw_connect(b.port, "dur-sub", version, clean=False, plist=plist)
+        assert c.subscribe([("dur/sub/#", 1)]) == [1]
+        c.close()
+        _crash_or_restart(b, crash)
+        c = RawClient(b.port, version)
+        assert c.connect("dur-sub", clean=False, plist=plist).session_present
+        with raw_connect(b.port, "dur-pub", version) as p:
+            p.publish_acked("dur/sub/x", b"after", qos=1)
+        m = c.expect(PUBLISH)
+        assert m.payload == b"after"
+        c.ack(PUBACK, m.pid)
+        c.disconnect()
+
+
+# Every retained message whose PUBACK arrived is there after restart; a cleared one stays
+# cleared; a replaced one has its last value.
+@pytest.mark.parametrize("crash", MODES)
+def test_retained_survive(crash):
+    _check_mode(crash)
+    with Broker() as b:
+        with raw_connect(b.port, "dur-ret", 4) as p:
+            for i in range(30):
+                p.publish_acked("dur/ret/%d" % i, b"v%d" % i, qos=1, retain=True, pid=i + 1)
+            p.publish_acked("dur/ret/0", b"", qos=1, retain=True, pid=100)
+            p.publish_acked("dur/ret/1", b"replaced", qos=1, retain=True, pid=101)
+        _crash_or_restart(b, crash)
+        with raw_connect(b.port, "dur-ret-s", 4) as s:
+            s.subscribe([("dur/ret/+", 0)])
+            got = {}
+            for _ in range(29):
+                m = s.expect(PUBLISH)
+                assert m.retain
+                got[m.topic] = m.payload
+            s.expect_nothing(0.3)
+        want = {"dur/ret/%d" % i: b"v%d" % i for i in range(2, 30)}
+        want["dur/ret/1"] = b"replaced"
+        assert got == want
+
+
+# QoS 1 messages acknowledged to the publisher while the subscriber's persistent session was
+# offline are delivered after restart, in order.
+@pytest.mark.parametrize("crash", MODES)
+@pytest.mark.parametrize("version", [4, 5])
+def test_queued_messages_survive(crash, version):
+    _check_mode(crash)
+    plist = [(P_SESSION_EXPIRY, 3600)] if version == 5 else None
+    with Broker() as b:
+        c = raw_connect(b.port, "dur-q", version, clean=False, plist=plist)
+        c.subscribe([("dur/q", 1)])
+        c.disconnect()
+        with raw_connect(b.port, "dur-qp", version) as p:
+            for i in range(10):
+                p.publish_acked("dur/q", b"%d" % i, qos=1, pid=i + 1)
+        _crash_or_restart(b, crash)
+        c = RawClient(b.port, version)
+        assert c.connect("dur-q", clean=False, plist=plist).session_present
+        got = []
+        for _ in range(10):
+            m = c.expect(PUBLISH)
+            got.append(m.payload)
+            c.ack(PUBACK, m.pid)
+        assert got == [b"%d" % i for i in range(10)]
+        c.expect_nothing(0.3)
+        c.disconnect()
+
+
+# A message sent to a connected persistent subscriber but not yet acknowledged by it is
+# delivered again after a crash.
+def test_unacknowledged_delivery_survives_crash():
+    starling_only("Mosquitto saves only at autosave_interval and exit")
+    with Broker() as b:
+        c = raw_connect(b.port, "dur-inf", 4, clean=False)
+        c.subscribe([("dur/inf", 1)])
+        with raw_connect(b.port, "dur-infp", 4) as p:
+            p.publish_acked("dur/inf", b"pending", qos=1)
+        assert c.expect(PUBLISH).payload == b"pending"
+        c.close()
+        b.kill9()
+        b.start_again()
+        c = raw_connect(b.port, "dur-inf", 4, clean=False)
+        m = c.expect(PUBLISH)
+        assert m.payload == b"pending"
+        c.ack(PUBACK, m.pid)
+        c.disconnect()
+
+
+# A clean session leaves nothing behind: after restart the client id has no session.
+@pytest.mark.parametrize("crash", MODES)
+def test_clean_session_not_persisted(crash):
+    _check_mode(crash)
+    with Broker() as b:
+        c = raw_connect(b.port, "dur-clean", 4, clean=True)
+        c.subscribe([("dur/clean", 1)])
+        c.disconnect()
+        _crash_or_restart(b, crash)
+        c = RawClient(b.port, 4)
+        assert not c.connect("dur-clean", clean=False).session_present
+        c.disconnect()
+
+
+# The data dir of a crashed broker is reusable several times in a row (recovery is
+# idempotent).
+def test_repeated_crashes():
+    starling_only("Mosquitto saves only at autosave_interval and exit")
+    with Broker() as b:
+        for i in range(3):
+            with raw_connect(b.port, "rc%d" % i, 4) as p:
+                p.publish_acked("dur/rc/%d" % i, b"%d" % i, qos=1, retain=True)
+            b.kill9()
+            b.start_again()
+        with raw_connect(b.port, "rc-s", 4) as s:
+            s.subscribe([("dur/rc/#", 0)])
+            assert sorted(s.expect(PUBLISH).payload for _ in range(3)) == [b"0", b"1", b"2"]
