@@ -119,7 +119,7 @@ void props_clear(struct mqtt_props *props)
 static enum mqtt_error prop_int_check(uint8_t id, uint32_t v)
 {
     switch (id) {
-    case MQTT_PROP_PAYLOAD_FORMAT:        /* 0 unspecified bytes, 1 UTF-8 [MQTT-3.3.2-4] */
+    case MQTT_PROP_PAYLOAD_FORMAT:        /* 0 unspecified bytes, 1 UTF-8 (3.3.2.3.2) */
     case MQTT_PROP_REQUEST_PROBLEM_INFO:  /* 0 or 1 */
     case MQTT_PROP_REQUEST_RESPONSE_INFO: /* 0 or 1 */
     case MQTT_PROP_MAXIMUM_QOS:           /* 0 or 1 */
@@ -278,31 +278,65 @@ int mqtt_prop_next(const uint8_t **pos, const uint8_t *end, struct mqtt_prop *ou
 
 /* ---- Encoding ---- */
 
+/* Length of the encoded property at p (identifier included), or 0 if it is malformed. */
+static size_t prop_len(const uint8_t *p, const uint8_t *end)
+{
+    size_t left = (size_t)(end - p), n;
+    uint32_t v;
+    int k;
+    if (p[0] >= 64) return 0;
+    switch (prop_info[p[0]].type) {
+    case PT_BYTE:
+        n = 2;
+        break;
+    case PT_U16:
+        n = 3;
+        break;
+    case PT_U32:
+        n = 5;
+        break;
+    case PT_VARINT:
+        k = mqtt_varint_decode(p + 1, left - 1, &v);
+        if (k <= 0) return 0;
+        n = 1 + (size_t)k;
+        break;
+    case PT_STR:
+    case PT_BIN:
+        if (left < 3) return 0;
+        n = 3 + (size_t)(p[1] << 8 | p[2]);
+        break;
+    case PT_PAIR:
+        if (left < 3) return 0;
+        n = 3 + (size_t)(p[1] << 8 | p[2]);
+        if (left < n + 2) return 0;
+        n += 2 + (size_t)(p[n] << 8 | p[n + 1]);
+        break;
+    default:
+        return 0;
+    }
+    return n <= left ? n : 0;
+}
+
 /* Sum of the encoded sizes of the properties with identifier id inside the raw block. */
 static size_t raw_size_of(const struct mqtt_props *props, uint8_t id)
 {
     const uint8_t *pos = props->raw, *end = props->raw + props->raw_len;
-    struct mqtt_prop pr;
-    size_t n = 0;
+    size_t sum = 0, n;
     if (!props->raw) return 0;
-    for (;;) {
-        const uint8_t *start = pos;
-        if (mqtt_prop_next(&pos, end, &pr) != 1) return n;
-        if (pr.id == id) n += (size_t)(pos - start);
-    }
+    for (; pos < end && (n = prop_len(pos, end)) != 0; pos += n)
+        if (pos[0] == id) sum += n;
+    return sum;
 }
 
 /* Copies the properties with identifier id from the raw block, in order. */
 static uint8_t *raw_write_of(const struct mqtt_props *props, uint8_t id, uint8_t *o)
 {
     const uint8_t *pos = props->raw, *end = props->raw + props->raw_len;
-    struct mqtt_prop pr;
+    size_t n;
     if (!props->raw) return o;
-    for (;;) {
-        const uint8_t *start = pos;
-        if (mqtt_prop_next(&pos, end, &pr) != 1) return o;
-        if (pr.id == id) o = put_bytes(o, start, (size_t)(pos - start));
-    }
+    for (; pos < end && (n = prop_len(pos, end)) != 0; pos += n)
+        if (pos[0] == id) o = put_bytes(o, pos, n);
+    return o;
 }
 
 size_t mqtt_props_size(const struct mqtt_props *p)

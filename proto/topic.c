@@ -236,7 +236,8 @@ enum mqtt_error topic_list_parse(struct cur *c, bool with_opts, uint8_t version,
         }
         out->count++;
     }
-    if (out->count == 0) return MQTT_ERR_NO_TOPICS; /* [MQTT-3.8.3-3] [MQTT-3.10.3-2] */
+    if (out->count == 0)
+        return MQTT_ERR_NO_TOPICS; /* 3.1.1 [MQTT-3.8.3-3], 5.0 [MQTT-3.8.3-2]; [MQTT-3.10.3-2] */
     return MQTT_ERR_NONE;
 }
 
