@@ -12,7 +12,7 @@ PACKAGES=(
     libcmocka-dev clang libclang-rt-14-dev
     python3 python3-pytest python3-paho-mqtt
     mosquitto mosquitto-clients
-    openssl lmdb-utils procps iproute2
+    openssl lmdb-utils procps iproute2 gnuplot-nox
 )
 
 missing=()
