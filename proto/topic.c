@@ -216,8 +216,12 @@ enum mqtt_error topic_list_parse(struct cur *c, bool with_opts, uint8_t version,
     out->raw = c->p;
     out->raw_len = (uint32_t)cur_left(c);
     while (c->p < c->end) {
+        struct mqtt_bin b;
         struct mqtt_str f;
-        if ((e = cur_str(c, &f))) return e; /* [MQTT-3.8.3-1] [MQTT-3.10.3-1] */
+        if ((e = cur_bin(c, &b))) return e;
+        f.ptr = (const char *)b.ptr;
+        f.len = b.len;
+        /* UTF-8 [MQTT-3.8.3-1] [MQTT-3.10.3-1], checked with the wildcard rules. */
         if ((e = mqtt_topic_filter_check(f.ptr, f.len, v5))) return e;
         if (with_opts) {
             uint8_t o;
