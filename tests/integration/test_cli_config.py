@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -300,3 +301,41 @@ protocol mqtt
         with Broker(conf) as b:
             with Client(b, "all", V5) as c:
                 c.subscribe("a", 1)
+
+
+# -v turns on verbose logging: connection details of a client appear in the log.
+def test_verbose_flag():
+    with Broker({"log_type": "error"}, args=["-v"]) as b:
+        with Client(b, "verbose-client", V311):
+            pass
+        b.wait_log("verbose-client")
+
+
+# log_type limits what is logged: with only errors, a client connecting leaves no line.
+def test_log_type_filters():
+    with Broker({"log_type": "error", "connection_messages": "true"}) as b:
+        with Client(b, "quiet-client", V311) as c:
+            c.subscribe("q", 0)
+        with Client(b, "marker", V311):
+            pass
+        time.sleep(0.3)
+        assert "quiet-client" not in b.log_text()
+
+
+# per_listener_settings true: each listener has its own allow_anonymous and password_file.
+def test_per_listener_settings():
+    with tempfile.TemporaryDirectory() as tmp:
+        pw = os.path.join(tmp, "pw")
+        subprocess.run(["mosquitto_passwd", "-c", "-b", pw, "u", "p"], check=True,
+                       capture_output=True, timeout=WAIT)
+        p1, p2 = free_port(), free_port()
+        conf = ("per_listener_settings true\n"
+                "listener %d 127.0.0.1\nallow_anonymous true\n"
+                "listener %d 127.0.0.1\nallow_anonymous false\npassword_file %s\n"
+                % (p1, p2, pw))
+        with Broker(conf, port=p1) as b:
+            wait_until(lambda: port_open(p2), what="second listener")
+            Client(b, "open", V311, port=p1).disconnect()
+            with pytest.raises(AssertionError):
+                Client(b, "closed", V311, port=p2).disconnect()
+            Client(b, "user", V311, port=p2, username="u", password="p").disconnect()

@@ -228,3 +228,17 @@ def test_qos0_has_no_packet_id(broker):
         p.publish("q0", b"abc", qos=0)
         m = s.expect(PUBLISH)
         assert m.qos == 0 and m.pid is None and m.payload == b"abc"
+
+
+# message_size_limit: a bigger payload is dropped; 3.1.1 still gets its PUBACK, v5 gets
+# PUBACK 0x95 Packet too large (mosquitto.conf(5)); the connection stays usable.
+@pytest.mark.parametrize("version", VERSIONS, ids=VIDS.get)
+def test_message_size_limit(version):
+    with Broker({"message_size_limit": 100}) as b:
+        with raw_connect(b.port, "msl-s", 4) as s, raw_connect(b.port, "msl-p", version) as p:
+            s.subscribe([("msl", 1)])
+            big = p.publish_acked("msl", b"x" * 200, qos=1, pid=1)
+            assert big.rc == (0x95 if version == 5 else 0)
+            assert p.publish_acked("msl", b"y" * 20, qos=1, pid=2).rc == 0
+            m = s.expect(PUBLISH)
+            assert m.payload == b"y" * 20

@@ -87,7 +87,11 @@ class Client:
             self.c.username_pw_set(username, password)
         self.started = False
         if connect:
-            self.connect(expect_rc=expect_rc)
+            try:
+                self.connect(expect_rc=expect_rc)
+            except BaseException:
+                self.drop()
+                raise
 
     # --- callbacks (paho's network thread) ----------------------------------------------
 
