@@ -62,8 +62,7 @@ struct cursor {
 
 static bool next_level(struct cursor *c, struct level *out)
 {
-    if (c->done)
-        return false;
+    if (c->done) return false;
     const char *slash = strchr(c->s, '/');
     out->p = c->s;
     if (slash == NULL) {
@@ -138,20 +137,15 @@ static bool rule_matches(const char *rule, const struct subst *s, const char *to
     bool lit;
     for (int depth = 0;; depth++) {
         bool hr = next_level(&rc, &raw), ht = next_level(&tc, &t);
-        if (!hr)
-            return !ht;
+        if (!hr) return !ht;
         rule_level(&raw, s, &r, &lit);
-        if (!lit && is_hash(&r))
-            return !(depth == 0 && ht && starts_dollar(&t));
-        if (!ht)
-            return false;
+        if (!lit && is_hash(&r)) return !(depth == 0 && ht && starts_dollar(&t));
+        if (!ht) return false;
         if (!lit && is_plus(&r)) {
-            if (depth == 0 && starts_dollar(&t))
-                return false;
+            if (depth == 0 && starts_dollar(&t)) return false;
             continue;
         }
-        if (!level_eq(&r, &t))
-            return false;
+        if (!level_eq(&r, &t)) return false;
     }
 }
 
@@ -163,28 +157,21 @@ static bool rule_overlaps(const char *rule, const struct subst *s, const char *f
     bool lit;
     for (int depth = 0;; depth++) {
         bool hr = next_level(&rc, &raw), hf = next_level(&fc, &f);
-        if (!hr && !hf)
-            return true;
+        if (!hr && !hf) return true;
         if (!hr) /* the filter continues: only "#" also matches the shorter topic */
             return is_hash(&f) && fc.done;
         rule_level(&raw, s, &r, &lit);
         bool r_hash = !lit && is_hash(&r), r_plus = !lit && is_plus(&r);
-        if (!hf)
-            return r_hash;
+        if (!hf) return r_hash;
         bool f_wild = is_wild(&f);
         if (depth == 0) {
             /* A wildcard never matches a '$' level; two wildcards meet on other topics. */
-            if ((r_hash || r_plus) && !f_wild && starts_dollar(&f))
-                return false;
-            if (f_wild && !(r_hash || r_plus) && starts_dollar(&r))
-                return false;
+            if ((r_hash || r_plus) && !f_wild && starts_dollar(&f)) return false;
+            if (f_wild && !(r_hash || r_plus) && starts_dollar(&r)) return false;
         }
-        if (r_hash || is_hash(&f))
-            return true;
-        if (r_plus || is_plus(&f))
-            continue;
-        if (!level_eq(&r, &f))
-            return false;
+        if (r_hash || is_hash(&f)) return true;
+        if (r_plus || is_plus(&f)) continue;
+        if (!level_eq(&r, &f)) return false;
     }
 }
 
@@ -196,21 +183,16 @@ static bool rule_covers(const char *rule, const struct subst *s, const char *fil
     bool lit;
     for (int depth = 0;; depth++) {
         bool hr = next_level(&rc, &raw), hf = next_level(&fc, &f);
-        if (!hr)
-            return !hf;
+        if (!hr) return !hf;
         rule_level(&raw, s, &r, &lit);
         bool r_hash = !lit && is_hash(&r), r_plus = !lit && is_plus(&r);
-        if (!hf)
-            return r_hash && rc.done;
-        if (r_hash)
-            return !(depth == 0 && !is_wild(&f) && starts_dollar(&f));
+        if (!hf) return r_hash && rc.done;
+        if (r_hash) return !(depth == 0 && !is_wild(&f) && starts_dollar(&f));
         if (r_plus) {
-            if (is_hash(&f) || (depth == 0 && !is_wild(&f) && starts_dollar(&f)))
-                return false;
+            if (is_hash(&f) || (depth == 0 && !is_wild(&f) && starts_dollar(&f))) return false;
             continue;
         }
-        if (is_wild(&f) || !level_eq(&r, &f))
-            return false;
+        if (is_wild(&f) || !level_eq(&r, &f)) return false;
     }
 }
 
@@ -218,16 +200,12 @@ static bool rule_covers(const char *rule, const struct subst *s, const char *fil
 static bool filter_is_valid(const char *f)
 {
     size_t n = strlen(f);
-    if (n == 0 || n > 65535)
-        return false;
+    if (n == 0 || n > 65535) return false;
     for (size_t i = 0; i < n; i++) {
         if (f[i] == '+' || f[i] == '#') {
-            if (i > 0 && f[i - 1] != '/')
-                return false;
-            if (i + 1 < n && f[i + 1] != '/')
-                return false;
-            if (f[i] == '#' && i + 1 != n)
-                return false;
+            if (i > 0 && f[i - 1] != '/') return false;
+            if (i + 1 < n && f[i + 1] != '/') return false;
+            if (f[i] == '#' && i + 1 != n) return false;
         }
     }
     return true;
@@ -244,8 +222,7 @@ static void list_free(struct acl_list *l)
 
 void acl_free(struct acl *acl)
 {
-    if (acl == NULL)
-        return;
+    if (acl == NULL) return;
     list_free(&acl->anonymous);
     list_free(&acl->patterns);
     for (size_t i = 0; i < acl->user_count; i++) {
@@ -261,8 +238,7 @@ static bool has_level(const char *topic, const char *lvl)
     struct cursor c = {topic, false};
     struct level l;
     while (next_level(&c, &l))
-        if (is_lit(&l, lvl))
-            return true;
+        if (is_lit(&l, lvl)) return true;
     return false;
 }
 
@@ -271,14 +247,12 @@ static int list_add(struct acl_list *l, const char *topic, unsigned access, bool
     if (l->count == l->cap) {
         size_t ncap = l->cap ? l->cap * 2 : 8;
         struct acl_rule *g = realloc(l->rules, ncap * sizeof *g);
-        if (g == NULL)
-            return -ENOMEM;
+        if (g == NULL) return -ENOMEM;
         l->rules = g;
         l->cap = ncap;
     }
     struct acl_rule *r = &l->rules[l->count];
-    if ((r->topic = strdup(topic)) == NULL)
-        return -ENOMEM;
+    if ((r->topic = strdup(topic)) == NULL) return -ENOMEM;
     r->access = access;
     r->uses_username = pattern && has_level(topic, "%u");
     r->uses_client_id = pattern && has_level(topic, "%c");
@@ -301,13 +275,11 @@ static char *word(char **s)
     char *w = *s;
     while (*w == ' ' || *w == '\t')
         w++;
-    if (*w == '\0')
-        return NULL;
+    if (*w == '\0') return NULL;
     char *e = w;
     while (*e != '\0' && *e != ' ' && *e != '\t')
         e++;
-    if (*e != '\0')
-        *e++ = '\0';
+    if (*e != '\0') *e++ = '\0';
     *s = e;
     return w;
 }
@@ -321,27 +293,23 @@ static int user_cmp(const void *a, const void *b)
 static long user_section(struct acl *acl, const char *name)
 {
     for (size_t i = 0; i < acl->user_count; i++)
-        if (strcmp(acl->users[i].username, name) == 0)
-            return (long)i;
+        if (strcmp(acl->users[i].username, name) == 0) return (long)i;
     if (acl->user_count == acl->user_cap) {
         size_t ncap = acl->user_cap ? acl->user_cap * 2 : 8;
         struct acl_user *g = realloc(acl->users, ncap * sizeof *g);
-        if (g == NULL)
-            return -ENOMEM;
+        if (g == NULL) return -ENOMEM;
         acl->users = g;
         acl->user_cap = ncap;
     }
     struct acl_user *u = &acl->users[acl->user_count];
     memset(u, 0, sizeof *u);
-    if ((u->username = strdup(name)) == NULL)
-        return -ENOMEM;
+    if ((u->username = strdup(name)) == NULL) return -ENOMEM;
     return (long)acl->user_count++;
 }
 
 #define ACL_FAIL(rc, ...)                                                                          \
     do {                                                                                           \
-        if (err != NULL && errlen > 0)                                                             \
-            snprintf(err, errlen, __VA_ARGS__);                                                    \
+        if (err != NULL && errlen > 0) snprintf(err, errlen, __VA_ARGS__);                         \
         return rc;                                                                                 \
     } while (0)
 
@@ -350,16 +318,14 @@ static int parse_line(struct acl *acl, long *user, const char *name, int lineno,
                       char *err, size_t errlen)
 {
     char *s = trim(line);
-    if (*s == '\0' || *s == '#')
-        return 0;
+    if (*s == '\0' || *s == '#') return 0;
     char *kw = word(&s);
     if (strcmp(kw, "topic") == 0 || strcmp(kw, "pattern") == 0) {
         bool pattern = kw[0] == 'p';
         char *access_s = word(&s);
         char *topic = trim(s);
         unsigned access;
-        if (access_s == NULL)
-            ACL_FAIL(-EINVAL, "%s:%d: %s: missing topic", name, lineno, kw);
+        if (access_s == NULL) ACL_FAIL(-EINVAL, "%s:%d: %s: missing topic", name, lineno, kw);
         if (*topic == '\0') {
             topic = access_s;
             access = ACL_READ | ACL_WRITE;
@@ -379,20 +345,17 @@ static int parse_line(struct acl *acl, long *user, const char *name, int lineno,
         }
         if (!filter_is_valid(topic))
             ACL_FAIL(-EINVAL, "%s:%d: %s: invalid topic '%s'", name, lineno, kw, topic);
-        struct acl_list *l = pattern      ? &acl->patterns
+        struct acl_list *l = pattern     ? &acl->patterns
                              : *user < 0 ? &acl->anonymous
                                          : &acl->users[*user].list;
-        if (list_add(l, topic, access, pattern) != 0)
-            ACL_FAIL(-ENOMEM, "%s: out of memory", name);
+        if (list_add(l, topic, access, pattern) != 0) ACL_FAIL(-ENOMEM, "%s: out of memory", name);
         return 0;
     }
     if (strcmp(kw, "user") == 0) {
         char *u = trim(s);
-        if (*u == '\0')
-            ACL_FAIL(-EINVAL, "%s:%d: user: missing username", name, lineno);
+        if (*u == '\0') ACL_FAIL(-EINVAL, "%s:%d: user: missing username", name, lineno);
         long idx = user_section(acl, u);
-        if (idx < 0)
-            ACL_FAIL(-ENOMEM, "%s: out of memory", name);
+        if (idx < 0) ACL_FAIL(-ENOMEM, "%s: out of memory", name);
         *user = idx;
         return 0;
     }
@@ -404,8 +367,7 @@ int acl_load_buffer(const char *name, const char *buf, size_t len, struct acl **
                     size_t errlen)
 {
     *out = NULL;
-    if (err != NULL && errlen > 0)
-        err[0] = '\0';
+    if (err != NULL && errlen > 0) err[0] = '\0';
     struct acl *acl = calloc(1, sizeof *acl);
     char *text = malloc(len + 1);
     int rc = 0, lineno = 0;
@@ -428,11 +390,9 @@ int acl_load_buffer(const char *name, const char *buf, size_t len, struct acl **
     }
     for (char *pos = text; rc == 0 && *pos != '\0';) {
         char *nl = strchr(pos, '\n');
-        if (nl != NULL)
-            *nl = '\0';
+        if (nl != NULL) *nl = '\0';
         rc = parse_line(acl, &user, name, ++lineno, pos, err, errlen);
-        if (nl == NULL)
-            break;
+        if (nl == NULL) break;
         pos = nl + 1;
     }
     free(text);
@@ -440,8 +400,7 @@ int acl_load_buffer(const char *name, const char *buf, size_t len, struct acl **
         acl_free(acl);
         return rc;
     }
-    if (acl->user_count > 1)
-        qsort(acl->users, acl->user_count, sizeof *acl->users, user_cmp);
+    if (acl->user_count > 1) qsort(acl->users, acl->user_count, sizeof *acl->users, user_cmp);
     *out = acl;
     return 0;
 }
@@ -470,8 +429,7 @@ int acl_load(const char *path, struct acl **out, char *err, size_t errlen)
         }
         size_t r = fread(buf + n, 1, cap - n, f);
         n += r;
-        if (r == 0)
-            break;
+        if (r == 0) break;
     }
     bool bad = ferror(f) != 0;
     fclose(f);
@@ -488,14 +446,12 @@ int acl_load(const char *path, struct acl **out, char *err, size_t errlen)
 
 static const struct acl_list *user_list(const struct acl *acl, const char *username)
 {
-    if (username == NULL)
-        return &acl->anonymous;
+    if (username == NULL) return &acl->anonymous;
     size_t lo = 0, hi = acl->user_count;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         int c = strcmp(username, acl->users[mid].username);
-        if (c == 0)
-            return &acl->users[mid].list;
+        if (c == 0) return &acl->users[mid].list;
         if (c < 0)
             hi = mid;
         else
@@ -514,10 +470,8 @@ static enum verdict apply_list(const struct acl_list *l, const struct subst *s, 
     for (size_t i = 0; i < l->count; i++) {
         const struct acl_rule *r = &l->rules[i];
         if (s != NULL) {
-            if (r->uses_username && s->username == NULL)
-                continue;
-            if (r->uses_client_id && s->client_id == NULL)
-                continue;
+            if (r->uses_username && s->username == NULL) continue;
+            if (r->uses_client_id && s->client_id == NULL) continue;
         }
         if (r->access == ACL_DENY) {
             if (sub ? rule_covers(r->topic, s, topic) : rule_matches(r->topic, s, topic))
@@ -538,8 +492,7 @@ static bool has_wild_char(const char *s)
 /* Mosquitto's checks on '$' topics, made with and without an ACL file. */
 static int dollar_check(const char *topic, enum acl_access access)
 {
-    if (topic[0] != '$')
-        return 0;
+    if (topic[0] != '$') return 0;
     if (strncmp(topic, "$SYS", 4) == 0 && (topic[4] == '/' || topic[4] == '\0')) {
         if (access == ACL_WRITE)
             return rule_matches("$SYS/broker/connection/+/state", NULL, topic) ? 0 : -EACCES;
@@ -550,32 +503,25 @@ static int dollar_check(const char *topic, enum acl_access access)
     return 0;
 }
 
-int acl_check(const struct acl *acl, const char *client_id, const char *username,
-              const char *topic, enum acl_access access)
+int acl_check(const struct acl *acl, const char *client_id, const char *username, const char *topic,
+              enum acl_access access)
 {
-    if (topic == NULL)
-        return -EACCES;
-    if (access == ACL_UNSUBSCRIBE)
-        return 0;
+    if (topic == NULL) return -EACCES;
+    if (access == ACL_UNSUBSCRIBE) return 0;
     if (access == ACL_SUBSCRIBE && strncmp(topic, "$share/", 7) == 0) {
         const char *slash = strchr(topic + 7, '/');
-        if (slash == NULL || slash == topic + 7 || slash[1] == '\0')
-            return -EACCES;
+        if (slash == NULL || slash == topic + 7 || slash[1] == '\0') return -EACCES;
         topic = slash + 1;
     }
-    if (dollar_check(topic, access) != 0)
-        return -EACCES;
-    if (acl == NULL)
-        return 0;
-    if (access != ACL_READ && access != ACL_WRITE && access != ACL_SUBSCRIBE)
-        return -EACCES;
+    if (dollar_check(topic, access) != 0) return -EACCES;
+    if (acl == NULL) return 0;
+    if (access != ACL_READ && access != ACL_WRITE && access != ACL_SUBSCRIBE) return -EACCES;
     bool sub = access == ACL_SUBSCRIBE;
     unsigned want = sub ? ACL_READ : (unsigned)access;
     bool granted = false;
 
     const struct acl_list *own = user_list(acl, username);
-    if (own != NULL && apply_list(own, NULL, topic, want, sub, &granted) == DENY)
-        return -EACCES;
+    if (own != NULL && apply_list(own, NULL, topic, want, sub, &granted) == DENY) return -EACCES;
 
     if (acl->patterns.count > 0) {
         struct subst s = {username, client_id};
@@ -586,8 +532,7 @@ int acl_check(const struct acl *acl, const char *client_id, const char *username
                 (r->uses_client_id && has_wild_char(client_id)))
                 return -EACCES;
         }
-        if (apply_list(&acl->patterns, &s, topic, want, sub, &granted) == DENY)
-            return -EACCES;
+        if (apply_list(&acl->patterns, &s, topic, want, sub, &granted) == DENY) return -EACCES;
     }
     return granted ? 0 : -EACCES;
 }

@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include <wolfssl/options.h>
-
 #include <wolfssl/wolfcrypt/coding.h>
 #include <wolfssl/wolfcrypt/hash.h>
 #include <wolfssl/wolfcrypt/pwdbased.h>
@@ -17,10 +16,10 @@
 
 #include "log.h"
 
-#define AUTH_HASH_LEN        64 /* SHA-512 */
-#define AUTH_SALT_MAX        64
-#define AUTH_ITERATIONS_MAX  (1 << 24)
-#define AUTH_USERNAME_MAX    65535
+#define AUTH_HASH_LEN       64 /* SHA-512 */
+#define AUTH_SALT_MAX       64
+#define AUTH_ITERATIONS_MAX (1 << 24)
+#define AUTH_USERNAME_MAX   65535
 
 struct auth_entry {
     char *username;
@@ -33,7 +32,7 @@ struct auth_entry {
 };
 
 struct auth_db {
-    int refs; /* atomic */
+    int refs;                   /* atomic */
     struct auth_entry *entries; /* sorted by username */
     size_t count;
 };
@@ -42,10 +41,8 @@ static int b64_decode(const char *in, uint8_t *out, size_t cap, size_t *out_len)
 {
     word32 n = (word32)cap;
     size_t len = strlen(in);
-    if (len == 0 || len > 4 * cap)
-        return -EINVAL;
-    if (Base64_Decode((const byte *)in, (word32)len, out, &n) != 0)
-        return -EINVAL;
+    if (len == 0 || len > 4 * cap) return -EINVAL;
+    if (Base64_Decode((const byte *)in, (word32)len, out, &n) != 0) return -EINVAL;
     *out_len = n;
     return 0;
 }
@@ -55,15 +52,14 @@ static int compute(enum auth_hash kind, unsigned iterations, const uint8_t *salt
                    const char *password, size_t pwlen, uint8_t out[AUTH_HASH_LEN])
 {
     if (kind == AUTH_HASH_SHA512_PBKDF2) {
-        if (wc_PBKDF2(out, (const byte *)password, (int)pwlen, salt, (int)salt_len,
-                      (int)iterations, AUTH_HASH_LEN, WC_SHA512) != 0)
+        if (wc_PBKDF2(out, (const byte *)password, (int)pwlen, salt, (int)salt_len, (int)iterations,
+                      AUTH_HASH_LEN, WC_SHA512) != 0)
             return -EIO;
         return 0;
     }
     wc_Sha512 sha;
     int rc = -EIO;
-    if (wc_InitSha512(&sha) != 0)
-        return -EIO;
+    if (wc_InitSha512(&sha) != 0) return -EIO;
     if (wc_Sha512Update(&sha, (const byte *)password, (word32)pwlen) == 0 &&
         wc_Sha512Update(&sha, salt, (word32)salt_len) == 0 && wc_Sha512Final(&sha, out) == 0)
         rc = 0;
@@ -79,15 +75,13 @@ static int parse_hash(char *field, struct auth_entry *e)
     char *type = strtok_r(field, "$", &save);
     char *a, *b, *c;
     size_t n;
-    if (type == NULL || field[0] != '$')
-        return -EPROTONOSUPPORT;
+    if (type == NULL || field[0] != '$') return -EPROTONOSUPPORT;
     if (strcmp(type, "6") == 0) {
         e->kind = AUTH_HASH_SHA512;
         e->iterations = 0;
         a = strtok_r(NULL, "$", &save);
         b = strtok_r(NULL, "$", &save);
-        if (a == NULL || b == NULL || strtok_r(NULL, "$", &save) != NULL)
-            return -EINVAL;
+        if (a == NULL || b == NULL || strtok_r(NULL, "$", &save) != NULL) return -EINVAL;
     } else if (strcmp(type, "7") == 0) {
         e->kind = AUTH_HASH_SHA512_PBKDF2;
         c = strtok_r(NULL, "$", &save);
@@ -107,8 +101,7 @@ static int parse_hash(char *field, struct auth_entry *e)
     if (b64_decode(a, e->salt, sizeof e->salt, &e->salt_len) != 0 || e->salt_len == 0)
         return -EINVAL;
     uint8_t hash[AUTH_HASH_LEN * 2];
-    if (b64_decode(b, hash, sizeof hash, &n) != 0 || n != AUTH_HASH_LEN)
-        return -EINVAL;
+    if (b64_decode(b, hash, sizeof hash, &n) != 0 || n != AUTH_HASH_LEN) return -EINVAL;
     memcpy(e->hash, hash, AUTH_HASH_LEN);
     return 0;
 }
@@ -127,15 +120,13 @@ static int entry_cmp(const void *a, const void *b)
 {
     const struct auth_entry *x = a, *y = b;
     int c = strcmp(x->username, y->username);
-    if (c != 0)
-        return c;
+    if (c != 0) return c;
     return x->line < y->line ? -1 : x->line > y->line;
 }
 
 static void db_free(struct auth_db *db)
 {
-    if (db == NULL)
-        return;
+    if (db == NULL) return;
     for (size_t i = 0; i < db->count; i++)
         free(db->entries[i].username);
     free(db->entries);
@@ -148,18 +139,15 @@ static int parse_line(struct auth_db *db, size_t *cap, const char *path, int lin
                       char *err, size_t errlen)
 {
     char *save = NULL;
-    if (line[0] == '#')
-        return 0;
+    if (line[0] == '#') return 0;
     char *user = strtok_r(line, ":", &save);
-    if (user == NULL)
-        return 0;
+    if (user == NULL) return 0;
     user = trimblanks(user);
     if (strlen(user) > AUTH_USERNAME_MAX) {
         snprintf(err, errlen, "%s:%d: username too long", path, lineno);
         return -EINVAL;
     }
-    if (user[0] == '\0')
-        return 0; /* mosquitto: "Empty username in password file, ignoring." */
+    if (user[0] == '\0') return 0; /* mosquitto: "Empty username in password file, ignoring." */
     char *pw = strtok_r(NULL, ":", &save);
     struct auth_entry e;
     memset(&e, 0, sizeof e);
@@ -181,14 +169,12 @@ static int parse_line(struct auth_db *db, size_t *cap, const char *path, int lin
     if (db->count == *cap) {
         size_t ncap = *cap ? *cap * 2 : 16;
         struct auth_entry *g = realloc(db->entries, ncap * sizeof *g);
-        if (g == NULL)
-            goto nomem;
+        if (g == NULL) goto nomem;
         db->entries = g;
         *cap = ncap;
     }
     e.line = lineno;
-    if ((e.username = strdup(user)) == NULL)
-        goto nomem;
+    if ((e.username = strdup(user)) == NULL) goto nomem;
     db->entries[db->count++] = e;
     return 0;
 nomem:
@@ -223,8 +209,7 @@ int auth_db_load(const char *path, struct auth_db **out, char *err, size_t errle
     db->refs = 1;
     while (getline(&line, &linecap, f) >= 0) {
         lineno++;
-        if ((rc = parse_line(db, &cap, path, lineno, line, err, errlen)) != 0)
-            break;
+        if ((rc = parse_line(db, &cap, path, lineno, line, err, errlen)) != 0) break;
     }
     if (rc == 0 && ferror(f)) {
         snprintf(err, errlen, "%s: read error", path);
@@ -237,8 +222,7 @@ int auth_db_load(const char *path, struct auth_db **out, char *err, size_t errle
         return rc;
     }
     /* Sorted by (username, line) for lookup: with duplicates the first line wins. */
-    if (db->count > 1)
-        qsort(db->entries, db->count, sizeof *db->entries, entry_cmp);
+    if (db->count > 1) qsort(db->entries, db->count, sizeof *db->entries, entry_cmp);
     *out = db;
     return 0;
 }
@@ -251,8 +235,7 @@ struct auth_db *auth_db_ref(struct auth_db *db)
 
 void auth_db_unref(struct auth_db *db)
 {
-    if (db != NULL && __atomic_sub_fetch(&db->refs, 1, __ATOMIC_ACQ_REL) == 0)
-        db_free(db);
+    if (db != NULL && __atomic_sub_fetch(&db->refs, 1, __ATOMIC_ACQ_REL) == 0) db_free(db);
 }
 
 size_t auth_db_count(const struct auth_db *db)
@@ -284,10 +267,8 @@ int auth_check(const struct auth_db *db, const char *user, const char *password,
     static const uint8_t dummy_salt[AUTH_SALT_LEN] = {0};
     uint8_t digest[AUTH_HASH_LEN];
     const struct auth_entry *e = NULL;
-    if (db != NULL && user != NULL)
-        e = find(db, user);
-    if (password == NULL)
-        password = "";
+    if (db != NULL && user != NULL) e = find(db, user);
+    if (password == NULL) password = "";
     if (e == NULL) {
         /* Spend about the same time as a real check, then refuse. */
         compute(AUTH_HASH_SHA512_PBKDF2, AUTH_PBKDF2_ITERATIONS, dummy_salt, sizeof dummy_salt,
@@ -302,32 +283,26 @@ int auth_check(const struct auth_db *db, const char *user, const char *password,
     return diff == 0 ? 0 : -EACCES;
 }
 
-int auth_hash_password(enum auth_hash kind, const char *password, size_t pwlen,
-                       unsigned iterations, const uint8_t *salt, char *out, size_t outlen)
+int auth_hash_password(enum auth_hash kind, const char *password, size_t pwlen, unsigned iterations,
+                       const uint8_t *salt, char *out, size_t outlen)
 {
     uint8_t salt_buf[AUTH_SALT_LEN];
     uint8_t digest[AUTH_HASH_LEN];
     byte salt_b64[32], hash_b64[128];
     word32 salt_b64_len = sizeof salt_b64, hash_b64_len = sizeof hash_b64;
     int n;
-    if (kind != AUTH_HASH_SHA512 && kind != AUTH_HASH_SHA512_PBKDF2)
-        return -EINVAL;
-    if (iterations == 0)
-        iterations = AUTH_PBKDF2_ITERATIONS;
-    if (iterations > AUTH_ITERATIONS_MAX)
-        return -EINVAL;
+    if (kind != AUTH_HASH_SHA512 && kind != AUTH_HASH_SHA512_PBKDF2) return -EINVAL;
+    if (iterations == 0) iterations = AUTH_PBKDF2_ITERATIONS;
+    if (iterations > AUTH_ITERATIONS_MAX) return -EINVAL;
     if (salt == NULL) {
         WC_RNG rng;
-        if (wc_InitRng(&rng) != 0)
-            return -EIO;
+        if (wc_InitRng(&rng) != 0) return -EIO;
         int rc = wc_RNG_GenerateBlock(&rng, salt_buf, sizeof salt_buf);
         wc_FreeRng(&rng);
-        if (rc != 0)
-            return -EIO;
+        if (rc != 0) return -EIO;
         salt = salt_buf;
     }
-    if (compute(kind, iterations, salt, AUTH_SALT_LEN, password, pwlen, digest) != 0)
-        return -EIO;
+    if (compute(kind, iterations, salt, AUTH_SALT_LEN, password, pwlen, digest) != 0) return -EIO;
     if (Base64_Encode_NoNl(salt, AUTH_SALT_LEN, salt_b64, &salt_b64_len) != 0 ||
         Base64_Encode_NoNl(digest, AUTH_HASH_LEN, hash_b64, &hash_b64_len) != 0)
         return -EIO;
@@ -337,7 +312,6 @@ int auth_hash_password(enum auth_hash kind, const char *password, size_t pwlen,
     else
         n = snprintf(out, outlen, "$6$%.*s$%.*s", (int)salt_b64_len, (const char *)salt_b64,
                      (int)hash_b64_len, (const char *)hash_b64);
-    if (n < 0 || (size_t)n >= outlen)
-        return -ENOSPC;
+    if (n < 0 || (size_t)n >= outlen) return -ENOSPC;
     return 0;
 }

@@ -60,14 +60,14 @@ struct parser {
     const char *directive;
     char *err;
     size_t errlen;
-    int depth;                        /* 0: the main file */
-    struct stat main_st;              /* to refuse including the main file */
+    int depth;           /* 0: the main file */
+    struct stat main_st; /* to refuse including the main file */
     bool have_main_st;
-    long cur;                         /* index of the current listener; -1: the default one */
-    struct config_listener deflt;     /* listener options given before any `listener` */
+    long cur;                     /* index of the current listener; -1: the default one */
+    struct config_listener deflt; /* listener options given before any `listener` */
     bool deflt_port_set, deflt_bind_set;
-    bool security_seen;               /* a security directive was given */
-    bool log_dest_set, log_type_set;  /* the first occurrence replaces the default */
+    bool security_seen;              /* a security directive was given */
+    bool log_dest_set, log_type_set; /* the first occurrence replaces the default */
 };
 
 /* ---- small helpers ---- */
@@ -110,13 +110,11 @@ static char *next_word(char **s)
     char *w = *s;
     while (*w == ' ' || *w == '\t')
         w++;
-    if (*w == '\0')
-        return NULL;
+    if (*w == '\0') return NULL;
     char *e = w;
     while (*e != '\0' && *e != ' ' && *e != '\t')
         e++;
-    if (*e != '\0')
-        *e++ = '\0';
+    if (*e != '\0') *e++ = '\0';
     *s = e;
     return w;
 }
@@ -125,20 +123,17 @@ static char *next_word(char **s)
 static int no_more(struct parser *p, char *rest)
 {
     char *w = next_word(&rest);
-    if (w != NULL && w[0] != '#')
-        return fail(p, -EINVAL, "unexpected extra value '%s'", w);
+    if (w != NULL && w[0] != '#') return fail(p, -EINVAL, "unexpected extra value '%s'", w);
     return 0;
 }
 
 static int parse_ll(const char *s, long long *out)
 {
-    if (s == NULL || *s == '\0')
-        return -EINVAL;
+    if (s == NULL || *s == '\0') return -EINVAL;
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (errno != 0 || *end != '\0' || isspace((unsigned char)s[0]))
-        return -EINVAL;
+    if (errno != 0 || *end != '\0' || isspace((unsigned char)s[0])) return -EINVAL;
     *out = v;
     return 0;
 }
@@ -168,8 +163,7 @@ static struct config_listener *cur_listener(struct parser *p)
 
 static struct config_security *cur_security(struct parser *p)
 {
-    if (!p->cfg->per_listener_settings)
-        return &p->cfg->security;
+    if (!p->cfg->per_listener_settings) return &p->cfg->security;
     return &cur_listener(p)->security;
 }
 
@@ -200,8 +194,7 @@ static void security_defaults(struct config_security *s)
 
 static int fill(char **field, const char *dflt)
 {
-    if (*field == NULL && (*field = strdup(dflt)) == NULL)
-        return -ENOMEM;
+    if (*field == NULL && (*field = strdup(dflt)) == NULL) return -ENOMEM;
     return 0;
 }
 
@@ -221,8 +214,7 @@ static void security_free(struct config_security *s)
 static int dup_or_null(const char *s, char **out)
 {
     *out = NULL;
-    if (s == NULL)
-        return 0;
+    if (s == NULL) return 0;
     *out = strdup(s);
     return *out != NULL ? 0 : -ENOMEM;
 }
@@ -262,8 +254,7 @@ static long listener_add(struct config *cfg, const char *file, int line)
 {
     struct config_listener *ls =
         realloc(cfg->listeners, (cfg->listener_count + 1) * sizeof *cfg->listeners);
-    if (ls == NULL)
-        return -ENOMEM;
+    if (ls == NULL) return -ENOMEM;
     cfg->listeners = ls;
     listener_init(&ls[cfg->listener_count], file, line);
     return (long)cfg->listener_count++;
@@ -274,8 +265,7 @@ static int parse_port(struct parser *p, const char *word, uint16_t *out)
     long long v;
     if (parse_ll(word, &v) != 0 || v < 0 || v > 65535)
         return fail(p, -EINVAL, "invalid port '%s' (expected 1 to 65535)", word);
-    if (v == 0)
-        return fail(p, -ENOTSUP, "port 0 (a Unix socket listener) is not supported yet");
+    if (v == 0) return fail(p, -ENOTSUP, "port 0 (a Unix socket listener) is not supported yet");
     *out = (uint16_t)v;
     return 0;
 }
@@ -289,25 +279,20 @@ static int dir_listener(struct parser *p, const struct directive *d, char *value
     char *addr = next_word(&value);
     uint16_t n;
     int rc;
-    if (port == NULL)
-        return fail(p, -EINVAL, "missing port");
-    if ((rc = parse_port(p, port, &n)) != 0)
-        return rc;
-    if ((rc = no_more(p, value)) != 0)
-        return rc;
-    if (addr != NULL && addr[0] == '#')
-        addr = NULL;
+    if (port == NULL) return fail(p, -EINVAL, "missing port");
+    if ((rc = parse_port(p, port, &n)) != 0) return rc;
+    if ((rc = no_more(p, value)) != 0) return rc;
+    if (addr != NULL && addr[0] == '#') addr = NULL;
     for (size_t i = 0; i < p->cfg->listener_count; i++) {
         const struct config_listener *o = &p->cfg->listeners[i];
-        if (o->port == n && ((o->bind_address == NULL && addr == NULL) ||
-                             (o->bind_address != NULL && addr != NULL &&
-                              strcmp(o->bind_address, addr) == 0)))
+        if (o->port == n &&
+            ((o->bind_address == NULL && addr == NULL) ||
+             (o->bind_address != NULL && addr != NULL && strcmp(o->bind_address, addr) == 0)))
             return fail(p, -EINVAL, "port %u%s%s is already a listener (%s:%d)", n,
                         addr ? " on " : "", addr ? addr : "", o->file, o->line);
     }
     long idx = listener_add(p->cfg, p->file, p->line);
-    if (idx < 0)
-        return fail(p, -ENOMEM, "out of memory");
+    if (idx < 0) return fail(p, -ENOMEM, "out of memory");
     struct config_listener *l = &p->cfg->listeners[idx];
     l->port = n;
     if (addr != NULL && (l->bind_address = strdup(addr)) == NULL)
@@ -323,10 +308,8 @@ static int dir_port(struct parser *p, const struct directive *d, char *value)
     (void)d;
     char *w = next_word(&value);
     int rc;
-    if (w == NULL)
-        return fail(p, -EINVAL, "missing port");
-    if ((rc = parse_port(p, w, &p->deflt.port)) != 0)
-        return rc;
+    if (w == NULL) return fail(p, -EINVAL, "missing port");
+    if ((rc = parse_port(p, w, &p->deflt.port)) != 0) return rc;
     p->deflt_port_set = true;
     return no_more(p, value);
 }
@@ -337,14 +320,10 @@ static int dir_bind_address(struct parser *p, const struct directive *d, char *v
     (void)d;
     char *w = next_word(&value);
     int rc;
-    if (w == NULL)
-        return fail(p, -EINVAL, "missing address");
-    if ((rc = no_more(p, value)) != 0)
-        return rc;
-    if (p->deflt.bind_address != NULL)
-        return fail(p, -EINVAL, "given twice");
-    if ((p->deflt.bind_address = strdup(w)) == NULL)
-        return fail(p, -ENOMEM, "out of memory");
+    if (w == NULL) return fail(p, -EINVAL, "missing address");
+    if ((rc = no_more(p, value)) != 0) return rc;
+    if (p->deflt.bind_address != NULL) return fail(p, -EINVAL, "given twice");
+    if ((p->deflt.bind_address = strdup(w)) == NULL) return fail(p, -ENOMEM, "out of memory");
     p->deflt_bind_set = true;
     return 0;
 }
@@ -354,10 +333,8 @@ static int dir_protocol(struct parser *p, const struct directive *d, char *value
     (void)d;
     char *w = next_word(&value);
     int rc;
-    if (w == NULL)
-        return fail(p, -EINVAL, "missing value (mqtt or websockets)");
-    if ((rc = no_more(p, value)) != 0)
-        return rc;
+    if (w == NULL) return fail(p, -EINVAL, "missing value (mqtt or websockets)");
+    if ((rc = no_more(p, value)) != 0) return rc;
     if (strcmp(w, "mqtt") == 0) {
         cur_listener(p)->protocol = CONFIG_PROTOCOL_MQTT;
         return 0;
@@ -374,10 +351,8 @@ static int dir_socket_domain(struct parser *p, const struct directive *d, char *
     (void)d;
     char *w = next_word(&value);
     int rc;
-    if (w == NULL)
-        return fail(p, -EINVAL, "missing value (ipv4 or ipv6)");
-    if ((rc = no_more(p, value)) != 0)
-        return rc;
+    if (w == NULL) return fail(p, -EINVAL, "missing value (ipv4 or ipv6)");
+    if ((rc = no_more(p, value)) != 0) return rc;
     if (strcmp(w, "ipv4") == 0)
         cur_listener(p)->socket_domain = CONFIG_SOCKET_DOMAIN_IPV4;
     else if (strcmp(w, "ipv6") == 0)
@@ -393,12 +368,10 @@ static int dir_max_connections(struct parser *p, const struct directive *d, char
     char *w = next_word(&value);
     long long v;
     int rc;
-    if (w == NULL)
-        return fail(p, -EINVAL, "missing value");
+    if (w == NULL) return fail(p, -EINVAL, "missing value");
     if (parse_ll(w, &v) != 0 || v > INT_MAX)
         return fail(p, -EINVAL, "invalid value '%s' (expected an integer, -1 = unlimited)", w);
-    if ((rc = no_more(p, value)) != 0)
-        return rc;
+    if ((rc = no_more(p, value)) != 0) return rc;
     cur_listener(p)->max_connections = v < 0 ? -1 : (int)v; /* mosquitto: negative = -1 */
     return 0;
 }
@@ -415,8 +388,7 @@ static int dir_per_listener_settings(struct parser *p, const struct directive *d
         v = false;
     else
         return fail(p, -EINVAL, "invalid value '%s' (expected true or false)", w ? w : "");
-    if ((rc = no_more(p, value)) != 0)
-        return rc;
+    if ((rc = no_more(p, value)) != 0) return rc;
     if (v && p->security_seen)
         return fail(p, -EINVAL, "must be set before any other security settings");
     p->cfg->per_listener_settings = v;
@@ -434,16 +406,12 @@ static int dir_log_dest(struct parser *p, const struct directive *d, char *value
         return fail(p, -EINVAL, "missing value (stdout, stderr, syslog, topic, file, none)");
     if (strcmp(w, "file") == 0) {
         char *path = trim(value);
-        if (*path == '\0')
-            return fail(p, -EINVAL, "missing file name after 'file'");
-        if (cfg->log_file != NULL)
-            return fail(p, -EINVAL, "only one log file may be given");
-        if ((cfg->log_file = strdup(path)) == NULL)
-            return fail(p, -ENOMEM, "out of memory");
+        if (*path == '\0') return fail(p, -EINVAL, "missing file name after 'file'");
+        if (cfg->log_file != NULL) return fail(p, -EINVAL, "only one log file may be given");
+        if ((cfg->log_file = strdup(path)) == NULL) return fail(p, -ENOMEM, "out of memory");
         bit = CONFIG_LOG_DEST_FILE;
     } else {
-        if ((rc = no_more(p, value)) != 0)
-            return rc;
+        if ((rc = no_more(p, value)) != 0) return rc;
         if (strcmp(w, "stdout") == 0)
             bit = CONFIG_LOG_DEST_STDOUT;
         else if (strcmp(w, "stderr") == 0)
@@ -471,8 +439,7 @@ static int dir_log_type(struct parser *p, const struct directive *d, char *value
 {
     (void)d;
     char *w = next_word(&value);
-    if (w == NULL)
-        return fail(p, -EINVAL, "missing value");
+    if (w == NULL) return fail(p, -EINVAL, "missing value");
     if (!p->log_type_set) {
         p->cfg->log_types = 0;
         p->log_type_set = true;
@@ -480,8 +447,7 @@ static int dir_log_type(struct parser *p, const struct directive *d, char *value
     /* Mosquitto reads one word per line; several words on one line all apply here. */
     for (; w != NULL && w[0] != '#'; w = next_word(&value)) {
         unsigned bits;
-        if (log_type_parse(w, &bits) != 0)
-            return fail(p, -EINVAL, "invalid value '%s'", w);
+        if (log_type_parse(w, &bits) != 0) return fail(p, -EINVAL, "invalid value '%s'", w);
         if (strcmp(w, "none") == 0)
             p->cfg->log_types = 0;
         else
@@ -499,8 +465,7 @@ static int dir_duration(struct parser *p, const struct directive *d, char *value
         return fail(p, -EINVAL,
                     "invalid duration '%s' (expected a positive number and h, d, w, m or y)",
                     w ? w : "");
-    if ((rc = no_more(p, value)) != 0)
-        return rc;
+    if ((rc = no_more(p, value)) != 0) return rc;
     *(uint64_t *)field_of(p, d) = s;
     return 0;
 }
@@ -512,14 +477,10 @@ static int dir_admin_listener(struct parser *p, const struct directive *d, char 
     char *port = next_word(&value);
     char *addr = next_word(&value);
     int rc;
-    if (port == NULL)
-        return fail(p, -EINVAL, "missing port");
-    if (cfg->admin_listener_set)
-        return fail(p, -EINVAL, "given twice");
-    if ((rc = parse_port(p, port, &cfg->admin_port)) != 0)
-        return rc;
-    if ((rc = no_more(p, value)) != 0)
-        return rc;
+    if (port == NULL) return fail(p, -EINVAL, "missing port");
+    if (cfg->admin_listener_set) return fail(p, -EINVAL, "given twice");
+    if ((rc = parse_port(p, port, &cfg->admin_port)) != 0) return rc;
+    if ((rc = no_more(p, value)) != 0) return rc;
     if (addr != NULL && addr[0] != '#' && (cfg->admin_bind_address = strdup(addr)) == NULL)
         return fail(p, -ENOMEM, "out of memory");
     cfg->admin_listener_set = true;
@@ -537,10 +498,8 @@ static int include_name_cmp(const void *a, const void *b)
     const unsigned char *s2 = *(const unsigned char *const *)b;
     for (; s1[0] && s2[0]; s1++, s2++) {
         int r = toupper(s1[0]) - toupper(s2[0]);
-        if (r != 0)
-            return r;
-        if (s1[0] != s2[0])
-            return (int)s1[0] - (int)s2[0];
+        if (r != 0) return r;
+        if (s1[0] != s2[0]) return (int)s1[0] - (int)s2[0];
     }
     return (int)s1[0] - (int)s2[0];
 }
@@ -552,10 +511,8 @@ static int dir_include_dir(struct parser *p, const struct directive *d, char *va
     char **names = NULL;
     size_t n = 0;
     int rc = 0;
-    if (*dir == '\0')
-        return fail(p, -EINVAL, "missing directory");
-    if (p->depth > 0)
-        return fail(p, -EINVAL, "only allowed in the main configuration file");
+    if (*dir == '\0') return fail(p, -EINVAL, "missing directory");
+    if (p->depth > 0) return fail(p, -EINVAL, "only allowed in the main configuration file");
     DIR *dh = opendir(dir);
     if (dh == NULL) {
         int e = errno;
@@ -564,16 +521,14 @@ static int dir_include_dir(struct parser *p, const struct directive *d, char *va
     struct dirent *de;
     while ((de = readdir(dh)) != NULL) {
         size_t len = strlen(de->d_name);
-        if (len <= 5 || strcmp(de->d_name + len - 5, ".conf") != 0)
-            continue;
+        if (len <= 5 || strcmp(de->d_name + len - 5, ".conf") != 0) continue;
         if (n == CONFIG_MAX_INCLUDE_FILES) {
             rc = fail(p, -EINVAL, "more than %d files in '%s'", CONFIG_MAX_INCLUDE_FILES, dir);
             goto out;
         }
         char **grown = realloc(names, (n + 1) * sizeof *names);
         if (grown == NULL || (grown[n] = strdup(de->d_name)) == NULL) {
-            if (grown != NULL)
-                names = grown;
+            if (grown != NULL) names = grown;
             rc = fail(p, -ENOMEM, "out of memory");
             goto out;
         }
@@ -621,24 +576,51 @@ out:
 
 /* ---- the table ---- */
 
-#define F(st, field)           offsetof(st, field), sizeof(((st *)0)->field)
-#define G_BOOL(name, field)    {name, SCOPE_GLOBAL, TYPE_BOOL, F(struct config, field), 0, 0, 0, NULL}
+#define F(st, field) offsetof(st, field), sizeof(((st *)0)->field)
+#define G_BOOL(name, field)                                                                        \
+    {                                                                                              \
+        name, SCOPE_GLOBAL, TYPE_BOOL, F(struct config, field), 0, 0, 0, NULL                      \
+    }
 #define S_BOOL(name, field)                                                                        \
-    {name, SCOPE_SECURITY, TYPE_BOOL, F(struct config_security, field), 0, 0, 0, NULL}
+    {                                                                                              \
+        name, SCOPE_SECURITY, TYPE_BOOL, F(struct config_security, field), 0, 0, 0, NULL           \
+    }
 #define G_UINT(name, field, lo, hi)                                                                \
-    {name, SCOPE_GLOBAL, TYPE_INT, F(struct config, field), false, lo, hi, NULL}
+    {                                                                                              \
+        name, SCOPE_GLOBAL, TYPE_INT, F(struct config, field), false, lo, hi, NULL                 \
+    }
 #define G_SINT(name, field, lo, hi)                                                                \
-    {name, SCOPE_GLOBAL, TYPE_INT, F(struct config, field), true, lo, hi, NULL}
+    {                                                                                              \
+        name, SCOPE_GLOBAL, TYPE_INT, F(struct config, field), true, lo, hi, NULL                  \
+    }
 #define L_UINT(name, field, lo, hi)                                                                \
-    {name, SCOPE_LISTENER, TYPE_INT, F(struct config_listener, field), false, lo, hi, NULL}
-#define G_STR(name, field)     {name, SCOPE_GLOBAL, TYPE_STRING, F(struct config, field), 0, 0, 0, NULL}
+    {                                                                                              \
+        name, SCOPE_LISTENER, TYPE_INT, F(struct config_listener, field), false, lo, hi, NULL      \
+    }
+#define G_STR(name, field)                                                                         \
+    {                                                                                              \
+        name, SCOPE_GLOBAL, TYPE_STRING, F(struct config, field), 0, 0, 0, NULL                    \
+    }
 #define S_STR(name, field)                                                                         \
-    {name, SCOPE_SECURITY, TYPE_STRING, F(struct config_security, field), 0, 0, 0, NULL}
-#define SPECIAL(name, scope, fn) {name, scope, TYPE_SPECIAL, 0, 0, 0, 0, 0, fn}
+    {                                                                                              \
+        name, SCOPE_SECURITY, TYPE_STRING, F(struct config_security, field), 0, 0, 0, NULL         \
+    }
+#define SPECIAL(name, scope, fn)                                                                   \
+    {                                                                                              \
+        name, scope, TYPE_SPECIAL, 0, 0, 0, 0, 0, fn                                               \
+    }
 #define SPECIAL_F(name, st, field, fn)                                                             \
-    {name, SCOPE_GLOBAL, TYPE_SPECIAL, F(st, field), 0, 0, 0, fn}
-#define IGNORED(name)     {name, SCOPE_GLOBAL, TYPE_IGNORED, 0, 0, 0, 0, 0, NULL}
-#define UNSUPPORTED(name) {name, SCOPE_GLOBAL, TYPE_UNSUPPORTED, 0, 0, 0, 0, 0, NULL}
+    {                                                                                              \
+        name, SCOPE_GLOBAL, TYPE_SPECIAL, F(st, field), 0, 0, 0, fn                                \
+    }
+#define IGNORED(name)                                                                              \
+    {                                                                                              \
+        name, SCOPE_GLOBAL, TYPE_IGNORED, 0, 0, 0, 0, 0, NULL                                      \
+    }
+#define UNSUPPORTED(name)                                                                          \
+    {                                                                                              \
+        name, SCOPE_GLOBAL, TYPE_UNSUPPORTED, 0, 0, 0, 0, 0, NULL                                  \
+    }
 
 static const struct directive directives[] = {
     /* listeners */
@@ -781,8 +763,7 @@ static const struct directive *find_directive(const char *name)
 {
     static const struct directive opt_prefix = UNSUPPORTED("plugin options");
     for (size_t i = 0; i < sizeof directives / sizeof directives[0]; i++)
-        if (strcmp(directives[i].name, name) == 0)
-            return &directives[i];
+        if (strcmp(directives[i].name, name) == 0) return &directives[i];
     if (strncmp(name, "auth_opt_", 9) == 0 || strncmp(name, "plugin_opt_", 11) == 0)
         return &opt_prefix;
     return NULL;
@@ -790,8 +771,7 @@ static const struct directive *find_directive(const char *name)
 
 static int apply_directive(struct parser *p, const struct directive *d, char *value)
 {
-    if (d->scope == SCOPE_SECURITY)
-        p->security_seen = true;
+    if (d->scope == SCOPE_SECURITY) p->security_seen = true;
     switch (d->type) {
     case TYPE_BOOL: {
         char *w = next_word(&value);
@@ -805,8 +785,7 @@ static int apply_directive(struct parser *p, const struct directive *d, char *va
             return fail(p, -EINVAL, "missing value (expected true or false)");
         else
             return fail(p, -EINVAL, "invalid value '%s' (expected true or false)", w);
-        if ((rc = no_more(p, value)) != 0)
-            return rc;
+        if ((rc = no_more(p, value)) != 0) return rc;
         *(bool *)field_of(p, d) = v;
         if (d->scope == SCOPE_SECURITY && strcmp(d->name, "allow_anonymous") == 0)
             cur_security(p)->allow_anonymous_set = true;
@@ -816,26 +795,22 @@ static int apply_directive(struct parser *p, const struct directive *d, char *va
         char *w = next_word(&value);
         long long v;
         int rc;
-        if (w == NULL)
-            return fail(p, -EINVAL, "missing value");
+        if (w == NULL) return fail(p, -EINVAL, "missing value");
         if (parse_ll(w, &v) != 0)
             return fail(p, -EINVAL, "invalid value '%s' (expected an integer)", w);
         if (v < d->min || v > d->max)
             return fail(p, -EINVAL, "value %s out of range (%lld to %lld)", w, d->min, d->max);
-        if ((rc = no_more(p, value)) != 0)
-            return rc;
+        if ((rc = no_more(p, value)) != 0) return rc;
         store_int(field_of(p, d), d->width, v);
         return 0;
     }
     case TYPE_STRING: {
         char **field = field_of(p, d);
         char *v = trim(value);
-        if (*v == '\0')
-            return fail(p, -EINVAL, "missing value");
+        if (*v == '\0') return fail(p, -EINVAL, "missing value");
         if (*field != NULL) /* a repeated string directive is an error, as in Mosquitto */
             return fail(p, -EINVAL, "given twice");
-        if ((*field = strdup(v)) == NULL)
-            return fail(p, -ENOMEM, "out of memory");
+        if ((*field = strdup(v)) == NULL) return fail(p, -ENOMEM, "out of memory");
         return 0;
     }
     case TYPE_SPECIAL:
@@ -851,13 +826,11 @@ static int apply_directive(struct parser *p, const struct directive *d, char *va
 static int parse_line(struct parser *p, char *line)
 {
     char *s = trim(line);
-    if (*s == '\0' || *s == '#')
-        return 0;
+    if (*s == '\0' || *s == '#') return 0;
     char *name = next_word(&s);
     const struct directive *d = find_directive(name);
     p->directive = name;
-    if (d == NULL)
-        return fail(p, -EINVAL, "unknown directive");
+    if (d == NULL) return fail(p, -EINVAL, "unknown directive");
     return apply_directive(p, d, s);
 }
 
@@ -872,13 +845,11 @@ static int load_text(struct parser *p, const char *name, char *text)
     char *pos = text;
     while (rc == 0 && *pos != '\0') {
         char *nl = strchr(pos, '\n');
-        if (nl != NULL)
-            *nl = '\0';
+        if (nl != NULL) *nl = '\0';
         p->line++;
         p->directive = NULL;
         rc = parse_line(p, pos);
-        if (nl == NULL)
-            break;
+        if (nl == NULL) break;
         pos = nl + 1;
     }
     if (rc == 0) {
@@ -891,8 +862,7 @@ static int load_text(struct parser *p, const char *name, char *text)
 static int read_file(const char *path, char **out, size_t *len)
 {
     FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return -errno;
+    if (f == NULL) return -errno;
     char *buf = NULL;
     size_t n = 0, cap = 0;
     int rc = 0;
@@ -910,8 +880,7 @@ static int read_file(const char *path, char **out, size_t *len)
         size_t r = fread(buf + n, 1, cap - n, f);
         n += r;
         if (r == 0) {
-            if (ferror(f))
-                rc = -EIO;
+            if (ferror(f)) rc = -EIO;
             break;
         }
     }
@@ -920,8 +889,7 @@ static int read_file(const char *path, char **out, size_t *len)
         free(buf);
         return rc;
     }
-    if (buf == NULL && (buf = malloc(1)) == NULL)
-        return -ENOMEM;
+    if (buf == NULL && (buf = malloc(1)) == NULL) return -ENOMEM;
     buf[n] = '\0';
     *out = buf;
     *len = n;
@@ -932,8 +900,7 @@ static int read_file(const char *path, char **out, size_t *len)
 static int check_nul(struct parser *p, const char *name, const char *buf, size_t len)
 {
     const char *z = memchr(buf, '\0', len);
-    if (z == NULL)
-        return 0;
+    if (z == NULL) return 0;
     int line = 1;
     for (const char *c = buf; c < z; c++)
         line += *c == '\n';
@@ -955,8 +922,7 @@ static int load_file(struct parser *p, const char *path)
         return fail(p, rc, "cannot read: %s", strerror(-rc));
     }
     rc = check_nul(p, path, buf, len);
-    if (rc == 0)
-        rc = load_text(p, path, buf);
+    if (rc == 0) rc = load_text(p, path, buf);
     free(buf);
     return rc;
 }
@@ -968,21 +934,19 @@ static int strings_fill(struct config *cfg);
 static bool deflt_is_used(const struct parser *p)
 {
     const struct config_listener *d = &p->deflt;
-    return p->deflt_port_set || p->deflt_bind_set || d->max_connections >= 0 ||
-           d->max_qos != 2 || d->socket_domain != CONFIG_SOCKET_DOMAIN_ANY ||
-           d->protocol != CONFIG_PROTOCOL_MQTT ||
+    return p->deflt_port_set || p->deflt_bind_set || d->max_connections >= 0 || d->max_qos != 2 ||
+           d->socket_domain != CONFIG_SOCKET_DOMAIN_ANY || d->protocol != CONFIG_PROTOCOL_MQTT ||
            (p->cfg->per_listener_settings &&
             (d->security.password_file != NULL || d->security.acl_file != NULL));
 }
 
 /* Inserts a copy of tmpl (borrowed) at the front or back of the listener list. */
 static int listener_push_copy(struct config *cfg, const struct config_listener *tmpl,
-                              const struct config_security *sec, uint16_t port,
-                              const char *addr, bool front)
+                              const struct config_security *sec, uint16_t port, const char *addr,
+                              bool front)
 {
     long idx = listener_add(cfg, tmpl->file, tmpl->line);
-    if (idx < 0)
-        return -ENOMEM;
+    if (idx < 0) return -ENOMEM;
     struct config_listener *l = &cfg->listeners[idx];
     security_free(&l->security);
     struct config_security s = l->security;
@@ -1031,21 +995,17 @@ static int resolve(struct parser *p, const struct config_args *args)
         const struct config_security *sec =
             cfg->per_listener_settings ? &p->deflt.security : &cfg->security;
         struct config_security local;
-        if ((rc = security_copy(&local, sec)) != 0)
-            return fail(p, rc, "out of memory");
-        if (!local.allow_anonymous_set)
-            local.allow_anonymous = true;
+        if ((rc = security_copy(&local, sec)) != 0) return fail(p, rc, "out of memory");
+        if (!local.allow_anonymous_set) local.allow_anonymous = true;
         size_t nports = args != NULL && args->port_count > 0 ? args->port_count : 1;
         for (size_t i = 0; i < nports && rc == 0; i++) {
-            uint16_t port = args != NULL && args->port_count > 0 ? args->ports[i]
-                                                                  : CONFIG_DEFAULT_PORT;
+            uint16_t port =
+                args != NULL && args->port_count > 0 ? args->ports[i] : CONFIG_DEFAULT_PORT;
             rc = listener_push_copy(cfg, &p->deflt, &local, port, "127.0.0.1", false);
-            if (rc == 0)
-                rc = listener_push_copy(cfg, &p->deflt, &local, port, "::1", false);
+            if (rc == 0) rc = listener_push_copy(cfg, &p->deflt, &local, port, "::1", false);
         }
         security_free(&local);
-        if (rc != 0)
-            return fail(p, rc, "out of memory");
+        if (rc != 0) return fail(p, rc, "out of memory");
         for (size_t i = 0; i < cfg->listener_count; i++) {
             cfg->listeners[i].local_only = true;
             cfg->listeners[i].file = "<default>";
@@ -1060,8 +1020,7 @@ static int resolve(struct parser *p, const struct config_args *args)
     if (!cfg->per_listener_settings) {
         for (size_t i = 0; i < cfg->listener_count; i++) {
             struct config_listener *l = &cfg->listeners[i];
-            if (l->local_only)
-                continue;
+            if (l->local_only) continue;
             security_free(&l->security);
             if (security_copy(&l->security, &cfg->security) != 0)
                 return fail(p, -ENOMEM, "out of memory");
@@ -1075,8 +1034,7 @@ static int resolve(struct parser *p, const struct config_args *args)
             cfg->log_types = LOG_TYPE_ALL;
             cfg->verbose = true;
         }
-        if (args->daemon)
-            cfg->daemon = true;
+        if (args->daemon) cfg->daemon = true;
     }
     if ((cfg->log_dest & CONFIG_LOG_DEST_FILE) && cfg->log_file == NULL)
         return fail(p, -EINVAL, "log_dest file without a file name");
@@ -1129,8 +1087,7 @@ int config_defaults(struct config *cfg)
 
 void config_free(struct config *cfg)
 {
-    if (cfg == NULL)
-        return;
+    if (cfg == NULL) return;
     for (size_t i = 0; i < cfg->listener_count; i++)
         listener_free(&cfg->listeners[i]);
     free(cfg->listeners);
@@ -1147,8 +1104,7 @@ void config_free(struct config *cfg)
 }
 
 static int load_common(const char *name, const char *path, char *text, size_t len,
-                       const struct config_args *args, struct config *out, char *err,
-                       size_t errlen)
+                       const struct config_args *args, struct config *out, char *err, size_t errlen)
 {
     struct parser p;
     int rc;
@@ -1158,8 +1114,7 @@ static int load_common(const char *name, const char *path, char *text, size_t le
     p.errlen = errlen;
     p.cur = -1;
     p.file = name != NULL ? name : "<command line>";
-    if (err != NULL && errlen > 0)
-        err[0] = '\0';
+    if (err != NULL && errlen > 0) err[0] = '\0';
     defaults_numeric(out);
     listener_init(&p.deflt, p.file, 0);
     if (path != NULL) {
@@ -1170,17 +1125,14 @@ static int load_common(const char *name, const char *path, char *text, size_t le
         p.have_main_st = stat(path, &p.main_st) == 0;
     }
     if (text != NULL) {
-        if ((rc = check_nul(&p, name, text, len)) != 0)
-            goto out;
-        if ((rc = load_text(&p, name, text)) != 0)
-            goto out;
+        if ((rc = check_nul(&p, name, text, len)) != 0) goto out;
+        if ((rc = load_text(&p, name, text)) != 0) goto out;
     }
     p.file = name != NULL ? name : "<command line>";
     rc = resolve(&p, args);
 out:
     listener_free(&p.deflt);
-    if (rc != 0)
-        config_free(out);
+    if (rc != 0) config_free(out);
     return rc;
 }
 
@@ -1204,14 +1156,12 @@ int config_load(const char *path, const struct config_args *args, struct config 
 }
 
 int config_load_buffer(const char *name, const char *buf, size_t len,
-                       const struct config_args *args, struct config *out, char *err,
-                       size_t errlen)
+                       const struct config_args *args, struct config *out, char *err, size_t errlen)
 {
     char *copy = malloc(len + 1);
     if (copy == NULL) {
         memset(out, 0, sizeof *out);
-        if (err != NULL && errlen > 0)
-            snprintf(err, errlen, "%s: out of memory", name);
+        if (err != NULL && errlen > 0) snprintf(err, errlen, "%s: out of memory", name);
         return -ENOMEM;
     }
     memcpy(copy, buf, len);
@@ -1225,8 +1175,7 @@ int config_parse_duration(const char *text, uint64_t *out_s)
 {
     size_t n = strlen(text);
     uint64_t mult;
-    if (n < 2)
-        return -EINVAL;
+    if (n < 2) return -EINVAL;
     switch (text[n - 1]) {
     case 'h':
         mult = 3600;
@@ -1248,14 +1197,11 @@ int config_parse_duration(const char *text, uint64_t *out_s)
     }
     uint64_t v = 0;
     for (size_t i = 0; i < n - 1; i++) {
-        if (text[i] < '0' || text[i] > '9')
-            return -EINVAL;
+        if (text[i] < '0' || text[i] > '9') return -EINVAL;
         v = v * 10 + (uint64_t)(text[i] - '0');
-        if (v > UINT32_MAX)
-            return -EINVAL;
+        if (v > UINT32_MAX) return -EINVAL;
     }
-    if (v == 0)
-        return -EINVAL;
+    if (v == 0) return -EINVAL;
     *out_s = v * mult;
     return 0;
 }
@@ -1279,30 +1225,29 @@ int config_parse_args(int argc, char *const argv[], struct config_args *out, cha
                       size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    if (err != NULL && errlen > 0)
-        err[0] = '\0';
+    if (err != NULL && errlen > 0) err[0] = '\0';
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-c") == 0 || strcmp(a, "--config-file") == 0) {
             if (i + 1 >= argc) {
-                snprintf(err, errlen, "Error: -c argument given, but no config file specified.");
+                snprintf(err, errlen, "-c argument given, but no config file specified.");
                 return -EINVAL;
             }
             out->config_file = argv[++i];
         } else if (strcmp(a, "-p") == 0 || strcmp(a, "--port") == 0) {
             if (i + 1 >= argc) {
-                snprintf(err, errlen, "Error: -p argument given, but no port specified.");
+                snprintf(err, errlen, "-p argument given, but no port specified.");
                 return -EINVAL;
             }
             char *end;
             errno = 0;
             long v = strtol(argv[++i], &end, 10);
             if (errno != 0 || *end != '\0' || end == argv[i] || v < 1 || v > 65535) {
-                snprintf(err, errlen, "Error: Invalid port specified (%s).", argv[i]);
+                snprintf(err, errlen, "Invalid port specified (%s).", argv[i]);
                 return -EINVAL;
             }
             if (out->port_count == CONFIG_MAX_CMD_PORTS) {
-                snprintf(err, errlen, "Error: Only %d ports can be specified on the command line.",
+                snprintf(err, errlen, "Only %d ports can be specified on the command line.",
                          CONFIG_MAX_CMD_PORTS);
                 return -EINVAL;
             }
@@ -1314,7 +1259,7 @@ int config_parse_args(int argc, char *const argv[], struct config_args *out, cha
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             out->help = true;
         } else {
-            snprintf(err, errlen, "Error: Unknown option '%s'.", a);
+            snprintf(err, errlen, "Unknown option '%s'.", a);
             return -EINVAL;
         }
     }

@@ -51,7 +51,7 @@ struct config_listener {
     char *bind_address; /* NULL: all addresses */
     enum config_protocol protocol;
     enum config_socket_domain socket_domain;
-    int max_connections; /* -1: unlimited (default) */
+    int max_connections;      /* -1: unlimited (default) */
     uint8_t max_qos;          /* default 2 (mosquitto 2: a listener setting) */
     uint16_t max_topic_alias; /* default 10 (a listener setting) */
     /* true for the implicit 127.0.0.1/::1 listeners of local-only mode */
@@ -85,11 +85,11 @@ struct config {
     struct config_security security; /* the global values (before per-listener resolution) */
 
     /* ---- persistence ---- */
-    bool persistence;             /* false: the broker uses a temporary dir removed at exit */
-    char *persistence_location;   /* default "./starling-data" */
-    char *persistence_file;       /* accepted for compatibility; unused (default "mosquitto.db") */
-    int32_t autosave_interval_s;  /* accepted, unused: state is committed continuously */
-    bool autosave_on_changes;     /* accepted, unused */
+    bool persistence;            /* false: the broker uses a temporary dir removed at exit */
+    char *persistence_location;  /* default "./starling-data" */
+    char *persistence_file;      /* accepted for compatibility; unused (default "mosquitto.db") */
+    int32_t autosave_interval_s; /* accepted, unused: state is committed continuously */
+    bool autosave_on_changes;    /* accepted, unused */
 
     /* ---- logging (see log.h) ---- */
     unsigned log_dest;          /* enum config_log_dest bits; default STDERR */
@@ -146,8 +146,9 @@ struct config_args {
  * Returns 0 or -ENOMEM (then *cfg needs no freeing). */
 int config_defaults(struct config *cfg);
 
-/* Parses argv into *out. Returns 0, or -EINVAL with a one-line message in err (unknown option,
- * missing or invalid argument, more than 10 -p). -h sets out->help and returns 0.
+/* Parses argv into *out. Returns 0, or -EINVAL with a one-line message in err, without an
+ * "Error: " prefix (unknown option, missing or invalid argument, more than 10 -p).
+ * -h sets out->help and returns 0.
  * Strings in *out are borrowed from argv. */
 int config_parse_args(int argc, char *const argv[], struct config_args *out, char *err,
                       size_t errlen);

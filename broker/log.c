@@ -65,24 +65,20 @@ int log_open(const struct config *cfg)
     int fd = -1;
     char *path = NULL, *fmt = NULL;
     if ((cfg->log_dest & CONFIG_LOG_DEST_FILE) && cfg->log_file != NULL) {
-        if ((path = strdup(cfg->log_file)) == NULL)
-            return -ENOMEM;
+        if ((path = strdup(cfg->log_file)) == NULL) return -ENOMEM;
         fd = open_file(path);
         if (fd < 0) {
             free(path);
             return fd;
         }
     }
-    if (cfg->log_timestamp_format != NULL &&
-        (fmt = strdup(cfg->log_timestamp_format)) == NULL) {
-        if (fd >= 0)
-            close(fd);
+    if (cfg->log_timestamp_format != NULL && (fmt = strdup(cfg->log_timestamp_format)) == NULL) {
+        if (fd >= 0) close(fd);
         free(path);
         return -ENOMEM;
     }
     pthread_mutex_lock(&lock);
-    if (file_fd >= 0)
-        close(file_fd);
+    if (file_fd >= 0) close(file_fd);
     free(file_path);
     free(timestamp_format);
     file_fd = fd;
@@ -107,16 +103,14 @@ int log_open(const struct config *cfg)
 void log_close(void)
 {
     pthread_mutex_lock(&lock);
-    if (file_fd >= 0)
-        close(file_fd);
+    if (file_fd >= 0) close(file_fd);
     file_fd = -1;
     free(file_path);
     file_path = NULL;
     free(timestamp_format);
     timestamp_format = NULL;
     timestamp = true;
-    if (syslog_open)
-        closelog();
+    if (syslog_open) closelog();
     syslog_open = false;
     dests = CONFIG_LOG_DEST_STDERR;
     __atomic_store_n(&log_enabled_types, LOG_TYPE_DEFAULT, __ATOMIC_RELAXED);
@@ -132,8 +126,7 @@ int log_reopen(void)
         if (fd < 0) {
             rc = fd;
         } else {
-            if (file_fd >= 0)
-                close(file_fd);
+            if (file_fd >= 0) close(file_fd);
             file_fd = fd;
         }
     }
@@ -146,11 +139,9 @@ static int format_timestamp_locked(char *buf, int len)
 {
     time_t now = time(NULL);
     int n;
-    if (len <= 0)
-        return 0;
+    if (len <= 0) return 0;
     buf[0] = '\0';
-    if (!timestamp)
-        return 0;
+    if (!timestamp) return 0;
     if (timestamp_format != NULL) {
         struct tm tm;
         localtime_r(&now, &tm);
@@ -159,8 +150,7 @@ static int format_timestamp_locked(char *buf, int len)
         /* log_timestamp_format is the user's strftime format, by design. */
         size_t w = strftime(buf, (size_t)len, timestamp_format, &tm);
 #pragma GCC diagnostic pop
-        if (w == 0 || w + 2 >= (size_t)len)
-            return (int)w;
+        if (w == 0 || w + 2 >= (size_t)len) return (int)w;
         buf[w] = ':';
         buf[w + 1] = ' ';
         buf[w + 2] = '\0';
@@ -199,8 +189,7 @@ static void write_all(int fd, const char *buf, size_t len)
     while (len > 0) {
         ssize_t w = write(fd, buf, len);
         if (w < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             return;
         }
         buf += w;
@@ -216,26 +205,20 @@ static void emit(unsigned type, const char *msg)
     int n = format_timestamp_locked(line, 96);
     int m = snprintf(line + n, sizeof line - (size_t)n - 1, "%s", msg);
     size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-    if (len > sizeof line - 2)
-        len = sizeof line - 2;
+    if (len > sizeof line - 2) len = sizeof line - 2;
     line[len++] = '\n';
     line[len] = '\0';
-    if (dests & CONFIG_LOG_DEST_STDOUT)
-        write_all(STDOUT_FILENO, line, len);
-    if (dests & CONFIG_LOG_DEST_STDERR)
-        write_all(STDERR_FILENO, line, len);
-    if ((dests & CONFIG_LOG_DEST_FILE) && file_fd >= 0)
-        write_all(file_fd, line, len);
-    if (dests & CONFIG_LOG_DEST_SYSLOG)
-        syslog(syslog_priority(type), "%s", msg);
+    if (dests & CONFIG_LOG_DEST_STDOUT) write_all(STDOUT_FILENO, line, len);
+    if (dests & CONFIG_LOG_DEST_STDERR) write_all(STDERR_FILENO, line, len);
+    if ((dests & CONFIG_LOG_DEST_FILE) && file_fd >= 0) write_all(file_fd, line, len);
+    if (dests & CONFIG_LOG_DEST_SYSLOG) syslog(syslog_priority(type), "%s", msg);
     pthread_mutex_unlock(&lock);
 }
 
 void log_vat(unsigned type, const char *fmt, va_list ap)
 {
     char msg[LOG_LINE_MAX + 1];
-    if (!log_is_enabled(type))
-        return;
+    if (!log_is_enabled(type)) return;
     vsnprintf(msg, sizeof msg, fmt, ap);
     emit(type, msg);
 }
@@ -243,8 +226,7 @@ void log_vat(unsigned type, const char *fmt, va_list ap)
 void log_at(unsigned type, const char *fmt, ...)
 {
     va_list ap;
-    if (!log_is_enabled(type))
-        return;
+    if (!log_is_enabled(type)) return;
     va_start(ap, fmt);
     log_vat(type, fmt, ap);
     va_end(ap);
@@ -253,17 +235,5 @@ void log_at(unsigned type, const char *fmt, ...)
 void log_sink_cb(void *data, int type, const char *message)
 {
     (void)data;
-    if (type > 0 && log_is_enabled((unsigned)type))
-        emit((unsigned)type, message);
-}
-
-void log_cluster_cb(void *ctx, enum cluster_log_level level, const char *line)
-{
-    static const unsigned map[] = {
-        [CLUSTER_LOG_DEBUG] = LOG_TYPE_DEBUG,     [CLUSTER_LOG_INFO] = LOG_TYPE_INFORMATION,
-        [CLUSTER_LOG_NOTICE] = LOG_TYPE_NOTICE,   [CLUSTER_LOG_WARNING] = LOG_TYPE_WARNING,
-        [CLUSTER_LOG_ERR] = LOG_TYPE_ERROR,
-    };
-    unsigned type = (unsigned)level < sizeof map / sizeof map[0] ? map[level] : LOG_TYPE_ERROR;
-    log_sink_cb(ctx, (int)type, line);
+    if (type > 0 && log_is_enabled((unsigned)type)) emit((unsigned)type, message);
 }

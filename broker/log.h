@@ -18,8 +18,6 @@
 #include <stdarg.h>
 #include <stdbool.h>
 
-#include "cluster.h"
-
 struct config;
 
 /* Bits of log_type; the values are Mosquitto's MOSQ_LOG_* values. */
@@ -67,9 +65,6 @@ void log_vat(unsigned type, const char *fmt, va_list ap) __attribute__((format(p
  * through a function pointer the broker hands it): `data` is ignored, `type` is a LOG_TYPE_*
  * bit, `message` a preformatted line without newline. Thread-safe like log_at(). */
 void log_sink_cb(void *data, int type, const char *message);
-
-/* The same, in the shape of cluster_log_cb (cluster.h): hand it to cluster_config.log. */
-void log_cluster_cb(void *ctx, enum cluster_log_level level, const char *line);
 
 /* Parses one log_type word ("debug", ..., "all", "none") into its bits. Returns 0 or -EINVAL. */
 int log_type_parse(const char *word, unsigned *out_bits /* OUT */);

@@ -26,8 +26,7 @@ static int load(const char *text, const struct config_args *args, struct config 
 static void load_ok(const char *text, struct config *cfg)
 {
     int rc = load(text, NULL, cfg);
-    if (rc != 0)
-        fail_msg("unexpected error %d: %s", rc, err);
+    if (rc != 0) fail_msg("unexpected error %d: %s", rc, err);
 }
 
 static void write_file(const char *dir, const char *name, const char *text)
@@ -305,9 +304,9 @@ static void global_security_copied(void **state)
     assert_string_equal(c.listeners[1].security.password_file, "/pw");
     assert_true(c.listeners[0].security.password_file != c.listeners[1].security.password_file);
     config_free(&c);
-    assert_int_equal(load("listener 1883\npassword_file /a\nlistener 1884\npassword_file /b\n",
-                          NULL, &c),
-                     -EINVAL);
+    assert_int_equal(
+        load("listener 1883\npassword_file /a\nlistener 1884\npassword_file /b\n", NULL, &c),
+        -EINVAL);
     assert_string_equal(err, "t.conf:4: password_file: given twice");
 }
 
@@ -403,16 +402,15 @@ static void parse_args(void **state)
         char *argv[4];
         const char *msg;
     } bad[] = {
-        {2, {"starling", "-c"}, "Error: -c argument given, but no config file specified."},
-        {2, {"starling", "-p"}, "Error: -p argument given, but no port specified."},
-        {3, {"starling", "-p", "0"}, "Error: Invalid port specified (0)."},
-        {3, {"starling", "-p", "65536"}, "Error: Invalid port specified (65536)."},
-        {3, {"starling", "-p", "12x"}, "Error: Invalid port specified (12x)."},
-        {2, {"starling", "-x"}, "Error: Unknown option '-x'."},
+        {2, {"starling", "-c"}, "-c argument given, but no config file specified."},
+        {2, {"starling", "-p"}, "-p argument given, but no port specified."},
+        {3, {"starling", "-p", "0"}, "Invalid port specified (0)."},
+        {3, {"starling", "-p", "65536"}, "Invalid port specified (65536)."},
+        {3, {"starling", "-p", "12x"}, "Invalid port specified (12x)."},
+        {2, {"starling", "-x"}, "Unknown option '-x'."},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        assert_int_equal(config_parse_args(bad[i].argc, bad[i].argv, &a, err, sizeof err),
-                         -EINVAL);
+        assert_int_equal(config_parse_args(bad[i].argc, bad[i].argv, &a, err, sizeof err), -EINVAL);
         assert_string_equal(err, bad[i].msg);
     }
     char *many[24] = {"starling"};
@@ -421,7 +419,7 @@ static void parse_args(void **state)
         many[2 + 2 * i] = "1000";
     }
     assert_int_equal(config_parse_args(23, many, &a, err, sizeof err), -EINVAL);
-    assert_string_equal(err, "Error: Only 10 ports can be specified on the command line.");
+    assert_string_equal(err, "Only 10 ports can be specified on the command line.");
     assert_non_null(strstr(config_usage(), "Usage: starling [-c config_file]"));
 }
 
@@ -440,7 +438,8 @@ static void error_messages(void **state)
          "t.conf:1: allow_anonymous: missing value (expected true or false)"},
         {"allow_anonymous true false\n", -EINVAL,
          "t.conf:1: allow_anonymous: unexpected extra value 'false'"},
-        {"max_keepalive 5\n", -EINVAL, "t.conf:1: max_keepalive: value 5 out of range (10 to 65535)"},
+        {"max_keepalive 5\n", -EINVAL,
+         "t.conf:1: max_keepalive: value 5 out of range (10 to 65535)"},
         {"max_keepalive 65536\n", -EINVAL,
          "t.conf:1: max_keepalive: value 65536 out of range (10 to 65535)"},
         {"max_keepalive ten\n", -EINVAL,
@@ -494,7 +493,8 @@ static void error_messages(void **state)
          "t.conf:2: per_listener_settings: must be set before any other security settings"},
         {"cafile /etc/ca.pem\n", -ENOTSUP, "t.conf:1: cafile: not supported yet"},
         {"listener 8883\ncertfile /c\n", -ENOTSUP, "t.conf:2: certfile: not supported yet"},
-        {"require_certificate true\n", -ENOTSUP, "t.conf:1: require_certificate: not supported yet"},
+        {"require_certificate true\n", -ENOTSUP,
+         "t.conf:1: require_certificate: not supported yet"},
         {"psk_hint x\n", -ENOTSUP, "t.conf:1: psk_hint: not supported yet"},
         {"http_dir /www\n", -ENOTSUP, "t.conf:1: http_dir: not supported yet"},
         {"connection bridge1\n", -ENOTSUP, "t.conf:1: connection: not supported yet"},
@@ -544,8 +544,7 @@ static void missing_file(void **state)
 {
     struct config c;
     (void)state;
-    assert_int_equal(config_load("/nonexistent/starling.conf", NULL, &c, err, sizeof err),
-                     -ENOENT);
+    assert_int_equal(config_load("/nonexistent/starling.conf", NULL, &c, err, sizeof err), -ENOENT);
     assert_string_equal(err, "/nonexistent/starling.conf: cannot read: No such file or directory");
 }
 
@@ -573,8 +572,7 @@ static void include_dir_order(void **state)
     write_file(dir, "main.conf", text);
     snprintf(main_path, sizeof main_path, "%s/main.conf", dir);
     int rc = config_load(main_path, NULL, &c, err, sizeof err);
-    if (rc != 0)
-        fail_msg("%s", err);
+    if (rc != 0) fail_msg("%s", err);
     assert_int_equal(c.listener_count, 7);
     static const int order[] = {100, 1, 2, 3, 4, 5, 6};
     for (int i = 0; i < 7; i++)
@@ -604,8 +602,8 @@ static void include_dir_order(void **state)
     write_file(dir2, "self.conf", text);
     snprintf(main_path, sizeof main_path, "%s/self.conf", dir2);
     assert_int_equal(config_load(main_path, NULL, &c, err, sizeof err), -EINVAL);
-    snprintf(expect, sizeof expect,
-             "%s:1: include_dir: '%s' contains the main configuration file", main_path, dir2);
+    snprintf(expect, sizeof expect, "%s:1: include_dir: '%s' contains the main configuration file",
+             main_path, dir2);
     assert_string_equal(err, expect);
     test_rmdir(dir2);
     test_rmdir(dir);
