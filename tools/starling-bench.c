@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -128,6 +129,13 @@ static bool cq_done(const struct bench *b)
     return b->cq_next == b->cq_len && b->cq_pending == 0;
 }
 
+static void rate_poll_close_cb(uv_handle_t *h)
+{
+    struct bench *b = h->data;
+    close(b->rate_fd);
+    b->rate_fd = -1;
+}
+
 static void stop_all(struct bench *b)
 {
     uv_timer_stop(&b->phase_timer);
@@ -139,6 +147,7 @@ static void stop_all(struct bench *b)
         uv_close((uv_handle_t *)&b->tick, NULL);
         uv_close((uv_handle_t *)&b->progress, NULL);
         uv_close((uv_handle_t *)&b->pump, NULL);
+        if (b->rate_fd >= 0) uv_close((uv_handle_t *)&b->rate_poll, rate_poll_close_cb);
     }
 }
 
@@ -199,8 +208,47 @@ static void set_phase(struct bench *b, enum bench_phase ph)
     b->phase = ph;
 }
 
+static void rate_poll_cb(uv_poll_t *h, int status, int events)
+{
+    struct bench *b = h->data;
+    uint64_t expirations;
+    (void)status;
+    (void)events;
+    if (read(b->rate_fd, &expirations, sizeof expirations) < 0 && errno != EAGAIN)
+        bench_error(b, "timerfd: %s", strerror(errno));
+    pump(b);
+}
+
+/* Open loop needs sub-millisecond send times, finer than libuv timers: a timerfd wakes the
+ * loop once per message interval (at least every 20 us) and the pump sends what is due. */
+static int start_rate_clock(struct bench *b)
+{
+    uint64_t interval_ns = (uint64_t)(1e9 / b->o.rate);
+    if (interval_ns < 20000) interval_ns = 20000;
+    b->rate_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (b->rate_fd < 0) return -errno;
+    struct itimerspec its = {
+        .it_interval = {.tv_sec = (time_t)(interval_ns / NS_PER_S),
+                        .tv_nsec = (long)(interval_ns % NS_PER_S)},
+        .it_value = {.tv_sec = 0, .tv_nsec = 1000},
+    };
+    if (timerfd_settime(b->rate_fd, 0, &its, NULL) < 0) return -errno;
+    int rc = uv_poll_init(b->loop, &b->rate_poll, b->rate_fd);
+    if (rc < 0) return rc;
+    b->rate_poll.data = b;
+    return uv_poll_start(&b->rate_poll, UV_READABLE, rate_poll_cb);
+}
+
 static void start_publishing(struct bench *b)
 {
+    if (b->o.rate > 0 && b->rate_fd < 0) {
+        int rc = start_rate_clock(b);
+        if (rc < 0) {
+            bench_error(b, "cannot start the rate clock: %s", uv_strerror(rc));
+            if (b->rate_fd >= 0) close(b->rate_fd);
+            b->rate_fd = -1;
+        }
+    }
     b->t_start = now_ns();
     for (uint32_t i = 0; i < b->npubs; i++)
         b->pubs[i].last_progress_ns = b->t_start;
@@ -1142,6 +1190,7 @@ int main(int argc, char **argv)
     uv_timer_init(b->loop, &b->tick);
     b->tick.data = b;
     uv_timer_start(&b->tick, tick_cb, 1, b->o.rate > 0 ? 1 : 100);
+    b->rate_fd = -1;
     uv_timer_init(b->loop, &b->progress);
     b->progress.data = b;
     b->prog_t = b->prog_t0 = now_ns();

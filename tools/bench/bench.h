@@ -217,6 +217,8 @@ struct bench {
     uv_timer_t phase_timer;
     uv_timer_t tick;     /* 1 ms in rate mode, 100 ms otherwise */
     uv_timer_t progress; /* live line */
+    uv_poll_t rate_poll; /* open loop: a timerfd at the message interval */
+    int rate_fd;
     enum bench_phase phase;
     uint32_t run_id;
 
