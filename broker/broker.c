@@ -49,6 +49,11 @@ uint32_t broker_max_packet_in(const struct broker *b)
     return a ? a : from_msg;
 }
 
+uint16_t broker_receive_max(const struct broker *b)
+{
+    return b->cfg->max_inflight_messages ? b->cfg->max_inflight_messages : 65535;
+}
+
 const char *broker_data_dir(const struct broker *b)
 {
     return b->data_dir;

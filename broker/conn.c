@@ -168,10 +168,7 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread == 0) return;
-    if (nread == UV_EOF)
-        conn_drop(c, MQTT_RC_UNSPECIFIED_ERROR, "connection closed by client");
-    else
-        conn_drop(c, MQTT_RC_UNSPECIFIED_ERROR, uv_strerror((int)nread));
+    conn_drop(c, MQTT_RC_UNSPECIFIED_ERROR, NULL);
 }
 
 void conn_pause(struct conn *c)
@@ -613,16 +610,18 @@ static void conn_end(struct conn *c, uint8_t reason, const char *why)
         c->reading = false;
     }
     wheel_remove(&b->wheel, &c->keepalive);
-    if (was_active || c->state == CONN_CONNECTING || reason >= 0x80) {
-        if (reason == MQTT_RC_SUCCESS || why == NULL) {
-            if (b->cfg->connection_messages)
-                log_at(LOG_TYPE_NOTICE, "Client %s [%s] disconnected.",
-                       c->client_id ? c->client_id : "<unknown>", c->addr);
-        } else if (b->cfg->connection_messages || reason >= 0x80) {
-            log_at(LOG_TYPE_NOTICE, "Client %s [%s] disconnected: %s (reason 0x%02x %s).",
-                   c->client_id ? c->client_id : "<unknown>", c->addr, why, reason,
-                   mqtt_reason_str(reason));
-        }
+    const char *id = c->client_id ? c->client_id : "<unknown>";
+    if (why == NULL && reason != MQTT_RC_SUCCESS) {
+        /* The peer closed the socket (or it failed) without DISCONNECT. */
+        if (c->state != CONN_NEW && b->cfg->connection_messages)
+            log_at(LOG_TYPE_NOTICE, "Client %s [%s] closed its connection.", id, c->addr);
+    } else if (reason == MQTT_RC_SUCCESS || reason == MQTT_RC_DISCONNECT_WITH_WILL) {
+        if (b->cfg->connection_messages)
+            log_at(LOG_TYPE_NOTICE, "Client %s [%s] disconnected.", id, c->addr);
+    } else {
+        /* Bad input, limits, takeover, keepalive: always one line with the reason. */
+        log_at(LOG_TYPE_NOTICE, "Client %s [%s] disconnected: %s (reason 0x%02x %s).", id, c->addr,
+               why ? why : "error", reason, mqtt_reason_str(reason));
     }
     c->state = CONN_CLOSING;
     if (c->sess) session_detach(c->sess, c, reason);

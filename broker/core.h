@@ -29,8 +29,6 @@ struct subs;
 #define BROKER_CONNECT_TIMEOUT_S 10
 /* A connection with this much output not yet written gets no QoS 0 messages (dropped). */
 #define BROKER_SLOW_CONSUMER_BYTES (16u << 20)
-/* Our Receive Maximum (inbound QoS > 0 publishes not yet acknowledged). */
-#define BROKER_RECEIVE_MAX 100
 
 struct broker_stats {
     uint64_t bytes_received, bytes_sent;
@@ -106,6 +104,9 @@ struct broker {
 uint64_t broker_wall_ms(void);
 /* The maximum packet size we accept (message_size_limit / max_packet_size), 0 for none. */
 uint32_t broker_max_packet_in(const struct broker *b);
+/* Our Receive Maximum (inbound QoS > 0 publishes not yet acknowledged): max_inflight_messages
+ * as in Mosquitto, 65535 when that is 0. */
+uint16_t broker_receive_max(const struct broker *b);
 /* Called by a connection's close callback: finishes a stop once everything is closed. */
 void broker_maybe_finish_stop(struct broker *b);
 

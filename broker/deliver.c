@@ -127,7 +127,6 @@ size_t deliver_publish(struct broker *b, struct session *publisher, struct msg *
         }
         uint8_t qos =
             cfg->upgrade_outgoing_qos ? t[i].qos : (m->qos < t[i].qos ? m->qos : t[i].qos);
-        if (qos > cfg->max_qos) qos = cfg->max_qos;
         bool retain = t[i].retain_as_published ? m->retain : false;
         if (!s->conn && s->persistent && qos > 0) {
             deliver_offline(b, s, m, qos, wp, done);
@@ -177,6 +176,5 @@ void deliver_retained(struct broker *b, struct session *s, const char *filter, s
         .sub_id = sub_id,
         .now = broker_wall_ms(),
     };
-    if (x.qos > b->cfg->max_qos) x.qos = b->cfg->max_qos;
     retain_match(b->retain, filter, filter_len, deliver_retained_cb, &x);
 }

@@ -86,10 +86,10 @@ static void connect_send_connack(struct conn *c, struct session *s, struct conne
     if (c->version == MQTT_V5) {
         struct mqtt_props *p = &pkt.props;
         p->present |= MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAXIMUM);
-        p->receive_maximum = BROKER_RECEIVE_MAX;
-        if (cfg->max_qos < 2) {
+        p->receive_maximum = broker_receive_max(b);
+        if (c->lst->cfg->max_qos < 2) {
             p->present |= MQTT_PROP_BIT(MQTT_PROP_MAXIMUM_QOS);
-            p->maximum_qos = cfg->max_qos;
+            p->maximum_qos = c->lst->cfg->max_qos;
         }
         if (!cfg->retain_available) {
             p->present |= MQTT_PROP_BIT(MQTT_PROP_RETAIN_AVAILABLE);
@@ -100,9 +100,9 @@ static void connect_send_connack(struct conn *c, struct session *s, struct conne
             p->present |= MQTT_PROP_BIT(MQTT_PROP_MAXIMUM_PACKET_SIZE);
             p->maximum_packet_size = maxp;
         }
-        if (cfg->max_topic_alias) {
+        if (c->lst->cfg->max_topic_alias) {
             p->present |= MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS_MAXIMUM);
-            p->topic_alias_maximum = cfg->max_topic_alias;
+            p->topic_alias_maximum = c->lst->cfg->max_topic_alias;
         }
         if (r->assigned_id) {
             p->present |= MQTT_PROP_BIT(MQTT_PROP_ASSIGNED_CLIENT_ID);
@@ -261,8 +261,8 @@ static int connect_will(struct conn *c, const struct mqtt_connect *ct, struct co
     const struct config *cfg = c->b->cfg;
     if (!ct->will_flag) return 0;
     if (ct->will_retain && !cfg->retain_available)
-        return MQTT_RC_RETAIN_NOT_SUPPORTED;                           /* [MQTT-3.2.2-13] */
-    if (ct->will_qos > cfg->max_qos) return MQTT_RC_QOS_NOT_SUPPORTED; /* [MQTT-3.2.2-12] */
+        return MQTT_RC_RETAIN_NOT_SUPPORTED;                                   /* [MQTT-3.2.2-13] */
+    if (ct->will_qos > c->lst->cfg->max_qos) return MQTT_RC_QOS_NOT_SUPPORTED; /* [MQTT-3.2.2-12] */
     struct msg_init in = {
         .topic = ct->will_topic.ptr,
         .topic_len = ct->will_topic.len,
@@ -369,7 +369,7 @@ void handle_connect(struct conn *c, const struct mqtt_packet *pkt)
             alias_out_init(&c->alias_out, p->topic_alias_maximum);
         if (p->present & MQTT_PROP_BIT(MQTT_PROP_REQUEST_PROBLEM_INFO))
             c->want_problem_info = p->request_problem_info != 0;
-        alias_in_init(&c->alias_in, cfg->max_topic_alias);
+        alias_in_init(&c->alias_in, c->lst->cfg->max_topic_alias);
         if (p->present & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD)) {
             /* No enhanced authentication method is supported. */
             reason = MQTT_RC_BAD_AUTHENTICATION_METHOD;

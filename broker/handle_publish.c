@@ -12,6 +12,7 @@
 #include "deliver.h"
 #include "durable.h"
 #include "handle.h"
+#include "listener.h"
 #include "log.h"
 #include "msg.h"
 #include "session.h"
@@ -87,7 +88,7 @@ void handle_publish(struct conn *c, const struct mqtt_packet *pkt)
         conn_close(c, MQTT_RC_PROTOCOL_ERROR, "empty topic"); /* [MQTT-3.3.2-1] */
         return;
     }
-    if (p->qos > cfg->max_qos) {
+    if (p->qos > c->lst->cfg->max_qos) {
         conn_close(c, MQTT_RC_QOS_NOT_SUPPORTED, "QoS above max_qos"); /* [MQTT-3.2.2-11] */
         return;
     }
@@ -101,7 +102,7 @@ void handle_publish(struct conn *c, const struct mqtt_packet *pkt)
         return;
     }
     if (c->version == MQTT_V5 && p->qos > 0 &&
-        s->qos2_in_count + c->inflight_in >= BROKER_RECEIVE_MAX) {
+        s->qos2_in_count + c->inflight_in >= broker_receive_max(b)) {
         conn_close(c, MQTT_RC_RECEIVE_MAXIMUM_EXCEEDED,
                    "receive maximum exceeded"); /* [MQTT-3.3.4-9] */
         return;

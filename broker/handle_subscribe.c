@@ -11,6 +11,7 @@
 #include "deliver.h"
 #include "durable.h"
 #include "handle.h"
+#include "listener.h"
 #include "log.h"
 #include "session.h"
 #include "subs.h"
@@ -78,7 +79,6 @@ static void subscribe_done_cb(struct broker *b, struct dur_wait *w, int status)
 void handle_subscribe(struct conn *c, const struct mqtt_packet *pkt)
 {
     struct broker *b = c->b;
-    const struct config *cfg = b->cfg;
     struct session *s = c->sess;
     const struct mqtt_subscribe *sp = &pkt->u.subscribe;
     uint32_t n = sp->topics.count;
@@ -121,7 +121,7 @@ void handle_subscribe(struct conn *c, const struct mqtt_packet *pkt)
             conn_close(c, MQTT_RC_PROTOCOL_ERROR, "No Local on a shared subscription");
             return;
         }
-        if (o.qos > cfg->max_qos) o.qos = cfg->max_qos;
+        if (o.qos > c->lst->cfg->max_qos) o.qos = c->lst->cfg->max_qos;
         e->options = mqtt_sub_opts_byte(o);
         if (acl_check(b->acl, c->client_id, c->username, e->filter, ACL_SUBSCRIBE) != 0) {
             e->reason = MQTT_RC_NOT_AUTHORIZED;
