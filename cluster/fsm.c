@@ -161,10 +161,12 @@ int fsm_flush(struct fsm *f)
     if (rc != 0 && f->failed != rc) {
         bool first = f->failed == 0;
         f->failed = rc;
+        size_t map = store_map_size(f->store), max = store_map_size_max(f->store);
         fsm_log(f, CLUSTER_LOG_ERR,
-                "cannot write state (%s): %zu committed entries wait in memory; durable work "
-                "is refused until this is resolved",
-                store_strerror(rc), f->n_pending);
+                "cannot write state (%s%s, map %zu of at most %zu bytes): %zu committed entries "
+                "wait in memory; durable work is refused until this is resolved",
+                store_strerror(rc), rc == -ENOSPC && map >= max ? ": state map full" : "", map, max,
+                f->n_pending);
         if (first && f->hooks.failed) f->hooks.failed(f->hooks.ctx, rc);
     }
     f->flushing = false;

@@ -195,6 +195,11 @@ size_t store_map_size(const struct store *s)
     return s->map_size;
 }
 
+size_t store_map_size_max(const struct store *s)
+{
+    return s->map_size_max;
+}
+
 int store_read_begin(struct store *s, struct store_txn **out)
 {
     if (!s->env) return -EIO;

@@ -138,6 +138,8 @@ int store_open(const char *dir, const struct store_options *opt, struct store **
 void store_close(struct store *s);
 /* Current map size in bytes (it grows when a write transaction hits the end of the map). */
 size_t store_map_size(const struct store *s);
+/* The configured growth limit. */
+size_t store_map_size_max(const struct store *s);
 
 /* Begins a read transaction: a consistent snapshot of the last committed state. */
 int store_read_begin(struct store *s, struct store_txn **out /* OUT */);

@@ -345,6 +345,68 @@ static void tcp_transport(void **state)
     test_rmdir(dir);
 }
 
+static int last_failed = 1;
+static void ev_failed(void *ctx, int rc)
+{
+    (void)ctx;
+    last_failed = rc;
+}
+
+/* A map that cannot grow: the proposals whose entries cannot be written fail with
+ * CLUSTER_EFAILED, the failed event reports -ENOSPC, new proposals are refused, LMDB keeps its
+ * last consistent state; a restart with room applies the committed entries from the log. */
+static void map_full_refuses_then_recovers_on_restart(void **state)
+{
+    (void)state;
+    const char *dir = test_mkdtemp();
+    struct node n;
+    memset(&n, 0, sizeof n);
+    snprintf(n.dir, sizeof n.dir, "%s", dir);
+    assert_int_equal(uv_loop_init(&n.loop), 0);
+    n.cfg = (struct cluster_config){
+        .data_dir = n.dir, .log = log_line, .map_size = 64u << 10, .map_size_max = 64u << 10};
+    struct cluster_events ev = events;
+    ev.failed = ev_failed;
+    last_failed = 1;
+    assert_int_equal(cluster_new(&n.loop, &n.cfg, &ev, &n, &n.c), 0);
+    assert_int_equal(cluster_start(n.c), 0);
+    run_until(&n, is_leader);
+    propose_batch(&n, "small", 1);
+    static char payload[3000];
+    memset(payload, 'p', sizeof payload);
+    char topics[60][16];
+    for (unsigned i = 0; i < 60; i++) {
+        snprintf(topics[i], sizeof topics[i], "big/%u", i);
+        struct cluster_cmd c = {
+            .type = CLUSTER_CMD_RETAIN_SET,
+            .retain_set = {.msg = {.topic = {topics[i], strlen(topics[i])},
+                                   .payload = {(const uint8_t *)payload, sizeof payload}}}};
+        self_refs[i] = &n;
+        assert_int_equal(cluster_propose(n.c, &c, done_cb, &self_refs[i]), 0);
+    }
+    want_done = 61;
+    run_until(&n, all_done);
+    for (unsigned i = 1; i < 61; i++)
+        assert_int_equal(n.status[i], CLUSTER_EFAILED);
+    assert_int_equal(last_failed, -ENOSPC);
+    struct cluster_cmd c = c_retain("refused");
+    assert_int_equal(cluster_propose(n.c, &c, done_cb, NULL), CLUSTER_EFAILED);
+    assert_true(has_retained(n.c, "small/0"));
+    assert_false(has_retained(n.c, "big/0"));
+    node_close(&n);
+
+    node_open(&n, dir, NULL); /* default map size: room enough */
+    assert_false(has_retained(n.c, "big/0"));
+    assert_int_equal(cluster_start(n.c), 0);
+    run_until(&n, is_leader);
+    propose_batch(&n, "after", 1);
+    assert_true(has_retained(n.c, "big/0"));
+    assert_true(has_retained(n.c, "big/59"));
+    assert_int_equal(n.n_applied, 61);
+    node_close(&n);
+    test_rmdir(dir);
+}
+
 /* Closing without ever starting releases everything too. */
 static void close_without_start(void **state)
 {
@@ -359,8 +421,11 @@ static void close_without_start(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(start_propose_close_reopen), cmocka_unit_test(restart_replays_lost_tail),
-        cmocka_unit_test(snapshots_and_restart),      cmocka_unit_test(tcp_transport),
+        cmocka_unit_test(start_propose_close_reopen),
+        cmocka_unit_test(restart_replays_lost_tail),
+        cmocka_unit_test(snapshots_and_restart),
+        cmocka_unit_test(tcp_transport),
+        cmocka_unit_test(map_full_refuses_then_recovers_on_restart),
         cmocka_unit_test(close_without_start),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
