@@ -20,9 +20,13 @@ cd "$(dirname "$0")/.."
 
 declare -A SOURCES=(
     [parse]="proto/*.c"
+    [command]="cluster/command.c proto/*.c"
+    [config]=""
 )
 declare -A FLAGS=(
     [parse]="-Iproto/include -Iproto"
+    [command]="-Icluster/include -Icluster -Istorage/include -Iproto/include"
+    [config]="-Ibroker/include -Ibroker -Icluster/include -Istorage/include -Iproto/include"
 )
 
 usage() {
