@@ -66,6 +66,7 @@ struct cluster {
     struct proposal *inflight_head, *inflight_tail;
 
     uint64_t leader_id;
+    uint64_t restored_index; /* a restore to report from the next check, or 0 */
     bool closing;
     cluster_close_cb close_cb;
     void *close_data;
@@ -196,8 +197,11 @@ static void hook_committed(void *ctx, uint64_t last_applied)
 
 static void hook_restored(void *ctx, uint64_t index)
 {
+    /* raft restores inside raft_start (and, later, inside its receive path): report it from
+     * the loop, before the entries applied after it. */
     struct cluster *c = ctx;
-    if (c->ev.restored) c->ev.restored(c->ev_ctx, index);
+    c->restored_index = index;
+    kick(c);
 }
 
 static void hook_pending(void *ctx)
@@ -290,7 +294,13 @@ static void watch_leader(struct cluster *c)
 static void check_cb(uv_check_t *h)
 {
     struct cluster *c = h->data;
-    /* Applied entries first (their callbacks may propose more), then the proposals. */
+    /* A restore first (the state it left is exactly the snapshot's: later entries are still
+     * pending), then applied entries (their callbacks may propose more), then proposals. */
+    if (c->restored_index) {
+        uint64_t index = c->restored_index;
+        c->restored_index = 0;
+        if (c->ev.restored) c->ev.restored(c->ev_ctx, index);
+    }
     fsm_flush(&c->fsm);
     if (c->started && !c->closing) {
         watch_leader(c);
@@ -491,8 +501,7 @@ int cluster_start(struct cluster *c)
     cluster_logf(c, CLUSTER_LOG_INFO, "raft started: node %llu, log in %s, state at index %llu",
                  (unsigned long long)c->cfg.node_id, c->raft_dir,
                  (unsigned long long)c->fsm.last_applied);
-    watch_leader(c);
-    kick(c); /* the replayed tail is applied on the next iterations */
+    kick(c); /* leader change and the replayed tail are reported from the loop */
     return 0;
 }
 

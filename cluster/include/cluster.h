@@ -167,8 +167,9 @@ struct cluster_events {
      * command that failed to decode is logged and skipped (never passed here); one whose
      * effect was a no-op (ack of an unknown message, ...) is passed all the same. */
     void (*applied)(void *ctx, const struct cluster_cmd *cmd, uint64_t index);
-    /* The whole state was replaced by a snapshot (a follower catching up, later): rebuild
-     * every in-memory index from cluster_storage(). */
+    /* The whole state was replaced by a snapshot: at start-up when LMDB was behind Raft's last
+     * snapshot (lost or damaged state dir), or a follower catching up (later). Rebuild every
+     * in-memory index from cluster_storage(); applied events for later entries follow. */
     void (*restored)(void *ctx, uint64_t index);
     /* The leader changed; leader_id 0 = none known. is_self: this node leads. */
     void (*leader_changed)(void *ctx, uint64_t leader_id, bool is_self);

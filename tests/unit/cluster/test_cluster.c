@@ -33,6 +33,7 @@ struct node {
     uint64_t applied[MAX_EVENTS];
     unsigned n_applied;
     unsigned n_leader;
+    unsigned n_restored;
     bool is_leader;
     /* proposals */
     int status[MAX_EVENTS];
@@ -56,6 +57,14 @@ static void ev_leader(void *ctx, uint64_t id, bool self)
     n->is_leader = self && id == 1;
 }
 
+static void ev_restored(void *ctx, uint64_t index)
+{
+    struct node *n = ctx;
+    (void)index;
+    assert_int_equal(n->n_applied, 0); /* before the entries applied after it */
+    n->n_restored++;
+}
+
 static void log_line(void *ctx, enum cluster_log_level level, const char *line)
 {
     (void)ctx;
@@ -63,7 +72,8 @@ static void log_line(void *ctx, enum cluster_log_level level, const char *line)
         fprintf(stderr, "cluster[%d]: %s\n", level, line);
 }
 
-static const struct cluster_events events = {.applied = ev_applied, .leader_changed = ev_leader};
+static const struct cluster_events events = {
+    .applied = ev_applied, .leader_changed = ev_leader, .restored = ev_restored};
 
 static void node_open(struct node *n, const char *dir, const char *address)
 {
@@ -314,8 +324,12 @@ static void snapshots_and_restart(void **state)
     node_open(&n, dir, NULL);
     assert_false(has_retained(n.c, "r0/0"));
     assert_int_equal(cluster_start(n.c), 0);
+    assert_int_equal(n.n_restored, 0); /* reported from the loop, not inside start */
+    assert_int_equal(n.n_leader, 0);
     run_until(&n, is_leader);
     propose_batch(&n, "y", 1);
+    assert_int_equal(n.n_restored, 1);
+    assert_int_equal(n.n_leader, 1);
     assert_true(has_retained(n.c, "r0/0"));
     assert_true(has_retained(n.c, "r9/19"));
     assert_true(has_retained(n.c, "z/0"));
