@@ -659,6 +659,26 @@ static void parse_rejects_auth_duplicate_method(void **state)
     PT_BAD(&pt_v5, w, MQTT_ERR_PROP_DUPLICATE);
 }
 
+/* A CONNACK refusing the connection has Session Present 0: 3.1.1 [MQTT-3.2.2-4],
+ * 5.0 [MQTT-3.2.2-6]. */
+static void parse_rejects_session_present_on_refusal(void **state)
+{
+    static const uint8_t w311[] = {0x20, 0x02, 0x01, 0x05};
+    static const uint8_t w5[] = {0x20, 0x03, 0x01, 0x87, 0x00};
+    (void)state;
+    PT_BAD(&client311, w311, MQTT_ERR_CONNACK_FLAGS);
+    PT_BAD(&pt_v5, w5, MQTT_ERR_CONNACK_FLAGS);
+}
+
+/* A server never sends Session Expiry Interval in DISCONNECT [MQTT-3.14.2-2]. */
+static void parse_client_rejects_session_expiry_in_disconnect(void **state)
+{
+    static const struct mqtt_parser client5 = {.version = MQTT_V5, .role = MQTT_ROLE_CLIENT};
+    const struct pt_golden *g = pt_golden_get("v5_disconnect_session_expiry");
+    (void)state;
+    pt_parse_bad(&client5, g->wire, g->len, MQTT_ERR_PROP_NOT_ALLOWED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -726,6 +746,8 @@ int main(void)
         cmocka_unit_test(parse_rejects_auth_flags),
         cmocka_unit_test(parse_rejects_auth_before_v5),
         cmocka_unit_test(parse_rejects_auth_duplicate_method),
+        cmocka_unit_test(parse_rejects_session_present_on_refusal),
+        cmocka_unit_test(parse_client_rejects_session_expiry_in_disconnect),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -565,6 +565,26 @@ static void parse_rejects_bad_utf8_user_property(void **state)
     PT_BAD(&server5, w, MQTT_ERR_BAD_UTF8);
 }
 
+/* The password flag promises a password: 3.1.1 [MQTT-3.1.2-21], 5.0 [MQTT-3.1.2-18]. */
+static void parse_rejects_password_flag_without_password(void **state)
+{
+    static const uint8_t w[] = {0x10, 0x11, MQTT, 0x04, 0xC2, 0x00, 0x3C,
+                                0x00, 0x02, 'c',  '1',  0x00, 0x01, 'u'};
+    (void)state;
+    PT_BAD(&server311, w, MQTT_ERR_TRUNCATED);
+}
+
+/* Authentication Data without an Authentication Method is a protocol error (3.1.2.11.10). */
+static void parse_rejects_auth_data_without_method(void **state)
+{
+    static const uint8_t w[] = {0x10, 0x13, MQTT, 0x05, 0x02, 0x00, 0x3C, 0x04,
+                                0x16, 0x00, 0x01, 0xAA, 0x00, 0x02, 'c',  '1'};
+    struct mqtt_packet pkt;
+    (void)state;
+    assert_int_equal(mqtt_parse(&server5, w, sizeof w, &pkt, NULL), MQTT_PARSE_BAD);
+    assert_int_equal(pkt.reason, MQTT_RC_PROTOCOL_ERROR);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -614,6 +634,8 @@ int main(void)
         cmocka_unit_test(parse_rejects_will_payload_format_2),
         cmocka_unit_test(parse_rejects_property_length_past_end),
         cmocka_unit_test(parse_rejects_bad_utf8_user_property),
+        cmocka_unit_test(parse_rejects_password_flag_without_password),
+        cmocka_unit_test(parse_rejects_auth_data_without_method),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -129,6 +129,8 @@ static void parse_v5_publish_qos0(void **state)
     assert_payload(&pkt.u.publish, "hi");
 }
 
+/* A QoS 0 PUBLISH carries no packet id [MQTT-2.2.1-2], and an empty property block is written
+ * as a zero length [MQTT-2.2.2-1]. */
 static void encode_v5_publish_qos0(void **state)
 {
     struct mqtt_packet pkt = publish("a/b", 0, 0, "hi");
@@ -458,6 +460,21 @@ static void parse_rejects_overlong_utf8_content_type(void **state)
     PT_BAD(&pt_v5, w, MQTT_ERR_BAD_UTF8);
 }
 
+/* A BOM (EF BB BF) in a topic is U+FEFF and is neither skipped nor stripped: 3.1.1
+ * [MQTT-1.5.3-3], 5.0 [MQTT-1.5.4-3]. */
+static void parse_keeps_bom_in_topic(void **state)
+{
+    static const uint8_t w[] = {0x30, 0x07, 0x00, 0x04, 0xEF, 0xBB, 0xBF, 'a', 'x'};
+    struct mqtt_packet pkt;
+    (void)state;
+    PT_OK(&pt_v311, w, &pkt);
+    assert_int_equal(pkt.u.publish.topic.len, 4);
+    assert_memory_equal(pkt.u.publish.topic.ptr,
+                        "\xEF\xBB\xBF"
+                        "a",
+                        4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -501,6 +518,7 @@ int main(void)
         cmocka_unit_test(parse_rejects_payload_format_2),
         cmocka_unit_test(parse_rejects_wildcard_response_topic),
         cmocka_unit_test(parse_rejects_overlong_utf8_content_type),
+        cmocka_unit_test(parse_keeps_bom_in_topic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

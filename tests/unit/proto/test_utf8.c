@@ -20,7 +20,8 @@ static void utf8_accepts_well_formed(void **state)
     assert_int_equal(mqtt_utf8_check(S("\xF4\x8F\xBF\xBF")), MQTT_ERR_NONE); /* U+10FFFF */
 }
 
-/* A BOM is an ordinary character, neither skipped nor rejected [MQTT-1.5.4-3]. */
+/* A BOM is an ordinary character, neither skipped nor rejected: 5.0 [MQTT-1.5.4-3], 3.1.1
+ * [MQTT-1.5.3-3]. */
 static void utf8_accepts_bom(void **state)
 {
     (void)state;
