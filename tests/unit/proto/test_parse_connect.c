@@ -429,7 +429,7 @@ static void parse_rejects_will_flag_without_will_fields(void **state)
     PT_BAD(&server311, w, MQTT_ERR_TRUNCATED);
 }
 
-/* The user name flag promises a user name [MQTT-3.1.2-19]. */
+/* The user name flag promises a user name: 3.1.1 [MQTT-3.1.2-19], 5.0 [MQTT-3.1.2-17]. */
 static void parse_rejects_username_flag_without_username(void **state)
 {
     static const uint8_t w[] = {0x10, 0x0E, MQTT, 0x04, 0x82, 0x00, 0x3C, 0x00, 0x02, 'c', '1'};
@@ -565,7 +565,7 @@ static void parse_rejects_bad_utf8_user_property(void **state)
     PT_BAD(&server5, w, MQTT_ERR_BAD_UTF8);
 }
 
-/* The password flag promises a password: 3.1.1 [MQTT-3.1.2-21], 5.0 [MQTT-3.1.2-18]. */
+/* The password flag promises a password: 3.1.1 [MQTT-3.1.2-21], 5.0 [MQTT-3.1.2-19]. */
 static void parse_rejects_password_flag_without_password(void **state)
 {
     static const uint8_t w[] = {0x10, 0x11, MQTT, 0x04, 0xC2, 0x00, 0x3C,
