@@ -22,6 +22,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mem.h"
+
+/* strdup through the allocation wrapper (mem.h). */
+static char *str_dup(const char *s)
+{
+    return mem_strndup(s, strlen(s));
+}
+
 #define ACL_DENY 0u
 
 struct acl_rule {
@@ -216,8 +224,8 @@ static bool filter_is_valid(const char *f)
 static void list_free(struct acl_list *l)
 {
     for (size_t i = 0; i < l->count; i++)
-        free(l->rules[i].topic);
-    free(l->rules);
+        mem_free(l->rules[i].topic);
+    mem_free(l->rules);
 }
 
 void acl_free(struct acl *acl)
@@ -226,11 +234,11 @@ void acl_free(struct acl *acl)
     list_free(&acl->anonymous);
     list_free(&acl->patterns);
     for (size_t i = 0; i < acl->user_count; i++) {
-        free(acl->users[i].username);
+        mem_free(acl->users[i].username);
         list_free(&acl->users[i].list);
     }
-    free(acl->users);
-    free(acl);
+    mem_free(acl->users);
+    mem_free(acl);
 }
 
 static bool has_level(const char *topic, const char *lvl)
@@ -246,13 +254,13 @@ static int list_add(struct acl_list *l, const char *topic, unsigned access, bool
 {
     if (l->count == l->cap) {
         size_t ncap = l->cap ? l->cap * 2 : 8;
-        struct acl_rule *g = realloc(l->rules, ncap * sizeof *g);
+        struct acl_rule *g = mem_realloc(l->rules, ncap * sizeof *g);
         if (g == NULL) return -ENOMEM;
         l->rules = g;
         l->cap = ncap;
     }
     struct acl_rule *r = &l->rules[l->count];
-    if ((r->topic = strdup(topic)) == NULL) return -ENOMEM;
+    if ((r->topic = str_dup(topic)) == NULL) return -ENOMEM;
     r->access = access;
     r->uses_username = pattern && has_level(topic, "%u");
     r->uses_client_id = pattern && has_level(topic, "%c");
@@ -296,14 +304,14 @@ static long user_section(struct acl *acl, const char *name)
         if (strcmp(acl->users[i].username, name) == 0) return (long)i;
     if (acl->user_count == acl->user_cap) {
         size_t ncap = acl->user_cap ? acl->user_cap * 2 : 8;
-        struct acl_user *g = realloc(acl->users, ncap * sizeof *g);
+        struct acl_user *g = mem_realloc(acl->users, ncap * sizeof *g);
         if (g == NULL) return -ENOMEM;
         acl->users = g;
         acl->user_cap = ncap;
     }
     struct acl_user *u = &acl->users[acl->user_count];
     memset(u, 0, sizeof *u);
-    if ((u->username = strdup(name)) == NULL) return -ENOMEM;
+    if ((u->username = str_dup(name)) == NULL) return -ENOMEM;
     return (long)acl->user_count++;
 }
 
@@ -368,13 +376,13 @@ int acl_load_buffer(const char *name, const char *buf, size_t len, struct acl **
 {
     *out = NULL;
     if (err != NULL && errlen > 0) err[0] = '\0';
-    struct acl *acl = calloc(1, sizeof *acl);
-    char *text = malloc(len + 1);
+    struct acl *acl = mem_calloc(1, sizeof *acl);
+    char *text = mem_malloc(len + 1);
     int rc = 0, lineno = 0;
     long user = -1;
     if (acl == NULL || text == NULL) {
-        free(text);
-        free(acl);
+        mem_free(text);
+        mem_free(acl);
         ACL_FAIL(-ENOMEM, "%s: out of memory", name);
     }
     memcpy(text, buf, len);
@@ -395,7 +403,7 @@ int acl_load_buffer(const char *name, const char *buf, size_t len, struct acl **
         if (nl == NULL) break;
         pos = nl + 1;
     }
-    free(text);
+    mem_free(text);
     if (rc != 0) {
         acl_free(acl);
         return rc;
@@ -418,9 +426,9 @@ int acl_load(const char *path, struct acl **out, char *err, size_t errlen)
     for (;;) {
         if (cap - n < 4096) {
             size_t ncap = cap ? cap * 2 : 8192;
-            char *g = realloc(buf, ncap);
+            char *g = mem_realloc(buf, ncap);
             if (g == NULL) {
-                free(buf);
+                mem_free(buf);
                 fclose(f);
                 ACL_FAIL(-ENOMEM, "%s: out of memory", path);
             }
@@ -434,11 +442,11 @@ int acl_load(const char *path, struct acl **out, char *err, size_t errlen)
     bool bad = ferror(f) != 0;
     fclose(f);
     if (bad) {
-        free(buf);
+        mem_free(buf);
         ACL_FAIL(-EIO, "%s: read error", path);
     }
     int rc = acl_load_buffer(path, buf, n, out, err, errlen);
-    free(buf);
+    mem_free(buf);
     return rc;
 }
 

@@ -15,6 +15,13 @@
 #include <wolfssl/wolfcrypt/sha512.h>
 
 #include "log.h"
+#include "mem.h"
+
+/* strdup through the allocation wrapper (mem.h). */
+static char *str_dup(const char *s)
+{
+    return mem_strndup(s, strlen(s));
+}
 
 #define AUTH_HASH_LEN       64 /* SHA-512 */
 #define AUTH_SALT_MAX       64
@@ -128,9 +135,9 @@ static void db_free(struct auth_db *db)
 {
     if (db == NULL) return;
     for (size_t i = 0; i < db->count; i++)
-        free(db->entries[i].username);
-    free(db->entries);
-    free(db);
+        mem_free(db->entries[i].username);
+    mem_free(db->entries);
+    mem_free(db);
 }
 
 /* Parses one line (modified in place) and appends an entry; bad hashes are logged and
@@ -168,13 +175,13 @@ static int parse_line(struct auth_db *db, size_t *cap, const char *path, int lin
     }
     if (db->count == *cap) {
         size_t ncap = *cap ? *cap * 2 : 16;
-        struct auth_entry *g = realloc(db->entries, ncap * sizeof *g);
+        struct auth_entry *g = mem_realloc(db->entries, ncap * sizeof *g);
         if (g == NULL) goto nomem;
         db->entries = g;
         *cap = ncap;
     }
     e.line = lineno;
-    if ((e.username = strdup(user)) == NULL) goto nomem;
+    if ((e.username = str_dup(user)) == NULL) goto nomem;
     db->entries[db->count++] = e;
     return 0;
 nomem:
@@ -197,7 +204,7 @@ int auth_db_load(const char *path, struct auth_db **out, char *err, size_t errle
         snprintf(err, errlen, "%s: cannot open password file: %s", path, strerror(e));
         return -e;
     }
-    struct auth_db *db = calloc(1, sizeof *db);
+    struct auth_db *db = mem_calloc(1, sizeof *db);
     char *line = NULL;
     size_t linecap = 0, cap = 0;
     int lineno = 0, rc = 0;
@@ -215,7 +222,7 @@ int auth_db_load(const char *path, struct auth_db **out, char *err, size_t errle
         snprintf(err, errlen, "%s: read error", path);
         rc = -EIO;
     }
-    free(line);
+    free(line); /* getline's buffer: libc */
     fclose(f);
     if (rc != 0) {
         db_free(db);

@@ -15,6 +15,13 @@
 #include <sys/stat.h>
 
 #include "log.h"
+#include "mem.h"
+
+/* strdup through the allocation wrapper (mem.h). */
+static char *str_dup(const char *s)
+{
+    return mem_strndup(s, strlen(s));
+}
 
 #define CONFIG_DEFAULT_PORT      1883
 #define CONFIG_MQTT_MAX_PAYLOAD  268435455u
@@ -194,7 +201,7 @@ static void security_defaults(struct config_security *s)
 
 static int fill(char **field, const char *dflt)
 {
-    if (*field == NULL && (*field = strdup(dflt)) == NULL) return -ENOMEM;
+    if (*field == NULL && (*field = str_dup(dflt)) == NULL) return -ENOMEM;
     return 0;
 }
 
@@ -205,9 +212,9 @@ static int security_fill(struct config_security *s)
 
 static void security_free(struct config_security *s)
 {
-    free(s->auto_id_prefix);
-    free(s->password_file);
-    free(s->acl_file);
+    mem_free(s->auto_id_prefix);
+    mem_free(s->password_file);
+    mem_free(s->acl_file);
     memset(s, 0, sizeof *s);
 }
 
@@ -215,7 +222,7 @@ static int dup_or_null(const char *s, char **out)
 {
     *out = NULL;
     if (s == NULL) return 0;
-    *out = strdup(s);
+    *out = str_dup(s);
     return *out != NULL ? 0 : -ENOMEM;
 }
 
@@ -245,7 +252,7 @@ static void listener_init(struct config_listener *l, const char *file, int line)
 
 static void listener_free(struct config_listener *l)
 {
-    free(l->bind_address);
+    mem_free(l->bind_address);
     security_free(&l->security);
 }
 
@@ -253,7 +260,7 @@ static void listener_free(struct config_listener *l)
 static long listener_add(struct config *cfg, const char *file, int line)
 {
     struct config_listener *ls =
-        realloc(cfg->listeners, (cfg->listener_count + 1) * sizeof *cfg->listeners);
+        mem_realloc(cfg->listeners, (cfg->listener_count + 1) * sizeof *cfg->listeners);
     if (ls == NULL) return -ENOMEM;
     cfg->listeners = ls;
     listener_init(&ls[cfg->listener_count], file, line);
@@ -295,7 +302,7 @@ static int dir_listener(struct parser *p, const struct directive *d, char *value
     if (idx < 0) return fail(p, -ENOMEM, "out of memory");
     struct config_listener *l = &p->cfg->listeners[idx];
     l->port = n;
-    if (addr != NULL && (l->bind_address = strdup(addr)) == NULL)
+    if (addr != NULL && (l->bind_address = str_dup(addr)) == NULL)
         return fail(p, -ENOMEM, "out of memory");
     /* With per_listener_settings false the listener's security is filled in at the end. */
     p->cur = idx;
@@ -323,7 +330,7 @@ static int dir_bind_address(struct parser *p, const struct directive *d, char *v
     if (w == NULL) return fail(p, -EINVAL, "missing address");
     if ((rc = no_more(p, value)) != 0) return rc;
     if (p->deflt.bind_address != NULL) return fail(p, -EINVAL, "given twice");
-    if ((p->deflt.bind_address = strdup(w)) == NULL) return fail(p, -ENOMEM, "out of memory");
+    if ((p->deflt.bind_address = str_dup(w)) == NULL) return fail(p, -ENOMEM, "out of memory");
     p->deflt_bind_set = true;
     return 0;
 }
@@ -408,7 +415,7 @@ static int dir_log_dest(struct parser *p, const struct directive *d, char *value
         char *path = trim(value);
         if (*path == '\0') return fail(p, -EINVAL, "missing file name after 'file'");
         if (cfg->log_file != NULL) return fail(p, -EINVAL, "only one log file may be given");
-        if ((cfg->log_file = strdup(path)) == NULL) return fail(p, -ENOMEM, "out of memory");
+        if ((cfg->log_file = str_dup(path)) == NULL) return fail(p, -ENOMEM, "out of memory");
         bit = CONFIG_LOG_DEST_FILE;
     } else {
         if ((rc = no_more(p, value)) != 0) return rc;
@@ -481,7 +488,7 @@ static int dir_admin_listener(struct parser *p, const struct directive *d, char 
     if (cfg->admin_listener_set) return fail(p, -EINVAL, "given twice");
     if ((rc = parse_port(p, port, &cfg->admin_port)) != 0) return rc;
     if ((rc = no_more(p, value)) != 0) return rc;
-    if (addr != NULL && addr[0] != '#' && (cfg->admin_bind_address = strdup(addr)) == NULL)
+    if (addr != NULL && addr[0] != '#' && (cfg->admin_bind_address = str_dup(addr)) == NULL)
         return fail(p, -ENOMEM, "out of memory");
     cfg->admin_listener_set = true;
     return 0;
@@ -526,8 +533,8 @@ static int dir_include_dir(struct parser *p, const struct directive *d, char *va
             rc = fail(p, -EINVAL, "more than %d files in '%s'", CONFIG_MAX_INCLUDE_FILES, dir);
             goto out;
         }
-        char **grown = realloc(names, (n + 1) * sizeof *names);
-        if (grown == NULL || (grown[n] = strdup(de->d_name)) == NULL) {
+        char **grown = mem_realloc(names, (n + 1) * sizeof *names);
+        if (grown == NULL || (grown[n] = str_dup(de->d_name)) == NULL) {
             if (grown != NULL) names = grown;
             rc = fail(p, -ENOMEM, "out of memory");
             goto out;
@@ -541,7 +548,7 @@ static int dir_include_dir(struct parser *p, const struct directive *d, char *va
     int line = p->line;
     for (size_t i = 0; i < n && rc == 0; i++) {
         size_t plen = strlen(dir) + 1 + strlen(names[i]) + 1;
-        char *path = malloc(plen);
+        char *path = mem_malloc(plen);
         if (path == NULL) {
             rc = fail(p, -ENOMEM, "out of memory");
             break;
@@ -549,19 +556,19 @@ static int dir_include_dir(struct parser *p, const struct directive *d, char *va
         snprintf(path, plen, "%s/%s", dir, names[i]);
         struct stat st;
         if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-            free(path);
+            mem_free(path);
             continue;
         }
         if (p->have_main_st && stat(path, &st) == 0 && st.st_dev == p->main_st.st_dev &&
             st.st_ino == p->main_st.st_ino) {
             rc = fail(p, -EINVAL, "'%s' contains the main configuration file", dir);
-            free(path);
+            mem_free(path);
             break;
         }
         p->depth++;
         rc = load_file(p, path);
         p->depth--;
-        free(path);
+        mem_free(path);
         p->file = file;
         p->line = line;
         p->directive = "include_dir";
@@ -569,8 +576,8 @@ static int dir_include_dir(struct parser *p, const struct directive *d, char *va
 out:
     closedir(dh);
     for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
+        mem_free(names[i]);
+    mem_free(names);
     return rc;
 }
 
@@ -810,7 +817,7 @@ static int apply_directive(struct parser *p, const struct directive *d, char *va
         if (*v == '\0') return fail(p, -EINVAL, "missing value");
         if (*field != NULL) /* a repeated string directive is an error, as in Mosquitto */
             return fail(p, -EINVAL, "given twice");
-        if ((*field = strdup(v)) == NULL) return fail(p, -ENOMEM, "out of memory");
+        if ((*field = str_dup(v)) == NULL) return fail(p, -ENOMEM, "out of memory");
         return 0;
     }
     case TYPE_SPECIAL:
@@ -869,7 +876,7 @@ static int read_file(const char *path, char **out, size_t *len)
     for (;;) {
         if (cap - n < 4096) {
             size_t ncap = cap ? cap * 2 : 8192;
-            char *g = realloc(buf, ncap + 1);
+            char *g = mem_realloc(buf, ncap + 1);
             if (g == NULL) {
                 rc = -ENOMEM;
                 break;
@@ -886,10 +893,10 @@ static int read_file(const char *path, char **out, size_t *len)
     }
     fclose(f);
     if (rc != 0) {
-        free(buf);
+        mem_free(buf);
         return rc;
     }
-    if (buf == NULL && (buf = malloc(1)) == NULL) return -ENOMEM;
+    if (buf == NULL && (buf = mem_malloc(1)) == NULL) return -ENOMEM;
     buf[n] = '\0';
     *out = buf;
     *len = n;
@@ -923,7 +930,7 @@ static int load_file(struct parser *p, const char *path)
     }
     rc = check_nul(p, path, buf, len);
     if (rc == 0) rc = load_text(p, path, buf);
-    free(buf);
+    mem_free(buf);
     return rc;
 }
 
@@ -1090,16 +1097,16 @@ void config_free(struct config *cfg)
     if (cfg == NULL) return;
     for (size_t i = 0; i < cfg->listener_count; i++)
         listener_free(&cfg->listeners[i]);
-    free(cfg->listeners);
+    mem_free(cfg->listeners);
     security_free(&cfg->security);
-    free(cfg->persistence_location);
-    free(cfg->persistence_file);
-    free(cfg->log_file);
-    free(cfg->log_timestamp_format);
-    free(cfg->pid_file);
-    free(cfg->user);
-    free(cfg->config_file);
-    free(cfg->admin_bind_address);
+    mem_free(cfg->persistence_location);
+    mem_free(cfg->persistence_file);
+    mem_free(cfg->log_file);
+    mem_free(cfg->log_timestamp_format);
+    mem_free(cfg->pid_file);
+    mem_free(cfg->user);
+    mem_free(cfg->config_file);
+    mem_free(cfg->admin_bind_address);
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -1118,7 +1125,7 @@ static int load_common(const char *name, const char *path, char *text, size_t le
     defaults_numeric(out);
     listener_init(&p.deflt, p.file, 0);
     if (path != NULL) {
-        if ((out->config_file = strdup(path)) == NULL) {
+        if ((out->config_file = str_dup(path)) == NULL) {
             rc = fail(&p, -ENOMEM, "out of memory");
             goto out;
         }
@@ -1151,14 +1158,14 @@ int config_load(const char *path, const struct config_args *args, struct config 
         }
     }
     int rc = load_common(path, path, buf, len, args, out, err, errlen);
-    free(buf);
+    mem_free(buf);
     return rc;
 }
 
 int config_load_buffer(const char *name, const char *buf, size_t len,
                        const struct config_args *args, struct config *out, char *err, size_t errlen)
 {
-    char *copy = malloc(len + 1);
+    char *copy = mem_malloc(len + 1);
     if (copy == NULL) {
         memset(out, 0, sizeof *out);
         if (err != NULL && errlen > 0) snprintf(err, errlen, "%s: out of memory", name);
@@ -1167,7 +1174,7 @@ int config_load_buffer(const char *name, const char *buf, size_t len,
     memcpy(copy, buf, len);
     copy[len] = '\0';
     int rc = load_common(name, NULL, copy, len, args, out, err, errlen);
-    free(copy);
+    mem_free(copy);
     return rc;
 }
 

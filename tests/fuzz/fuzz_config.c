@@ -11,6 +11,7 @@
 
 #include "../../broker/config.c"
 #include "../../broker/log.c"
+#include "../../broker/mem.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include <cmocka.h>
 
 #include "acl.h"
+#include "mem.h"
 #include "testlib.h"
 
 static char err[512];
@@ -321,13 +323,40 @@ static void load_from_file(void **state)
     test_rmdir(dir);
 }
 
+/* Every allocation of a load can fail: -ENOMEM, nothing leaked, no acl returned. */
+static void out_of_memory(void **state)
+{
+    (void)state;
+    for (long delay = 0;; delay++) {
+        struct acl *acl = (struct acl *)1;
+        long live = mem_live_blocks();
+        unsigned long faults = mem_fault_count();
+        mem_fault_set(delay, 1);
+        int rc =
+            acl_load_buffer("t.acl", matrix_file, sizeof matrix_file - 1, &acl, err, sizeof err);
+        mem_fault_set(-1, 0);
+        bool hit = mem_fault_count() != faults;
+        if (!hit) {
+            assert_int_equal(rc, 0);
+            assert_int_equal(acl_check(acl, "c", "alice", "alice/x", ACL_WRITE), 0);
+            acl_free(acl);
+            assert_int_equal(mem_live_blocks(), live);
+            assert_true(delay > 10);
+            break;
+        }
+        assert_int_equal(rc, -ENOMEM);
+        assert_null(acl);
+        assert_int_equal(mem_live_blocks(), live);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(access_matrix),     cmocka_unit_test(no_acl_allows_all),
         cmocka_unit_test(subscribe_overlap), cmocka_unit_test(subscribe_deny_covers),
         cmocka_unit_test(topic_matching),    cmocka_unit_test(parse_errors),
-        cmocka_unit_test(load_from_file),
+        cmocka_unit_test(load_from_file),    cmocka_unit_test(out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include "auth.h"
 #include "config.h"
 #include "log.h"
+#include "mem.h"
 #include "testlib.h"
 
 static char err[512];
@@ -313,6 +315,41 @@ static void references(void **state)
     test_rmdir(dir);
 }
 
+/* Every allocation of a load can fail: -ENOMEM, nothing leaked, no db returned. */
+static void out_of_memory(void **state)
+{
+    const char *dir = test_mkdtemp();
+    char path[256], cmd[4096];
+    (void)state;
+    snprintf(path, sizeof path, "%s/passwd", dir);
+    snprintf(cmd, sizeof cmd,
+             "mosquitto_passwd -c -b %s a 1 && mosquitto_passwd -b %s b 2 && "
+             "mosquitto_passwd -H sha512 -b %s c 3",
+             path, path, path);
+    assert_int_equal(run(cmd), 0);
+    for (long delay = 0;; delay++) {
+        struct auth_db *db = (struct auth_db *)1;
+        long live = mem_live_blocks();
+        unsigned long faults = mem_fault_count();
+        mem_fault_set(delay, 1);
+        int rc = auth_db_load(path, &db, err, sizeof err);
+        mem_fault_set(-1, 0);
+        bool hit = mem_fault_count() != faults;
+        if (!hit) {
+            assert_int_equal(rc, 0);
+            assert_int_equal(check(db, "c", "3"), 0);
+            auth_db_unref(db);
+            assert_int_equal(mem_live_blocks(), live);
+            assert_true(delay > 2);
+            break;
+        }
+        assert_int_equal(rc, -ENOMEM);
+        assert_null(db);
+        assert_int_equal(mem_live_blocks(), live);
+    }
+    test_rmdir(dir);
+}
+
 static int quiet_log(void **state)
 {
     struct config c;
@@ -335,6 +372,7 @@ int main(void)
         cmocka_unit_test(starling_passwd_tool),
         cmocka_unit_test(missing_file),
         cmocka_unit_test(references),
+        cmocka_unit_test(out_of_memory),
     };
     return cmocka_run_group_tests(tests, quiet_log, NULL);
 }

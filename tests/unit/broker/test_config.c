@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "mem.h"
 #include "testlib.h"
 
 static char err[512];
@@ -657,6 +658,53 @@ static void max_connections_negative(void **state)
     config_free(&c);
 }
 
+/* Every allocation of a load can fail: the load then returns -ENOMEM with "out of memory"
+ * and leaks nothing; once no fault hits, it succeeds. */
+static void out_of_memory(void **state)
+{
+    static const char text[] = "per_listener_settings true\n"
+                               "port 1999\n"
+                               "bind_address 127.0.0.1\n"
+                               "password_file /pw0\n"
+                               "listener 1883 ::1\n"
+                               "password_file /pw\n"
+                               "acl_file /acl\n"
+                               "auto_id_prefix a-\n"
+                               "listener 1884\n"
+                               "log_dest file /tmp/x.log\n"
+                               "log_timestamp_format %H\n"
+                               "persistence_location /data\n"
+                               "pid_file /pid\n"
+                               "user u\n"
+                               "admin_listener 8088 ::1\n";
+    static const char local[] = "allow_anonymous false\npassword_file /pw\n";
+    struct config_args args;
+    char *argv[] = {"starling", "-p", "1999", "-p", "2000", NULL};
+    (void)state;
+    assert_int_equal(config_parse_args(5, argv, &args, err, sizeof err), 0);
+    for (int which = 0; which < 2; which++) {
+        const char *t = which == 0 ? text : local;
+        for (long delay = 0;; delay++) {
+            struct config c;
+            long live = mem_live_blocks();
+            unsigned long faults = mem_fault_count();
+            mem_fault_set(delay, 1);
+            int rc = load(t, &args, &c);
+            mem_fault_set(-1, 0);
+            bool hit = mem_fault_count() != faults;
+            if (rc == 0) config_free(&c);
+            assert_int_equal(mem_live_blocks(), live);
+            if (!hit) {
+                assert_int_equal(rc, 0);
+                assert_true(delay > 10);
+                break;
+            }
+            assert_int_equal(rc, -ENOMEM);
+            assert_non_null(strstr(err, "out of memory"));
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -680,6 +728,7 @@ int main(void)
         cmocka_unit_test(durations),
         cmocka_unit_test(log_settings),
         cmocka_unit_test(max_connections_negative),
+        cmocka_unit_test(out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

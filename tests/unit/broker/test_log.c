@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "mem.h"
 #include "testlib.h"
 
 static char path[256];
@@ -42,10 +43,10 @@ static void open_file_log(unsigned types, bool timestamp, const char *format)
     remove(path);
     assert_int_equal(config_defaults(&c), 0);
     c.log_dest = CONFIG_LOG_DEST_FILE;
-    c.log_file = strdup(path);
+    c.log_file = mem_strndup(path, strlen(path));
     c.log_types = types;
     c.log_timestamp = timestamp;
-    if (format != NULL) c.log_timestamp_format = strdup(format);
+    if (format != NULL) c.log_timestamp_format = mem_strndup(format, strlen(format));
     assert_int_equal(log_open(&c), 0);
     config_free(&c);
 }
@@ -157,7 +158,7 @@ static void open_failure(void **state)
     (void)state;
     assert_int_equal(config_defaults(&c), 0);
     c.log_dest = CONFIG_LOG_DEST_FILE;
-    c.log_file = strdup("/nonexistent/dir/x.log");
+    c.log_file = mem_strndup("/nonexistent/dir/x.log", 22);
     assert_int_equal(log_open(&c), -ENOENT);
     config_free(&c);
 }
