@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -175,9 +176,14 @@ int fsm_flush(struct fsm *f)
 
 /* ---- snapshots ---- */
 
+/* A memory file (memfd) holds the copy, mapped as the snapshot's data buffer: no second copy
+ * into the heap and no disk I/O while the loop waits. A temp file beside the state is the
+ * fallback where memfd is missing. */
 static int snap_tmpfile(const struct fsm *f)
 {
-    int fd = open(f->tmp_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    int fd = memfd_create("starling-snapshot", MFD_CLOEXEC);
+    if (fd >= 0) return fd;
+    fd = open(f->tmp_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (fd >= 0) return fd;
     char path[4096];
     snprintf(path, sizeof path, "%s/snapshot.XXXXXX", f->tmp_dir);
@@ -186,6 +192,7 @@ static int snap_tmpfile(const struct fsm *f)
     return fd;
 }
 
+/* Two buffers: [0] the header (heap), [1] the LMDB copy (a read-only mapping). */
 static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     struct fsm *f = rf->data;
@@ -198,44 +205,39 @@ static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigne
     int rc = store_snapshot_write(f->store, fd);
     struct stat st;
     if (rc == 0 && fstat(fd, &st) != 0) rc = -errno;
+    if (rc == 0 && st.st_size <= 0) rc = -EIO;
     struct raft_buffer *b = NULL;
-    uint8_t *data = NULL;
+    uint8_t *header = NULL;
+    void *data = MAP_FAILED;
     if (rc == 0) {
-        b = malloc(sizeof *b);
-        data = malloc(SNAP_HEADER + (size_t)st.st_size);
-        if (!b || !data) rc = -ENOMEM;
+        data = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+        if (data == MAP_FAILED) rc = -errno;
     }
     if (rc == 0) {
-        memcpy(data, SNAP_MAGIC, 4);
-        data[4] = data[5] = data[6] = 0;
-        data[7] = SNAP_VERSION;
-        uint64_t la = f->last_applied;
-        for (int i = 0; i < 8; i++)
-            data[8 + i] = (uint8_t)(la >> (56 - 8 * i));
-        size_t off = 0, size = (size_t)st.st_size;
-        while (off < size && rc == 0) {
-            ssize_t n = pread(fd, data + SNAP_HEADER + off, size - off, (off_t)off);
-            if (n < 0 && errno != EINTR)
-                rc = -errno;
-            else if (n == 0)
-                rc = -EIO;
-            else if (n > 0)
-                off += (size_t)n;
-        }
+        b = malloc(2 * sizeof *b);
+        header = malloc(SNAP_HEADER);
+        if (!b || !header) rc = -ENOMEM;
     }
-    close(fd);
+    close(fd); /* the mapping keeps the memory file */
     if (rc != 0) {
         fsm_log(f, CLUSTER_LOG_ERR, "snapshot failed: %s", store_strerror(rc));
+        if (data != MAP_FAILED) munmap(data, (size_t)st.st_size);
         free(b);
-        free(data);
+        free(header);
         return rc == -ENOMEM ? RAFT_NOMEM : RAFT_IOERR;
     }
-    b->base = data;
-    b->len = SNAP_HEADER + (size_t)st.st_size;
+    memcpy(header, SNAP_MAGIC, 4);
+    header[4] = header[5] = header[6] = 0;
+    header[7] = SNAP_VERSION;
+    uint64_t la = f->last_applied;
+    for (int i = 0; i < 8; i++)
+        header[8 + i] = (uint8_t)(la >> (56 - 8 * i));
+    b[0] = (struct raft_buffer){.base = header, .len = SNAP_HEADER};
+    b[1] = (struct raft_buffer){.base = data, .len = (size_t)st.st_size};
     *bufs = b;
-    *n_bufs = 1;
+    *n_bufs = 2;
     fsm_log(f, CLUSTER_LOG_INFO, "snapshot at applied index %llu: %zu bytes",
-            (unsigned long long)f->last_applied, b->len);
+            (unsigned long long)f->last_applied, SNAP_HEADER + b[1].len);
     return 0;
 }
 
@@ -243,11 +245,11 @@ static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigne
 static int fsm_snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     (void)rf;
-    if (*bufs) {
-        for (unsigned i = 0; i < *n_bufs; i++)
-            free((*bufs)[i].base);
-        free(*bufs);
+    if (*bufs && *n_bufs == 2) {
+        free((*bufs)[0].base);
+        munmap((*bufs)[1].base, (*bufs)[1].len);
     }
+    free(*bufs);
     *bufs = NULL;
     *n_bufs = 0;
     return 0;

@@ -18,11 +18,13 @@
  * fsm_flush() retries. LMDB therefore never holds a later entry without an earlier one.
  *
  * Snapshots (fsm version 2, synchronous on the loop): flush, then write a compacted copy of
- * the environment (mdb_env_copyfd2, MDB_CP_COMPACT) behind a small header. Because nothing
- * else writes between the flush and the copy, the copy is exactly the state at the snapshot
- * index. It blocks the loop for the duration of the copy: acceptable at one snapshot per
- * snapshot_threshold entries for state of moderate size; an async version (fsm v3 with a
- * custom page walk from a read transaction) is the way out if it gets large.
+ * the environment (mdb_env_copyfd2, MDB_CP_COMPACT) into a memory file behind a small header.
+ * Because nothing else writes between the flush and the copy, the copy is exactly the state
+ * at the snapshot index (mdb_env_copy* opens its own read transaction: run later or on another
+ * thread it would not be). The copy blocks the loop: measured ~50 ms for 100,000 retained
+ * messages of 200 bytes (42 MB), once per snapshot_threshold entries. Past that, the way out
+ * is fsm v3: a read transaction opened in snapshot() on the loop (MDB_NOTLS), and a walk of
+ * its tables into a fresh environment in snapshot_async() on the thread pool.
  *
  *   snapshot buffer:  "STSN" | version u32 (1) | last_applied u64 | LMDB data file bytes
  *
