@@ -173,9 +173,12 @@ struct cluster_events {
     void (*restored)(void *ctx, uint64_t index);
     /* The leader changed; leader_id 0 = none known. is_self: this node leads. */
     void (*leader_changed)(void *ctx, uint64_t leader_id, bool is_self);
-    /* Applying into LMDB failed (rc: -ENOSPC for map or disk full, or -EIO ...). Proposals
-     * fail with CLUSTER_EFAILED until a retry (every second) succeeds; the unapplied entries
-     * are kept in memory and applied then, in order. */
+    /* Writing into LMDB failed (rc < 0: -ENOSPC when the map reached map_size_max or the
+     * disk is full, -EIO ...), or works again (rc == 0). While failed: cluster_propose
+     * refuses with CLUSTER_EFAILED; proposals already waiting get CLUSTER_EFAILED at once
+     * (their commands are in the Raft log and will still be applied when writing works
+     * again, or after a restart); committed entries wait in memory, in order, and are
+     * retried every second. LMDB keeps its last consistent state throughout. */
     void (*failed)(void *ctx, int rc);
 };
 
@@ -213,8 +216,10 @@ void cluster_close(struct cluster *c, cluster_close_cb cb, void *data);
 struct store *cluster_storage(struct cluster *c);
 
 /* Fires once cmd was committed by Raft AND applied into LMDB on this node (status 0, index =
- * its log index), or failed (status < 0, index 0): CLUSTER_ENOTLEADER,
- * CLUSTER_ELEADERSHIPLOST, CLUSTER_ESHUTDOWN, CLUSTER_EFAILED, -ENOMEM. */
+ * its log index; the applied event for it has already fired), or failed (status < 0, index
+ * 0): CLUSTER_ENOTLEADER, CLUSTER_ELEADERSHIPLOST, CLUSTER_ESHUTDOWN (close), CLUSTER_EFAILED,
+ * -ENOMEM. After a failure the command may still be applied later (it can be in the log):
+ * treat it as "not acknowledged", not as "never happened". */
 typedef void (*cluster_applied_cb)(void *data, int status, uint64_t index);
 
 /* Proposes a command. It is encoded at once and queued; all commands queued during one loop
