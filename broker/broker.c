@@ -226,6 +226,22 @@ static int broker_drop_privileges(struct broker *b, char *err, size_t errlen)
     if (b->data_dir && chown(b->data_dir, pw->pw_uid, pw->pw_gid) < 0 && errno != ENOENT)
         log_at(LOG_TYPE_WARNING, "Warning: cannot give %s to %s: %s.", b->data_dir, b->cfg->user,
                strerror(errno));
+    /* The data dir must stay usable after the switch (its parents too): try as that user. */
+    bool usable = true;
+    if (b->data_dir && setegid(pw->pw_gid) == 0) {
+        if (seteuid(pw->pw_uid) == 0) {
+            usable = euidaccess(b->data_dir, R_OK | W_OK | X_OK) == 0;
+            if (seteuid(0) < 0) usable = false;
+        }
+        if (setegid(0) < 0) usable = false;
+    }
+    if (!usable) {
+        log_at(LOG_TYPE_WARNING,
+               "Warning: user %s cannot use the data dir %s: running as root. Set `user` or "
+               "`persistence_location` to avoid this.",
+               b->cfg->user, b->data_dir);
+        return 0;
+    }
     if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
         setuid(pw->pw_uid) < 0) {
         snprintf(err, errlen, "cannot become user %s: %s", b->cfg->user, strerror(errno));
@@ -317,6 +333,14 @@ static void broker_print_where(struct broker *b)
 int broker_start(struct broker *b, char *err, size_t errlen)
 {
     const struct config *cfg = b->cfg;
+    /* Signals first: a SIGTERM during start-up is a clean stop too. */
+    uv_signal_init(b->loop, &b->sig_int);
+    uv_signal_init(b->loop, &b->sig_term);
+    uv_signal_init(b->loop, &b->sig_hup);
+    b->sig_int.data = b->sig_term.data = b->sig_hup.data = b;
+    uv_signal_start(&b->sig_int, broker_signal_cb, SIGINT);
+    uv_signal_start(&b->sig_term, broker_signal_cb, SIGTERM);
+    uv_signal_start(&b->sig_hup, broker_signal_cb, SIGHUP);
     int rc = broker_make_data_dir(b, err, errlen);
     if (rc < 0) return rc;
     rc = broker_reload(b);
@@ -371,13 +395,6 @@ int broker_start(struct broker *b, char *err, size_t errlen)
     uv_timer_init(b->loop, &b->stop_timer);
     b->stop_timer.data = b;
     uv_unref((uv_handle_t *)&b->stop_timer);
-    uv_signal_init(b->loop, &b->sig_int);
-    uv_signal_init(b->loop, &b->sig_term);
-    uv_signal_init(b->loop, &b->sig_hup);
-    b->sig_int.data = b->sig_term.data = b->sig_hup.data = b;
-    uv_signal_start(&b->sig_int, broker_signal_cb, SIGINT);
-    uv_signal_start(&b->sig_term, broker_signal_cb, SIGTERM);
-    uv_signal_start(&b->sig_hup, broker_signal_cb, SIGHUP);
     sys_start(b);
     broker_print_where(b);
     return 0;

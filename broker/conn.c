@@ -74,6 +74,33 @@ static int conn_rbuf_append(struct conn *c, const uint8_t *data, size_t len)
     return 0;
 }
 
+/* Whether the bad packet at buf is an MQTT 5 PUBLISH with Topic Alias 0, which gets 0x94
+ * Topic Alias invalid rather than a generic protocol error [MQTT-3.3.2-8]. */
+static bool conn_publish_alias_zero(const uint8_t *buf, size_t len)
+{
+    if (len < 2 || (buf[0] >> 4) != MQTT_PUBLISH) return false;
+    uint8_t qos = (buf[0] >> 1) & 3;
+    uint32_t rl;
+    int n = mqtt_varint_decode(buf + 1, len - 1, &rl);
+    if (n <= 0) return false;
+    const uint8_t *p = buf + 1 + n, *end = buf + len;
+    if ((size_t)(end - p) > rl) end = p + rl;
+    if (end - p < 2) return false;
+    size_t tl = (size_t)p[0] << 8 | p[1];
+    p += 2 + tl + (qos ? 2 : 0);
+    if (p >= end) return false;
+    uint32_t pl;
+    n = mqtt_varint_decode(p, (size_t)(end - p), &pl);
+    if (n <= 0) return false;
+    p += n;
+    if ((size_t)(end - p) < pl) return false;
+    const uint8_t *pend = p + pl;
+    struct mqtt_prop prop;
+    while (mqtt_prop_next(&p, pend, &prop) == 1)
+        if (prop.id == MQTT_PROP_TOPIC_ALIAS && prop.v.u32 == 0) return true;
+    return false;
+}
+
 /* Parses and handles whole packets from buf[0..len). Returns bytes consumed; stops early when
  * the connection pauses or ends. */
 static size_t conn_process(struct conn *c, const uint8_t *buf, size_t len)
@@ -91,7 +118,13 @@ static size_t conn_process(struct conn *c, const uint8_t *buf, size_t len)
                 conn_write(c, refuse, sizeof refuse);
             }
             snprintf(why, sizeof why, "%s", mqtt_error_str(pkt.error));
-            conn_close(c, pkt.reason ? pkt.reason : MQTT_RC_MALFORMED_PACKET, why);
+            uint8_t reason = pkt.reason ? pkt.reason : MQTT_RC_MALFORMED_PACKET;
+            if (c->version == MQTT_V5 && pkt.error == MQTT_ERR_PROP_VALUE &&
+                conn_publish_alias_zero(buf + off, len - off)) {
+                reason = MQTT_RC_TOPIC_ALIAS_INVALID;
+                snprintf(why, sizeof why, "topic alias 0");
+            }
+            conn_close(c, reason, why);
             return len;
         }
         off += pkt.wire_len;

@@ -343,18 +343,13 @@ void handle_connect(struct conn *c, const struct mqtt_packet *pkt)
         c->username[ct->username.len] = '\0';
     }
 
-    /* Keepalive and max_keepalive. */
+    /* Keepalive: max_keepalive applies to MQTT 5 clients, told with Server Keep Alive
+     * [MQTT-3.2.2-21]; 3.x clients keep their own value, as with Mosquitto 2.0. */
     c->keepalive_s = ct->keepalive_s;
-    if (cfg->max_keepalive < 65535 &&
-        (ct->keepalive_s > cfg->max_keepalive || (ct->keepalive_s == 0 && c->version == MQTT_V5))) {
-        if (c->version == MQTT_V5) {
-            c->keepalive_s = cfg->max_keepalive;
-            c->server_keepalive = true;
-        } else if (ct->keepalive_s > cfg->max_keepalive) {
-            reason = MQTT_RC_CLIENT_IDENTIFIER_NOT_VALID;
-            why = "keepalive above max_keepalive";
-            goto refuse;
-        }
+    if (c->version == MQTT_V5 && cfg->max_keepalive < 65535 &&
+        (ct->keepalive_s > cfg->max_keepalive || ct->keepalive_s == 0)) {
+        c->keepalive_s = cfg->max_keepalive;
+        c->server_keepalive = true;
     }
 
     /* MQTT 5 properties. */
