@@ -239,13 +239,12 @@ static int security_copy(struct config_security *dst, const struct config_securi
     return 0;
 }
 
-static void listener_init(struct config_listener *l, const char *file, int line)
+static void listener_init(struct config_listener *l, int line)
 {
     memset(l, 0, sizeof *l);
     l->max_connections = -1;
     l->max_qos = 2;
     l->max_topic_alias = 10;
-    l->file = file;
     l->line = line;
     security_defaults(&l->security);
 }
@@ -253,17 +252,20 @@ static void listener_init(struct config_listener *l, const char *file, int line)
 static void listener_free(struct config_listener *l)
 {
     mem_free(l->bind_address);
+    mem_free(l->file);
     security_free(&l->security);
 }
 
-/* Appends a listener (zeroed with defaults); returns its index or -ENOMEM. */
+/* Appends a listener declared at file:line (the name is copied), with defaults; returns its
+ * index or -ENOMEM. */
 static long listener_add(struct config *cfg, const char *file, int line)
 {
     struct config_listener *ls =
         mem_realloc(cfg->listeners, (cfg->listener_count + 1) * sizeof *cfg->listeners);
     if (ls == NULL) return -ENOMEM;
     cfg->listeners = ls;
-    listener_init(&ls[cfg->listener_count], file, line);
+    listener_init(&ls[cfg->listener_count], line);
+    if ((ls[cfg->listener_count].file = str_dup(file)) == NULL) return -ENOMEM;
     return (long)cfg->listener_count++;
 }
 
@@ -947,20 +949,22 @@ static bool deflt_is_used(const struct parser *p)
             (d->security.password_file != NULL || d->security.acl_file != NULL));
 }
 
-/* Inserts a copy of tmpl (borrowed) at the front or back of the listener list. */
+/* Adds a listener with tmpl's options (tmpl and sec borrowed), declared at `file`, at the
+ * front or back of the list. */
 static int listener_push_copy(struct config *cfg, const struct config_listener *tmpl,
                               const struct config_security *sec, uint16_t port, const char *addr,
-                              bool front)
+                              const char *file, bool front)
 {
-    long idx = listener_add(cfg, tmpl->file, tmpl->line);
+    long idx = listener_add(cfg, file, 0);
     if (idx < 0) return -ENOMEM;
     struct config_listener *l = &cfg->listeners[idx];
-    security_free(&l->security);
-    struct config_security s = l->security;
-    *l = *tmpl;
-    l->security = s;
+    char *name = l->file;
+    *l = *tmpl; /* the options; every string is replaced below */
+    l->file = name;
+    l->line = 0;
     l->port = port;
     l->bind_address = NULL;
+    security_defaults(&l->security);
     if (security_copy(&l->security, sec) != 0 || dup_or_null(addr, &l->bind_address) != 0) {
         listener_free(l);
         cfg->listener_count--;
@@ -993,7 +997,8 @@ static int resolve(struct parser *p, const struct config_args *args)
         const struct config_security *sec =
             cfg->per_listener_settings ? &p->deflt.security : &cfg->security;
         uint16_t port = p->deflt_port_set ? p->deflt.port : CONFIG_DEFAULT_PORT;
-        if ((rc = listener_push_copy(cfg, &p->deflt, sec, port, p->deflt.bind_address, true)))
+        if ((rc = listener_push_copy(cfg, &p->deflt, sec, port, p->deflt.bind_address, p->file,
+                                     true)))
             return fail(p, rc, "out of memory");
     }
 
@@ -1008,15 +1013,14 @@ static int resolve(struct parser *p, const struct config_args *args)
         for (size_t i = 0; i < nports && rc == 0; i++) {
             uint16_t port =
                 args != NULL && args->port_count > 0 ? args->ports[i] : CONFIG_DEFAULT_PORT;
-            rc = listener_push_copy(cfg, &p->deflt, &local, port, "127.0.0.1", false);
-            if (rc == 0) rc = listener_push_copy(cfg, &p->deflt, &local, port, "::1", false);
+            rc = listener_push_copy(cfg, &p->deflt, &local, port, "127.0.0.1", "<default>", false);
+            if (rc == 0)
+                rc = listener_push_copy(cfg, &p->deflt, &local, port, "::1", "<default>", false);
         }
         security_free(&local);
         if (rc != 0) return fail(p, rc, "out of memory");
         for (size_t i = 0; i < cfg->listener_count; i++) {
             cfg->listeners[i].local_only = true;
-            cfg->listeners[i].file = "<default>";
-            cfg->listeners[i].line = 0;
             cfg->listeners[i].socket_domain = CONFIG_SOCKET_DOMAIN_ANY;
         }
         cfg->local_only = true;
@@ -1123,7 +1127,7 @@ static int load_common(const char *name, const char *path, char *text, size_t le
     p.file = name != NULL ? name : "<command line>";
     if (err != NULL && errlen > 0) err[0] = '\0';
     defaults_numeric(out);
-    listener_init(&p.deflt, p.file, 0);
+    listener_init(&p.deflt, 0);
     if (path != NULL) {
         if ((out->config_file = str_dup(path)) == NULL) {
             rc = fail(&p, -ENOMEM, "out of memory");

@@ -58,7 +58,8 @@ struct config_listener {
     bool local_only;
     /* Effective auth settings for clients of this listener (see the header comment). */
     struct config_security security;
-    const char *file; /* where it was declared ("<command line>"/"<default>"), for messages */
+    char *file; /* where it was declared, for messages: the file name ("<default>" for the
+                   local-only listeners, the main file with line 0 for the default listener) */
     int line;
 };
 

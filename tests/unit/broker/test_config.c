@@ -53,6 +53,7 @@ static void defaults_without_file(void **state)
     assert_string_equal(c.listeners[1].bind_address, "::1");
     for (int i = 0; i < 2; i++) {
         const struct config_listener *l = &c.listeners[i];
+        assert_string_equal(l->file, "<default>");
         assert_int_equal(l->port, 1883);
         assert_true(l->local_only);
         assert_true(l->security.allow_anonymous);
@@ -319,6 +320,8 @@ static void default_listener(void **state)
     (void)state;
     load_ok("port 1999\nlistener 2000\n", &c);
     assert_int_equal(c.listener_count, 2);
+    assert_string_equal(c.listeners[0].file, "t.conf");
+    assert_int_equal(c.listeners[0].line, 0);
     assert_int_equal(c.listeners[0].port, 1999);
     assert_null(c.listeners[0].bind_address);
     assert_int_equal(c.listeners[1].port, 2000);
@@ -580,12 +583,25 @@ static void include_dir_order(void **state)
         assert_int_equal(c.listeners[i].port, order[i]);
     assert_int_equal(c.max_queued_messages, 9);
     assert_string_equal(c.config_file, main_path);
+    char expect[2048];
+    snprintf(expect, sizeof expect, "%s/00.conf", sub);
+    assert_string_equal(c.listeners[1].file, expect); /* outlives the include */
+    assert_int_equal(c.listeners[1].line, 1);
+    assert_string_equal(c.listeners[0].file, main_path);
     config_free(&c);
+
+    /* A duplicate names both places, the earlier one in another included file. */
+    write_file(sub, "d.conf", "\nlistener 3\n");
+    assert_int_equal(config_load(main_path, NULL, &c, err, sizeof err), -EINVAL);
+    snprintf(expect, sizeof expect,
+             "%s/d.conf:2: listener: port 3 is already a listener (%s/A.conf:1)", sub, sub);
+    assert_string_equal(err, expect);
+    snprintf(expect, sizeof expect, "%s/d.conf", sub);
+    remove(expect);
 
     /* An error inside an included file names that file and its line. */
     write_file(sub, "c.conf", "\n\nmax_qos 7\n");
     assert_int_equal(config_load(main_path, NULL, &c, err, sizeof err), -EINVAL);
-    char expect[1024];
     snprintf(expect, sizeof expect, "%s/c.conf:3: max_qos: value 7 out of range (0 to 2)", sub);
     assert_string_equal(err, expect);
 
