@@ -306,7 +306,8 @@ static void check_cb(uv_check_t *h)
         watch_leader(c);
         flush_proposals(c);
     }
-    if (c->n_queued == 0 && c->fsm.head == NULL) uv_idle_stop(&c->idle);
+    /* In the failed state pending entries stay: the retry timer, not a busy loop, retries. */
+    if (c->n_queued == 0 && (c->fsm.head == NULL || c->fsm.failed)) uv_idle_stop(&c->idle);
 }
 
 int cluster_propose(struct cluster *c, const struct cluster_cmd *cmd, cluster_applied_cb cb,

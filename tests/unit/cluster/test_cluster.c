@@ -359,6 +359,11 @@ static void tcp_transport(void **state)
     test_rmdir(dir);
 }
 
+static void count_active_idle(uv_handle_t *h, void *arg)
+{
+    if (h->type == UV_IDLE && uv_is_active(h)) (*(int *)arg)++;
+}
+
 static int last_failed = 1;
 static void ev_failed(void *ctx, int rc)
 {
@@ -405,6 +410,10 @@ static void map_full_refuses_then_recovers_on_restart(void **state)
     assert_int_equal(last_failed, -ENOSPC);
     struct cluster_cmd c = c_retain("refused");
     assert_int_equal(cluster_propose(n.c, &c, done_cb, NULL), CLUSTER_EFAILED);
+    uv_run(&n.loop, UV_RUN_NOWAIT);
+    int idle = 0; /* waiting in the failed state does not spin the loop */
+    uv_walk(&n.loop, count_active_idle, &idle);
+    assert_int_equal(idle, 0);
     assert_true(has_retained(n.c, "small/0"));
     assert_false(has_retained(n.c, "big/0"));
     node_close(&n);
