@@ -97,6 +97,9 @@ static int fail(struct parser *p, int rc, const char *fmt, ...)
             snprintf(p->err, p->errlen, "%s:%d: %s", p->file, p->line, msg);
         else
             snprintf(p->err, p->errlen, "%s: %s", p->file, msg);
+        /* The message quotes the file; keep terminal control bytes out of it. */
+        for (char *c = p->err; *c != '\0'; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
     }
     return rc;
 }
@@ -544,7 +547,7 @@ static int dir_include_dir(struct parser *p, const struct directive *d, char *va
         names = grown;
         n++;
     }
-    qsort(names, n, sizeof *names, include_name_cmp);
+    if (n > 1) qsort(names, n, sizeof *names, include_name_cmp);
     /* Keep this line's context: messages from included files name their own file and line. */
     const char *file = p->file;
     int line = p->line;
@@ -871,7 +874,12 @@ static int load_text(struct parser *p, const char *name, char *text)
 static int read_file(const char *path, char **out, size_t *len)
 {
     FILE *f = fopen(path, "rb");
+    struct stat st;
     if (f == NULL) return -errno;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        return -EISDIR;
+    }
     char *buf = NULL;
     size_t n = 0, cap = 0;
     int rc = 0;
@@ -905,7 +913,7 @@ static int read_file(const char *path, char **out, size_t *len)
     return 0;
 }
 
-/* Replaces NUL bytes so that a line containing one is reported, not silently cut. */
+/* Reports a NUL byte with its line, rather than silently cutting the line there. */
 static int check_nul(struct parser *p, const char *name, const char *buf, size_t len)
 {
     const char *z = memchr(buf, '\0', len);

@@ -95,7 +95,8 @@ int log_open(const struct config *cfg)
         openlog("starling", LOG_PID | LOG_NDELAY, facility);
         syslog_open = true;
     }
-    __atomic_store_n(&log_enabled_types, cfg->log_types, __ATOMIC_RELAXED);
+    /* With no destination at all, nothing is even formatted. */
+    __atomic_store_n(&log_enabled_types, dests != 0 ? cfg->log_types : 0u, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&lock);
     return 0;
 }

@@ -436,6 +436,7 @@ static void error_messages(void **state)
         const char *msg;
     } cases[] = {
         {"foo bar\n", -EINVAL, "t.conf:1: foo: unknown directive"},
+        {"f\x1b[2Joo\n", -EINVAL, "t.conf:1: f?[2Joo: unknown directive"},
         {"\n# c\nallow_anonymous maybe\n", -EINVAL,
          "t.conf:3: allow_anonymous: invalid value 'maybe' (expected true or false)"},
         {"allow_anonymous\n", -EINVAL,
@@ -550,6 +551,8 @@ static void missing_file(void **state)
     (void)state;
     assert_int_equal(config_load("/nonexistent/starling.conf", NULL, &c, err, sizeof err), -ENOENT);
     assert_string_equal(err, "/nonexistent/starling.conf: cannot read: No such file or directory");
+    assert_int_equal(config_load("/", NULL, &c, err, sizeof err), -EISDIR);
+    assert_string_equal(err, "/: cannot read: Is a directory");
 }
 
 /* include_dir reads *.conf in Mosquitto's order (case-insensitive, upper case first), errors

@@ -163,6 +163,20 @@ static void open_failure(void **state)
     config_free(&c);
 }
 
+/* log_dest none turns every type off, so nothing is formatted. */
+static void dest_none(void **state)
+{
+    struct config c;
+    (void)state;
+    assert_int_equal(config_defaults(&c), 0);
+    c.log_dest = CONFIG_LOG_DEST_NONE;
+    c.log_types = LOG_TYPE_ALL;
+    assert_int_equal(log_open(&c), 0);
+    config_free(&c);
+    assert_false(log_is_enabled(LOG_TYPE_ERROR));
+    log_at(LOG_TYPE_ERROR, "%s", (const char *)(uintptr_t)8); /* would crash if formatted */
+}
+
 /* log_type words. */
 static void type_words(void **state)
 {
@@ -191,6 +205,7 @@ int main(void)
         cmocka_unit_test(sink),
         cmocka_unit_test(reopen),
         cmocka_unit_test(open_failure),
+        cmocka_unit_test(dest_none),
         cmocka_unit_test(type_words),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
