@@ -433,6 +433,33 @@ struct store *cluster_storage(struct cluster *c)
     return c->store;
 }
 
+/* A new Raft log over existing state (the raft directory was removed, the state kept): the
+ * state's last_applied counts entries of a log that is gone, and would make the new log's
+ * first entries look applied already. Keep the state and count from the new log's start. */
+static int rebase_state(struct cluster *c)
+{
+    if (c->fsm.last_applied == 0) return 0;
+    cluster_logf(c, CLUSTER_LOG_WARNING,
+                 "%s holds state up to index %llu of a Raft log that is gone: keeping the state, "
+                 "starting a new log",
+                 c->state_dir, (unsigned long long)c->fsm.last_applied);
+    struct store_txn *t;
+    int rc = store_write_begin(c->store, &t);
+    if (rc == 0) {
+        rc = store_meta_set_last_applied(t, 0);
+        if (rc == 0)
+            rc = store_write_commit(t);
+        else
+            store_txn_end(t);
+    }
+    if (rc != 0) {
+        cluster_logf(c, CLUSTER_LOG_ERR, "state in %s: %s", c->state_dir, store_strerror(rc));
+        return RAFT_IOERR;
+    }
+    c->fsm.last_applied = c->fsm.last_seen = 0;
+    return 0;
+}
+
 int cluster_start(struct cluster *c)
 {
     if (c->started || c->raft_ready || c->closing) return -EALREADY;
@@ -481,12 +508,14 @@ int cluster_start(struct cluster *c)
     rv = raft_configuration_add(&conf, c->cfg.node_id, c->address, RAFT_VOTER);
     if (rv == 0) {
         rv = raft_bootstrap(&c->raft, &conf);
-        if (rv == 0)
+        if (rv == 0) {
             cluster_logf(c, CLUSTER_LOG_NOTICE,
                          "bootstrapped a new one-node cluster (node %llu) in %s",
                          (unsigned long long)c->cfg.node_id, c->data_dir);
-        else if (rv == RAFT_CANTBOOTSTRAP)
+            rv = rebase_state(c);
+        } else if (rv == RAFT_CANTBOOTSTRAP) {
             rv = 0;
+        }
     }
     raft_configuration_close(&conf);
     if (rv != 0) {

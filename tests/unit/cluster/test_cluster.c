@@ -430,6 +430,33 @@ static void map_full_refuses_then_recovers_on_restart(void **state)
     test_rmdir(dir);
 }
 
+/* The raft directory removed but the state kept: the state survives and new commands apply
+ * (not mistaken for entries already applied). */
+static void lost_raft_log_keeps_state(void **state)
+{
+    (void)state;
+    const char *dir = test_mkdtemp();
+    struct node n;
+    node_open(&n, dir, NULL);
+    assert_int_equal(cluster_start(n.c), 0);
+    run_until(&n, is_leader);
+    propose_batch(&n, "old", 5);
+    node_close(&n);
+    char path[600];
+    snprintf(path, sizeof path, "%s/raft", dir);
+    test_rmdir(path);
+
+    node_open(&n, dir, NULL);
+    assert_int_equal(cluster_start(n.c), 0);
+    run_until(&n, is_leader);
+    propose_batch(&n, "new", 2);
+    assert_int_equal(n.n_applied, 2);
+    assert_true(has_retained(n.c, "old/4"));
+    assert_true(has_retained(n.c, "new/1"));
+    node_close(&n);
+    test_rmdir(dir);
+}
+
 /* Closing without ever starting releases everything too. */
 static void close_without_start(void **state)
 {
@@ -449,6 +476,7 @@ int main(void)
         cmocka_unit_test(snapshots_and_restart),
         cmocka_unit_test(tcp_transport),
         cmocka_unit_test(map_full_refuses_then_recovers_on_restart),
+        cmocka_unit_test(lost_raft_log_keeps_state),
         cmocka_unit_test(close_without_start),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
