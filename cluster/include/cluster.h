@@ -212,7 +212,9 @@ void cluster_close(struct cluster *c, cluster_close_cb cb, void *data);
 /* ---- use ---- */
 
 /* The LMDB state, for read transactions (store_read_begin). Valid until cluster_close. The
- * pointer never changes, also across a snapshot restore. */
+ * pointer never changes, also across a snapshot restore. End every read transaction before
+ * returning to the loop: a restore reopens the environment, and an open reader also keeps
+ * LMDB from reusing pages. Never write through it: the FSM is the only writer. */
 struct store *cluster_storage(struct cluster *c);
 
 /* Fires once cmd was committed by Raft AND applied into LMDB on this node (status 0, index =
