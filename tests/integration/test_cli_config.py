@@ -21,6 +21,8 @@ def _listen_addrs(port):
 
 
 def _conf_error(tmp, text):
+    if os.getuid() == 0:
+        os.chmod(tmp, 0o777)  # in case the broker drops root privileges before failing
     path = os.path.join(tmp, "bad.conf")
     with open(path, "w") as f:
         f.write(text)

@@ -70,8 +70,9 @@ CASES = {
     "pubrel_bad_flags": (lambda v: packet(PUBREL, 0x00, u16(1)), (MALFORMED,)),
     # reserved packet type 0 (2.1.2)
     "reserved_packet_type_0": (lambda v: b"\x00\x00", (MALFORMED, PROTOCOL)),
-    # reserved packet type 15 (AUTH) sent by a 3.1.1 client, or AUTH without a method in v5
-    "auth_packet_unexpected": (lambda v: b"\xf0\x00", (PROTOCOL, MALFORMED)),
+    # reserved packet type 15 (AUTH) sent by a 3.1.1 client, or AUTH in a v5 session that
+    # did not start enhanced authentication (4.12: protocol error; 0x8C names the method)
+    "auth_packet_unexpected": (lambda v: b"\xf0\x00", (PROTOCOL, MALFORMED, 0x8C)),
 }
 
 V5_CASES = {

@@ -98,26 +98,6 @@ def test_queued_messages_survive(crash, version):
         c.disconnect()
 
 
-# A message sent to a connected persistent subscriber but not yet acknowledged by it is
-# delivered again after a crash.
-def test_unacknowledged_delivery_survives_crash():
-    starling_only("Mosquitto saves only at autosave_interval and exit")
-    with Broker() as b:
-        c = raw_connect(b.port, "dur-inf", 4, clean=False)
-        c.subscribe([("dur/inf", 1)])
-        with raw_connect(b.port, "dur-infp", 4) as p:
-            p.publish_acked("dur/inf", b"pending", qos=1)
-        assert c.expect(PUBLISH).payload == b"pending"
-        c.close()
-        b.kill9()
-        b.start_again()
-        c = raw_connect(b.port, "dur-inf", 4, clean=False)
-        m = c.expect(PUBLISH)
-        assert m.payload == b"pending"
-        c.ack(PUBACK, m.pid)
-        c.disconnect()
-
-
 # A clean session leaves nothing behind: after restart the client id has no session.
 @pytest.mark.parametrize("crash", MODES)
 def test_clean_session_not_persisted(crash):

@@ -124,6 +124,10 @@ class Broker:
         self.tmp = tempfile.mkdtemp(prefix="starling-it-")
         self.data_dir = os.path.join(self.tmp, "data")
         os.mkdir(self.data_dir)
+        if not use_conf and os.getuid() == 0:
+            # without a config, a broker run as root drops to an unprivileged user (as
+            # Mosquitto does) and must still be able to create ./starling-data here
+            os.chmod(self.tmp, 0o777)
         self.conf_path = os.path.join(self.tmp, "broker.conf")
         self.log = os.path.join(self.tmp, "broker.log")
         self.args = list(args)
@@ -144,7 +148,9 @@ class Broker:
     def _defaults(self, text):
         keys = {ln.split()[0] for ln in text.splitlines() if ln.strip() and not ln.startswith("#")}
         extra = []
-        if "listener" not in keys and "port" not in keys:
+        if self.port is not None:
+            pass  # the caller's conf (e.g. an include_dir) opens the given port
+        elif "listener" not in keys and "port" not in keys:
             self.port = free_port()
             extra.append("listener %d 127.0.0.1" % self.port)
         else:
