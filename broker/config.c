@@ -388,6 +388,24 @@ static int dir_max_connections(struct parser *p, const struct directive *d, char
     return 0;
 }
 
+/* max_packet_size: 0 (no limit) or at least 20 bytes, as Mosquitto requires. */
+static int dir_max_packet_size(struct parser *p, const struct directive *d, char *value)
+{
+    (void)d;
+    char *w = next_word(&value);
+    long long v;
+    int rc;
+    if (w == NULL) return fail(p, -EINVAL, "missing value");
+    if (parse_ll(w, &v) != 0)
+        return fail(p, -EINVAL, "invalid value '%s' (expected an integer)", w);
+    if ((v != 0 && v < 20) || v < 0 || v > CONFIG_MQTT_MAX_PACKET)
+        return fail(p, -EINVAL, "value %s out of range (0, or 20 to %u)", w,
+                    CONFIG_MQTT_MAX_PACKET);
+    if ((rc = no_more(p, value)) != 0) return rc;
+    p->cfg->max_packet_size = (uint32_t)v;
+    return 0;
+}
+
 static int dir_per_listener_settings(struct parser *p, const struct directive *d, char *value)
 {
     (void)d;
@@ -671,7 +689,7 @@ static const struct directive directives[] = {
     G_UINT("max_queued_bytes", max_queued_bytes, 0, INT64_MAX),
     G_BOOL("queue_qos0_messages", queue_qos0_messages),
     G_UINT("message_size_limit", message_size_limit, 0, CONFIG_MQTT_MAX_PAYLOAD),
-    G_UINT("max_packet_size", max_packet_size, 0, CONFIG_MQTT_MAX_PACKET),
+    SPECIAL("max_packet_size", SCOPE_GLOBAL, dir_max_packet_size),
     G_UINT("max_keepalive", max_keepalive, 10, 65535),
     SPECIAL_F("persistent_client_expiration", struct config, persistent_client_expiration_s,
               dir_duration),
