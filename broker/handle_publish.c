@@ -41,7 +41,7 @@ static void publish_done_cb(struct broker *b, struct dur_wait *w, int status)
 {
     struct conn *c = conn_find(b, w->conn_id);
     if (c) {
-        if (w->reply_seq && c->inflight_in > 0) c->inflight_in--;
+        if (w->reply_seq && w->qos == 1 && c->inflight_in > 0) c->inflight_in--;
         if (status < 0 && c->version != MQTT_V5) {
             /* 3.x cannot say it failed: the client retries after reconnecting. */
             conn_reply_finish(c, w->reply_seq, NULL);
@@ -184,7 +184,7 @@ void handle_publish(struct conn *c, const struct mqtt_packet *pkt)
     if (p->qos > 0) {
         if (w->pending > 1 || w->status < 0) {
             w->reply_seq = conn_reply_defer(c);
-            c->inflight_in++;
+            if (p->qos == 1) c->inflight_in++; /* QoS 2 counts in qos2_in already */
         }
     } else {
         w->qos = 0;

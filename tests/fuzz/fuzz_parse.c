@@ -191,10 +191,38 @@ static void check_same(const struct mqtt_packet *a, const struct mqtt_packet *b,
     }
 }
 
+/* What the parser accepted passes the topic tools too, and the matcher agrees with itself. */
+static void check_topics_of(const struct mqtt_packet *pkt, uint8_t version)
+{
+    if (pkt->type == MQTT_PUBLISH && pkt->u.publish.topic.len > 0) {
+        struct mqtt_str t = pkt->u.publish.topic;
+        CHECK(mqtt_topic_name_check(t.ptr, t.len) == MQTT_ERR_NONE);
+        CHECK(!mqtt_filter_has_wildcard(t.ptr, t.len));
+        CHECK(mqtt_filter_matches(t.ptr, t.len, t.ptr, t.len));
+        /* [MQTT-4.7.2-1]: '#' matches every topic but those starting with '$'. */
+        CHECK(mqtt_filter_matches("#", 1, t.ptr, t.len) == (t.ptr[0] != '$'));
+    }
+    if (pkt->type != MQTT_SUBSCRIBE && pkt->type != MQTT_UNSUBSCRIBE) return;
+    const struct mqtt_topic_list *l = &pkt->u.subscribe.topics;
+    const uint8_t *pos = l->raw;
+    struct mqtt_topic_entry e;
+    while (mqtt_topic_next(&pos, l->raw + l->raw_len, pkt->type == MQTT_SUBSCRIBE, &e) == 1) {
+        struct mqtt_str group, filter = e.filter;
+        CHECK(mqtt_topic_filter_check(e.filter.ptr, e.filter.len, version == MQTT_V5) ==
+              MQTT_ERR_NONE);
+        if (version == MQTT_V5 &&
+            mqtt_topic_share_split(e.filter.ptr, e.filter.len, &group, &filter))
+            CHECK(group.len > 0 && filter.len > 0);
+        if (!mqtt_filter_has_wildcard(filter.ptr, filter.len))
+            CHECK(mqtt_filter_matches(filter.ptr, filter.len, filter.ptr, filter.len));
+    }
+}
+
 /* parse -> encode -> parse gives the same fields; encoding again gives the same bytes. */
 static void check_round_trip(const struct mqtt_parser *p, const struct mqtt_packet *pkt)
 {
     uint8_t version = pkt->type == MQTT_CONNECT ? pkt->u.connect.version : p->version;
+    check_topics_of(pkt, version);
     size_t size = mqtt_encoded_size(pkt, version);
     CHECK(size > 0);
     CHECK(size <= pkt->wire_len + 8); /* at most a longer length or property length */
