@@ -157,6 +157,9 @@ enum mqtt_error props_parse(struct cur *c, unsigned ctx, uint8_t role, struct mq
         uint8_t id = *b.p++;
         if (id >= 64 || prop_info[id].type == PT_NONE) return MQTT_ERR_PROP_UNKNOWN;
         if (!(prop_allowed[ctx] & MQTT_PROP_BIT(id))) return MQTT_ERR_PROP_NOT_ALLOWED;
+        /* A server never sends Session Expiry Interval in DISCONNECT [MQTT-3.14.2-2]. */
+        if (id == MQTT_PROP_SESSION_EXPIRY && ctx == MQTT_DISCONNECT && role == MQTT_ROLE_CLIENT)
+            return MQTT_ERR_PROP_NOT_ALLOWED;
         const struct prop_info *pi = &prop_info[id];
         char *field = (char *)out + pi->off;
         uint64_t bit = MQTT_PROP_BIT(id);

@@ -363,8 +363,9 @@ struct mqtt_packet {
 /* Which side parses: a server parses what clients send and rejects what only servers send
  * (CONNACK, SUBACK, UNSUBACK, PINGRESP), and the reverse for a client (CONNECT, SUBSCRIBE,
  * UNSUBSCRIBE, PINGREQ, and DISCONNECT before MQTT 5), with MQTT_ERR_UNEXPECTED. A server
- * also rejects a PUBLISH carrying a subscription identifier [MQTT-3.3.4-6]
- * (MQTT_ERR_PROP_NOT_ALLOWED). MQTT_ROLE_ANY accepts both directions. */
+ * also rejects a PUBLISH carrying a subscription identifier [MQTT-3.3.4-6], and a client a
+ * DISCONNECT carrying a Session Expiry Interval [MQTT-3.14.2-2] (MQTT_ERR_PROP_NOT_ALLOWED).
+ * MQTT_ROLE_ANY accepts both directions. */
 enum mqtt_role {
     MQTT_ROLE_ANY = 0,
     MQTT_ROLE_SERVER = 1,
