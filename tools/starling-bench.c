@@ -287,6 +287,13 @@ static bool all_delivered(const struct bench *b)
     return true;
 }
 
+/* The messages a subscriber must get from p: all of them at QoS 0, the acknowledged ones at
+ * QoS >= 1 (the broker never took responsibility for the others). */
+static uint64_t pub_owed(const struct bench *b, const struct bench_client *p)
+{
+    return b->o.qos > 0 ? p->acked : p->sent;
+}
+
 static bool all_acked(const struct bench *b)
 {
     for (uint32_t i = 0; i < b->npubs; i++) {
@@ -408,7 +415,7 @@ static void pump(struct bench *b)
         bool done = b->o.count > 0;
         for (uint32_t i = 0; i < b->npubs; i++) {
             pump_publisher(b, &b->pubs[i], now);
-            if (b->pubs[i].sent < b->o.count) done = false;
+            if (b->pubs[i].sent < b->o.count && b->pubs[i].state == BENCH_CS_READY) done = false;
         }
         if (done && !b->pubs_done) {
             b->pubs_done = true;
@@ -552,6 +559,11 @@ void bench_on_closed(struct bench_client *c)
             b->t_drain_end = now_ns();
             teardown(b);
             return;
+        }
+        /* A connection lost mid-run ends the publishing; the rest drains as usual. */
+        if (b->phase == BENCH_PH_WARMUP || b->phase == BENCH_PH_MEASURE) {
+            end_measure(b);
+            check_drain(b);
         }
     }
     if (b->phase == BENCH_PH_OFFLINE && b->closed == b->nsubs) {
@@ -697,7 +709,7 @@ static void compute_result(struct bench *b, struct bench_result *r)
             r->unique += q->unique;
             r->dups += q->dups;
             r->reordered += q->reordered;
-            if (p->sent > q->unique) r->lost += p->sent - q->unique;
+            if (pub_owed(b, p) > q->unique) r->lost += pub_owed(b, p) - q->unique;
         }
     }
     r->window_s = secs_between(b->t_measure, b->t_measure_end);
@@ -739,6 +751,8 @@ static void compute_result(struct bench *b, struct bench_result *r)
     if (b->errors > 0 || b->failed > 0) r->exit_status = 1;
     if (b->o.scenario != BENCH_STORM) {
         if (b->misrouted > 0 || (b->o.qos >= 1 && (r->lost > 0 || r->dups > 0))) r->exit_status = 2;
+        /* A broker that keeps the connection but never acknowledges fails as well. */
+        if (b->o.qos >= 1 && r->sent > r->acked && r->errors == 0) r->exit_status = 2;
     }
 }
 
