@@ -10,7 +10,7 @@ PACKAGES=(
     libwslay-dev libhttp-parser-dev
     # tests
     libcmocka-dev clang libclang-rt-14-dev
-    python3 python3-pytest python3-paho-mqtt
+    python3 python3-pytest python3-paho-mqtt python3-yaml
     mosquitto mosquitto-clients
     openssl lmdb-utils procps iproute2 gnuplot-nox
 )
