@@ -834,3 +834,65 @@ def test_every_value_is_documented_and_in_the_schema():
         for part in p.split("."):
             assert part in node.get("properties", {}), f"{p} is not in values.schema.json"
             node = node["properties"][part]
+
+
+# ---------------------------------------------------------------- the helm test hook's script
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(not shutil.which("mosquitto") or not shutil.which("mosquitto_pub"),
+                    reason="mosquitto and mosquitto-clients are not installed (tools/install-deps.sh)")
+@pytest.mark.parametrize("with_auth", [False, True])
+def test_helm_test_script_round_trips_through_a_broker(with_auth, tmp_path):
+    """Runs the test hook's shell script against a local MQTT broker on 127.0.0.1 (mosquitto,
+    which reads the same files as Starling): it must pass, and fail when the broker refuses it."""
+    sets = ["tests.existingSecret=test-client"] if with_auth else []
+    pod = objs(render(sets=sets), "Pod")[0]
+    c = pod["spec"]["containers"][0]
+    script = c["command"][-1]
+    assert c["command"][:2] == ["/bin/sh", "-ec"]
+    port = free_port()
+    conf = tmp_path / "mosquitto.conf"
+    import getpass
+
+    # `user`: started as root, mosquitto would switch to a user that cannot read tmp_path
+    lines = [f"listener {port} 127.0.0.1", "persistence false", "log_dest none", f"user {getpass.getuser()}"]
+    if with_auth:
+        subprocess.run(["mosquitto_passwd", "-b", "-c", str(tmp_path / "passwd"), "tester", "pw-123"], check=True,
+                       capture_output=True, timeout=10)
+        lines += ["allow_anonymous false", f"password_file {tmp_path / 'passwd'}"]
+    else:
+        lines += ["allow_anonymous true"]
+    conf.write_text("\n".join(lines) + "\n")
+    broker = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        import socket
+        import time
+
+        deadline = time.time() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.time() < deadline, "mosquitto did not start"
+                time.sleep(0.05)
+        env = {"PATH": "/usr/bin:/bin", "MQTT_HOST": "127.0.0.1", "MQTT_PORT": str(port)}
+        if with_auth:
+            env.update(MQTT_USERNAME="tester", MQTT_PASSWORD="pw-123")
+        ok = subprocess.run(["/bin/sh", "-ec", script], env=env, capture_output=True, text=True, timeout=60)
+        assert ok.returncode == 0, ok.stderr
+        if with_auth:
+            env["MQTT_PASSWORD"] = "wrong"
+            bad = subprocess.run(["/bin/sh", "-ec", script], env=env, capture_output=True, text=True, timeout=60)
+            assert bad.returncode != 0
+    finally:
+        broker.kill()
+        broker.wait(timeout=10)
