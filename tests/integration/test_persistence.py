@@ -125,3 +125,59 @@ def test_repeated_crashes():
         with raw_connect(b.port, "rc-s", 4) as s:
             s.subscribe([("dur/rc/#", 0)])
             assert sorted(s.expect(PUBLISH).payload for _ in range(3)) == [b"0", b"1", b"2"]
+
+
+# Disk full: the broker logs it clearly, refuses new durable work with an error reason code
+# (v5 PUBACK >= 0x80 or DISCONNECT), keeps serving, and the data dir stays valid: after more
+# space is given, a restart has every retained message that was acknowledged.
+def test_disk_full():
+    starling_only("Starling commits each acknowledged message")
+    import os
+    import subprocess
+    import tempfile
+    if os.getuid() != 0:
+        pytest.skip("needs root to mount a small tmpfs")
+    mnt = tempfile.mkdtemp(prefix="starling-full-")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", mnt]).returncode:
+        os.rmdir(mnt)
+        pytest.skip("cannot mount tmpfs here")
+    try:
+        with Broker({"persistence_location": mnt + "/"}) as b:
+            acked, refused = [], None
+            c = raw_connect(b.port, "full", 5)
+            try:
+                for i in range(400):
+                    ack = c.publish_acked("dur/full/%d" % i, bytes([i % 256]) * 200000, qos=1,
+                                          retain=True, pid=i % 60000 + 1)
+                    if ack.rc >= 0x80:
+                        refused = ack.rc
+                        break
+                    acked.append(i)
+            except Exception as e:  # a DISCONNECT/close also refuses the work
+                refused = repr(e)
+            c.close()
+            assert refused is not None, "24 MB never filled up"
+            try:
+                b.wait_log(lambda t: any(w in t.lower() for w in ("no space", "disk full",
+                                                                  "map full", "enospc")))
+                clear_log = True
+            except AssertionError:
+                clear_log = False
+            with raw_connect(b.port, "still-alive", 4) as d:
+                d.subscribe([("alive", 0)])
+            subprocess.run(["mount", "-o", "remount,size=256m", mnt], check=True)
+            b.restart()
+            with raw_connect(b.port, "full-check", 4) as s:
+                s.subscribe([("dur/full/+", 0)])
+                got = set()
+                while True:
+                    try:
+                        m = s.recv(1.0)
+                    except TimeoutError:
+                        break
+                    got.add(int(m.topic.rsplit("/", 1)[1]))
+                assert set(acked) <= got, sorted(set(acked) - got)[:10]
+            assert clear_log, "no log line saying the disk is full:\n" + b.log_tail(20)
+    finally:
+        subprocess.run(["umount", mnt])
+        os.rmdir(mnt)
