@@ -181,3 +181,36 @@ def test_disk_full():
     finally:
         subprocess.run(["umount", mnt])
         os.rmdir(mnt)
+
+
+# A data dir written by a newer format version is refused at start-up with a clear error,
+# and left untouched.
+def test_newer_format_version_refused():
+    starling_only("Starling's data dir format")
+    import os
+    import shutil
+    import subprocess
+    from harness import WAIT, broker_bin
+    if not shutil.which("mdb_dump") or not shutil.which("mdb_load"):
+        pytest.skip("lmdb-utils not installed")
+    with Broker() as b:
+        with raw_connect(b.port, "fmt", 4) as p:
+            p.publish_acked("dur/fmt", b"x", qos=1, retain=True)
+        assert b.stop() == 0
+        state = os.path.join(b.data_dir, "state")
+        dump = subprocess.run(["mdb_dump", "-s", "meta", state], capture_output=True, text=True,
+                              timeout=WAIT, check=True).stdout
+        key = " " + b"format_version".hex()
+        lines = dump.splitlines()
+        i = lines.index(key)
+        assert int(lines[i + 1], 16) >= 1
+        lines[i + 1] = " %08x" % 0x7FFFFFFF
+        subprocess.run(["mdb_load", "-s", "meta", state], input="\n".join(lines) + "\n",
+                       text=True, timeout=WAIT, check=True)
+        before = open(os.path.join(state, "data.mdb"), "rb").read()
+        r = subprocess.run([broker_bin(), "-c", b.conf_path], capture_output=True, text=True,
+                           timeout=WAIT, cwd=b.tmp)
+        out = r.stdout + r.stderr
+        assert r.returncode != 0, out
+        assert "newer" in out.lower() or "version" in out.lower(), out
+        assert open(os.path.join(state, "data.mdb"), "rb").read() == before
