@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "mem.h"
@@ -23,10 +24,12 @@ static char *str_dup(const char *s)
     return mem_strndup(s, strlen(s));
 }
 
-#define CONFIG_DEFAULT_PORT      1883
-#define CONFIG_MQTT_MAX_PAYLOAD  268435455u
-#define CONFIG_MQTT_MAX_PACKET   268435460u
-#define CONFIG_MAX_INCLUDE_FILES 4096
+#define CONFIG_DEFAULT_PORT         1883
+#define CONFIG_MQTT_MAX_PAYLOAD     268435455u
+#define CONFIG_MQTT_MAX_PACKET      268435460u
+#define CONFIG_MAX_INCLUDE_FILES    4096
+#define CONFIG_DEFAULT_CLUSTER_PORT 7700
+#define CONFIG_DEFAULT_ADMIN_PORT   8088
 
 /* Where a directive's field lives. */
 enum dir_scope {
@@ -75,6 +78,10 @@ struct parser {
     bool deflt_port_set, deflt_bind_set;
     bool security_seen;              /* a security directive was given */
     bool log_dest_set, log_type_set; /* the first occurrence replaces the default */
+    /* the first cluster_peers or cluster_join line, for the checks at the end */
+    char cluster_file[1024];
+    int cluster_line;
+    const char *cluster_directive;
 };
 
 /* ---- small helpers ---- */
@@ -500,21 +507,330 @@ static int dir_duration(struct parser *p, const struct directive *d, char *value
     return 0;
 }
 
+static int read_file(const char *path, char **out, size_t *len);
+
+/* ---- cluster and admin directives ---- */
+
+/* Characters of a host name or address (IPv6 only inside brackets, see parse_host_port). */
+static bool host_is_valid(const char *h, size_t n, bool ipv6)
+{
+    if (n == 0 || n > 253) return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)h[i];
+        if (isalnum(c) || c == '-' || c == '.' || c == '_') continue;
+        if (ipv6 && (c == ':' || c == '%')) continue;
+        return false;
+    }
+    return true;
+}
+
+/* Splits HOST:PORT (or [IPV6]:PORT) in `text`; *host is allocated. Fails with a message
+ * quoting text. */
+static int parse_host_port(struct parser *p, const char *text, char **host /* OUT */,
+                           uint16_t *port /* OUT */)
+{
+    const char *h = text, *colon;
+    size_t hlen;
+    bool ipv6 = false;
+    if (text[0] == '[') {
+        const char *close = strchr(text, ']');
+        if (close == NULL || close[1] != ':')
+            return fail(p, -EINVAL, "invalid address '%s' (expected [IPV6]:PORT)", text);
+        h = text + 1;
+        hlen = (size_t)(close - h);
+        colon = close + 1;
+        ipv6 = true;
+    } else {
+        colon = strrchr(text, ':');
+        if (colon == NULL)
+            return fail(p, -EINVAL, "invalid address '%s' (expected HOST:PORT)", text);
+        hlen = (size_t)(colon - text);
+        if (memchr(text, ':', hlen) != NULL)
+            return fail(p, -EINVAL,
+                        "invalid address '%s' (an IPv6 address needs brackets: [ADDRESS]:PORT)",
+                        text);
+    }
+    if (!host_is_valid(h, hlen, ipv6)) return fail(p, -EINVAL, "invalid host in '%s'", text);
+    long long v;
+    if (parse_ll(colon + 1, &v) != 0 || v < 1 || v > 65535)
+        return fail(p, -EINVAL, "invalid port in '%s' (expected 1 to 65535)", text);
+    if ((*host = mem_strndup(h, hlen)) == NULL) return fail(p, -ENOMEM, "out of memory");
+    *port = (uint16_t)v;
+    return 0;
+}
+
+/* Remembers where the first cluster_peers/cluster_join line is, for checks at the end. */
+static void note_cluster_line(struct parser *p, const char *directive)
+{
+    if (p->cluster_line > 0) return;
+    snprintf(p->cluster_file, sizeof p->cluster_file, "%s", p->file);
+    p->cluster_line = p->line;
+    p->cluster_directive = directive;
+}
+
+static int dir_node_id(struct parser *p, const struct directive *d, char *value)
+{
+    (void)d;
+    char *w = next_word(&value);
+    long long v;
+    int rc;
+    if (w == NULL) return fail(p, -EINVAL, "missing value");
+    if (parse_ll(w, &v) != 0)
+        return fail(p, -EINVAL, "invalid value '%s' (expected an integer)", w);
+    if (v < 1 || v > UINT32_MAX)
+        return fail(p, -EINVAL, "value %s out of range (1 to %u)", w, UINT32_MAX);
+    if ((rc = no_more(p, value)) != 0) return rc;
+    if (p->cfg->node_id_set) return fail(p, -EINVAL, "given twice");
+    p->cfg->node_id = (uint32_t)v;
+    p->cfg->node_id_set = true;
+    return 0;
+}
+
+/* `NAME [PORT [BIND]]`: the admin listener and the cluster port. */
+static int dir_port_bind(struct parser *p, char *value, bool *set, uint16_t *port, char **bind)
+{
+    char *w = next_word(&value);
+    char *addr = next_word(&value);
+    int rc;
+    if (*set) return fail(p, -EINVAL, "given twice");
+    if (w != NULL && w[0] == '#') w = addr = NULL;
+    if (addr != NULL && addr[0] == '#') addr = NULL;
+    if (w != NULL && (rc = parse_port(p, w, port)) != 0) return rc;
+    if (addr != NULL && (rc = no_more(p, value)) != 0) return rc;
+    if (addr != NULL) {
+        if (!host_is_valid(addr, strlen(addr), true))
+            return fail(p, -EINVAL, "invalid bind address '%s'", addr);
+        char *copy = str_dup(addr);
+        if (copy == NULL) return fail(p, -ENOMEM, "out of memory");
+        mem_free(*bind);
+        *bind = copy;
+    }
+    *set = true;
+    return 0;
+}
+
 static int dir_admin_listener(struct parser *p, const struct directive *d, char *value)
 {
     (void)d;
     struct config *cfg = p->cfg;
-    char *port = next_word(&value);
-    char *addr = next_word(&value);
+    return dir_port_bind(p, value, &cfg->admin_listener_set, &cfg->admin_port,
+                         &cfg->admin_bind_address);
+}
+
+static int dir_cluster_listen(struct parser *p, const struct directive *d, char *value)
+{
+    (void)d;
+    struct config *cfg = p->cfg;
+    return dir_port_bind(p, value, &cfg->cluster_listen_set, &cfg->cluster_port,
+                         &cfg->cluster_bind_address);
+}
+
+static int dir_cluster_advertise(struct parser *p, const struct directive *d, char *value)
+{
+    (void)d;
+    struct config *cfg = p->cfg;
+    char *w = next_word(&value);
     int rc;
-    if (port == NULL) return fail(p, -EINVAL, "missing port");
-    if (cfg->admin_listener_set) return fail(p, -EINVAL, "given twice");
-    if ((rc = parse_port(p, port, &cfg->admin_port)) != 0) return rc;
+    if (w == NULL) return fail(p, -EINVAL, "missing HOST:PORT");
     if ((rc = no_more(p, value)) != 0) return rc;
-    if (addr != NULL && addr[0] != '#' && (cfg->admin_bind_address = str_dup(addr)) == NULL)
-        return fail(p, -ENOMEM, "out of memory");
-    cfg->admin_listener_set = true;
+    if (cfg->cluster_advertise_set) return fail(p, -EINVAL, "given twice");
+    rc = parse_host_port(p, w, &cfg->cluster_advertise_host, &cfg->cluster_advertise_port);
+    if (rc == 0) cfg->cluster_advertise_set = true;
+    return rc;
+}
+
+static int dir_cluster_join(struct parser *p, const struct directive *d, char *value)
+{
+    (void)d;
+    struct config *cfg = p->cfg;
+    char *w = next_word(&value);
+    int rc;
+    if (w == NULL) return fail(p, -EINVAL, "missing HOST:PORT");
+    if ((rc = no_more(p, value)) != 0) return rc;
+    if (cfg->cluster_join_host != NULL) return fail(p, -EINVAL, "given twice");
+    if (cfg->cluster_peer_count > 0)
+        return fail(p, -EINVAL,
+                    "cannot be combined with cluster_peers (%s:%d): initial members list the "
+                    "peers, a node added later joins",
+                    p->cluster_file, p->cluster_line);
+    if ((rc = parse_host_port(p, w, &cfg->cluster_join_host, &cfg->cluster_join_port)) != 0)
+        return rc;
+    note_cluster_line(p, "cluster_join");
     return 0;
+}
+
+/* One ID@HOST:PORT entry of cluster_peers. */
+static int add_peer(struct parser *p, const char *entry)
+{
+    struct config *cfg = p->cfg;
+    const char *at = strchr(entry, '@');
+    long long id;
+    char idtext[24];
+    int rc;
+    if (at == NULL || at == entry || (size_t)(at - entry) >= sizeof idtext)
+        return fail(p, -EINVAL, "invalid peer '%s' (expected ID@HOST:PORT)", entry);
+    memcpy(idtext, entry, (size_t)(at - entry));
+    idtext[at - entry] = '\0';
+    if (parse_ll(idtext, &id) != 0 || id < 1 || id > UINT32_MAX)
+        return fail(p, -EINVAL, "invalid peer id in '%s' (expected 1 to %u)", entry, UINT32_MAX);
+    for (size_t i = 0; i < cfg->cluster_peer_count; i++)
+        if (cfg->cluster_peers[i].id == (uint64_t)id)
+            return fail(p, -EINVAL, "peer id %lld given twice", id);
+    struct config_peer peer = {.id = (uint64_t)id};
+    if ((rc = parse_host_port(p, at + 1, &peer.host, &peer.port)) != 0) return rc;
+    for (size_t i = 0; i < cfg->cluster_peer_count; i++) {
+        const struct config_peer *o = &cfg->cluster_peers[i];
+        if (o->port == peer.port && strcmp(o->host, peer.host) == 0) {
+            mem_free(peer.host);
+            return fail(p, -EINVAL, "peers %llu and %lld have the same address '%s'",
+                        (unsigned long long)o->id, id, at + 1);
+        }
+    }
+    struct config_peer *grown =
+        mem_realloc(cfg->cluster_peers, (cfg->cluster_peer_count + 1) * sizeof *grown);
+    if (grown == NULL) {
+        mem_free(peer.host);
+        return fail(p, -ENOMEM, "out of memory");
+    }
+    cfg->cluster_peers = grown;
+    grown[cfg->cluster_peer_count++] = peer;
+    return 0;
+}
+
+/* cluster_peers ID@HOST:PORT ...: several entries on a line; the directive may repeat. */
+static int dir_cluster_peers(struct parser *p, const struct directive *d, char *value)
+{
+    (void)d;
+    char *w = next_word(&value);
+    int rc;
+    if (w == NULL || w[0] == '#') return fail(p, -EINVAL, "missing ID@HOST:PORT");
+    if (p->cfg->cluster_join_host != NULL)
+        return fail(p, -EINVAL,
+                    "cannot be combined with cluster_join (%s:%d): initial members list the "
+                    "peers, a node added later joins",
+                    p->cluster_file, p->cluster_line);
+    for (; w != NULL && w[0] != '#'; w = next_word(&value))
+        if ((rc = add_peer(p, w)) != 0) return rc;
+    note_cluster_line(p, "cluster_peers");
+    return 0;
+}
+
+/* Reads a small secret file into *out (allocated, NUL-terminated, trailing white space
+ * removed); *len excludes the NUL. */
+static int read_secret(struct parser *p, const char *path, char **out, size_t *len)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    struct stat st;
+    int rc;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 65536)
+        return fail(p, -EINVAL, "'%s' is larger than 64 KiB", path);
+    if ((rc = read_file(path, &buf, &n)) != 0) {
+        if (rc == -ENOMEM) return fail(p, rc, "out of memory");
+        return fail(p, rc, "cannot read '%s': %s", path, strerror(-rc));
+    }
+    while (n > 0 && isspace((unsigned char)buf[n - 1]))
+        n--;
+    buf[n] = '\0';
+    if (n == 0) {
+        mem_free(buf);
+        return fail(p, -EINVAL, "'%s' is empty", path);
+    }
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+/* A string directive whose value names a file that is read at once. */
+static int dir_secret_file(struct parser *p, char *value, char **path_field, char **content,
+                           size_t *content_len)
+{
+    char *path = trim(value);
+    if (*path == '\0') return fail(p, -EINVAL, "missing file name");
+    if (*path_field != NULL) return fail(p, -EINVAL, "given twice");
+    int rc = read_secret(p, path, content, content_len);
+    if (rc != 0) return rc;
+    if ((*path_field = str_dup(path)) == NULL) {
+        mem_free(*content);
+        *content = NULL;
+        return fail(p, -ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+static int dir_cluster_secret_file(struct parser *p, const struct directive *d, char *value)
+{
+    (void)d;
+    struct config *cfg = p->cfg;
+    char *secret = NULL;
+    int rc =
+        dir_secret_file(p, value, &cfg->cluster_secret_file, &secret, &cfg->cluster_secret_len);
+    if (rc == 0) cfg->cluster_secret = (uint8_t *)secret;
+    return rc;
+}
+
+static int dir_admin_token_file(struct parser *p, const struct directive *d, char *value)
+{
+    (void)d;
+    struct config *cfg = p->cfg;
+    size_t len;
+    int rc = dir_secret_file(p, value, &cfg->admin_token_file, &cfg->admin_token, &len);
+    if (rc != 0) return rc;
+    /* It travels in an Authorization header: visible ASCII only. */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)cfg->admin_token[i];
+        if (c < 0x21 || c > 0x7e)
+            return fail(p, -EINVAL,
+                        "the token in '%s' may only hold visible ASCII characters (no spaces)",
+                        cfg->admin_token_file);
+    }
+    return 0;
+}
+
+/* The checks that need the whole file, and the cluster_advertise default. */
+static int cluster_resolve(struct parser *p)
+{
+    struct config *cfg = p->cfg;
+    if (cfg->cluster_port == 0) cfg->cluster_port = CONFIG_DEFAULT_CLUSTER_PORT;
+    if (cfg->admin_port == 0) cfg->admin_port = CONFIG_DEFAULT_ADMIN_PORT;
+    if (!cfg->cluster_advertise_set) {
+        const char *b = cfg->cluster_bind_address;
+        char name[256];
+        if (b == NULL || strcmp(b, "0.0.0.0") == 0 || strcmp(b, "::") == 0) {
+            if (gethostname(name, sizeof name) != 0 || name[0] == '\0')
+                snprintf(name, sizeof name, "localhost");
+            name[sizeof name - 1] = '\0';
+            b = name;
+        }
+        if ((cfg->cluster_advertise_host = str_dup(b)) == NULL)
+            return fail(p, -ENOMEM, "out of memory");
+        cfg->cluster_advertise_port = cfg->cluster_port;
+    }
+    if (!config_is_clustered(cfg)) return 0;
+    p->file = p->cluster_file;
+    p->line = p->cluster_line;
+    p->directive = p->cluster_directive;
+    if (cfg->cluster_secret_file == NULL)
+        return fail(p, -EINVAL,
+                    "needs cluster_secret_file: every connection between nodes proves the "
+                    "shared secret");
+    if (!cfg->node_id_set)
+        return fail(p, -EINVAL, "needs node_id: each member of a cluster has its own id");
+    if (cfg->cluster_peer_count > 0) {
+        size_t i;
+        for (i = 0; i < cfg->cluster_peer_count; i++)
+            if (cfg->cluster_peers[i].id == cfg->node_id) break;
+        if (i == cfg->cluster_peer_count)
+            return fail(p, -EINVAL,
+                        "node_id %u is not among the peers (an initial member lists itself too)",
+                        cfg->node_id);
+    }
+    return 0;
+}
+
+bool config_is_clustered(const struct config *cfg)
+{
+    return cfg->cluster_peer_count > 0 || cfg->cluster_join_host != NULL;
 }
 
 static int load_text(struct parser *p, const char *name, char *text);
@@ -704,17 +1020,19 @@ static const struct directive directives[] = {
     G_STR("pid_file", pid_file),
     G_STR("user", user),
     /* cluster */
-    G_UINT("node_id", node_id, 1, UINT32_MAX),
-    SPECIAL("admin_listener", SCOPE_GLOBAL, dir_admin_listener),
-    UNSUPPORTED("cluster_listen"),
-    UNSUPPORTED("cluster_advertise"),
-    UNSUPPORTED("cluster_peers"),
-    UNSUPPORTED("cluster_join"),
-    UNSUPPORTED("cluster_secret_file"),
+    SPECIAL("node_id", SCOPE_GLOBAL, dir_node_id),
+    SPECIAL("cluster_listen", SCOPE_GLOBAL, dir_cluster_listen),
+    SPECIAL("cluster_advertise", SCOPE_GLOBAL, dir_cluster_advertise),
+    SPECIAL("cluster_peers", SCOPE_GLOBAL, dir_cluster_peers),
+    SPECIAL("cluster_join", SCOPE_GLOBAL, dir_cluster_join),
+    SPECIAL("cluster_secret_file", SCOPE_GLOBAL, dir_cluster_secret_file),
     UNSUPPORTED("cluster_cafile"),
     UNSUPPORTED("cluster_certfile"),
     UNSUPPORTED("cluster_keyfile"),
-    UNSUPPORTED("admin_token_file"),
+    SPECIAL("admin_listener", SCOPE_GLOBAL, dir_admin_listener),
+    SPECIAL("admin_token_file", SCOPE_GLOBAL, dir_admin_token_file),
+    UNSUPPORTED("admin_certfile"),
+    UNSUPPORTED("admin_keyfile"),
     /* listener options of later milestones */
     UNSUPPORTED("bind_interface"),
     UNSUPPORTED("http_dir"),
@@ -1075,7 +1393,7 @@ static int resolve(struct parser *p, const struct config_args *args)
     }
     if ((cfg->log_dest & CONFIG_LOG_DEST_FILE) && cfg->log_file == NULL)
         return fail(p, -EINVAL, "log_dest file without a file name");
-    return 0;
+    return cluster_resolve(p);
 }
 
 /* ---- public ---- */
@@ -1084,7 +1402,7 @@ static int strings_fill(struct config *cfg)
 {
     if (fill(&cfg->persistence_location, "./starling-data") != 0 ||
         fill(&cfg->persistence_file, "mosquitto.db") != 0 || fill(&cfg->user, "mosquitto") != 0 ||
-        security_fill(&cfg->security) != 0)
+        fill(&cfg->admin_bind_address, "127.0.0.1") != 0 || security_fill(&cfg->security) != 0)
         return -ENOMEM;
     return 0;
 }
@@ -1109,6 +1427,8 @@ static void defaults_numeric(struct config *cfg)
     cfg->max_qos = 2;
     cfg->sys_interval_s = 10;
     cfg->node_id = 1;
+    cfg->cluster_port = CONFIG_DEFAULT_CLUSTER_PORT;
+    cfg->admin_port = CONFIG_DEFAULT_ADMIN_PORT;
     security_defaults(&cfg->security);
 }
 
@@ -1136,7 +1456,19 @@ void config_free(struct config *cfg)
     mem_free(cfg->pid_file);
     mem_free(cfg->user);
     mem_free(cfg->config_file);
+    mem_free(cfg->cluster_bind_address);
+    mem_free(cfg->cluster_advertise_host);
+    for (size_t i = 0; i < cfg->cluster_peer_count; i++)
+        mem_free(cfg->cluster_peers[i].host);
+    mem_free(cfg->cluster_peers);
+    mem_free(cfg->cluster_join_host);
+    mem_free(cfg->cluster_secret_file);
+    if (cfg->cluster_secret != NULL) explicit_bzero(cfg->cluster_secret, cfg->cluster_secret_len);
+    mem_free(cfg->cluster_secret);
     mem_free(cfg->admin_bind_address);
+    mem_free(cfg->admin_token_file);
+    if (cfg->admin_token != NULL) explicit_bzero(cfg->admin_token, strlen(cfg->admin_token));
+    mem_free(cfg->admin_token);
     memset(cfg, 0, sizeof *cfg);
 }
 

@@ -11,8 +11,9 @@
  *   security settings are copied into each listener, so the broker only ever reads
  *   `listener->security`.
  * - No function here touches sockets or the loop; config_load() reads files (the config file,
- *   include_dir) and nothing else. Not thread-safe while loading; a loaded config may be read
- *   from any thread.
+ *   include_dir, cluster_secret_file, admin_token_file) and asks for the host name (the
+ *   default of cluster_advertise), nothing else. Not thread-safe while loading; a loaded config may
+ * be read from any thread.
  */
 #ifndef STARLING_BROKER_CONFIG_H
 #define STARLING_BROKER_CONFIG_H
@@ -61,6 +62,13 @@ struct config_listener {
     char *file; /* where it was declared, for messages: the file name ("<default>" for the
                    local-only listeners, the main file with line 0 for the default listener) */
     int line;
+};
+
+/* A cluster_peers entry ID@HOST:PORT. */
+struct config_peer {
+    uint64_t id;   /* >= 1 */
+    char *host;    /* a host name or address (IPv6 without the brackets) */
+    uint16_t port; /* 1..65535 */
 };
 
 /* Bits of log_dest. */
@@ -126,12 +134,36 @@ struct config {
     bool verbose;      /* -v: log_types was forced to all */
     char *config_file; /* the -c file, NULL without one */
 
-    /* ---- cluster (next milestone) ---- */
-    uint32_t node_id;         /* default 1 */
-    bool admin_listener_set;  /* admin_listener PORT [ADDRESS] given */
-    uint16_t admin_port;      /* meaningful when admin_listener_set */
-    char *admin_bind_address; /* NULL: all addresses */
+    /* ---- cluster ---- */
+    uint32_t node_id;        /* default 1 */
+    bool node_id_set;        /* node_id was given (required with cluster_peers or cluster_join) */
+    bool cluster_listen_set; /* cluster_listen given */
+    uint16_t cluster_port;   /* default 7700 */
+    char *cluster_bind_address;        /* NULL: all interfaces */
+    bool cluster_advertise_set;        /* cluster_advertise given */
+    char *cluster_advertise_host;      /* what peers dial: the directive's host; without it, the
+                                          bind address, else this machine's host name */
+    uint16_t cluster_advertise_port;   /* the directive's port; without it, cluster_port */
+    struct config_peer *cluster_peers; /* cluster_peers entries, in order; ids are unique */
+    size_t cluster_peer_count;
+    char *cluster_join_host; /* cluster_join HOST:PORT; NULL without */
+    uint16_t cluster_join_port;
+    char *cluster_secret_file; /* NULL without */
+    uint8_t *cluster_secret;   /* the file's contents, trailing white space removed; never
+                                  empty when set */
+    size_t cluster_secret_len;
+
+    /* ---- admin HTTP API ---- */
+    bool admin_listener_set;  /* admin_listener given: the broker serves the admin API */
+    uint16_t admin_port;      /* default 8088 */
+    char *admin_bind_address; /* default "127.0.0.1"; never NULL after load */
+    char *admin_token_file;   /* NULL: no token, every call is allowed */
+    char *admin_token;        /* the bearer token read from admin_token_file, or NULL */
 };
+
+/* True when cluster_peers or cluster_join was given: the node is (or becomes) one member of
+ * a cluster of several nodes. */
+bool config_is_clustered(const struct config *cfg);
 
 /* The command line: `starling [-c FILE] [-p PORT]... [-d] [-v] [-h]`. */
 struct config_args {

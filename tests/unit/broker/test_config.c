@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -97,7 +98,22 @@ static void defaults_without_file(void **state)
     assert_false(c.daemon);
     assert_false(c.verbose);
     assert_int_equal(c.node_id, 1);
+    assert_false(c.node_id_set);
     assert_false(c.admin_listener_set);
+    assert_int_equal(c.admin_port, 8088);
+    assert_string_equal(c.admin_bind_address, "127.0.0.1");
+    assert_null(c.admin_token_file);
+    assert_null(c.admin_token);
+    assert_false(c.cluster_listen_set);
+    assert_int_equal(c.cluster_port, 7700);
+    assert_null(c.cluster_bind_address);
+    assert_false(c.cluster_advertise_set);
+    assert_non_null(c.cluster_advertise_host); /* the host name */
+    assert_int_equal(c.cluster_advertise_port, 7700);
+    assert_int_equal(c.cluster_peer_count, 0);
+    assert_null(c.cluster_join_host);
+    assert_null(c.cluster_secret_file);
+    assert_false(config_is_clustered(&c));
     assert_null(c.config_file);
     config_free(&c);
 }
@@ -509,9 +525,73 @@ static void error_messages(void **state)
         {"connection bridge1\n", -ENOTSUP, "t.conf:1: connection: not supported yet"},
         {"bridge_cafile /x\n", -ENOTSUP, "t.conf:1: bridge_cafile: not supported yet"},
         {"auth_opt_db x\n", -ENOTSUP, "t.conf:1: auth_opt_db: not supported yet"},
-        {"cluster_peers a b\n", -ENOTSUP, "t.conf:1: cluster_peers: not supported yet"},
-        {"admin_listener\n", -EINVAL, "t.conf:1: admin_listener: missing port"},
         {"admin_listener 1\nadmin_listener 2\n", -EINVAL, "t.conf:2: admin_listener: given twice"},
+        {"admin_listener 0\n", -ENOTSUP,
+         "t.conf:1: admin_listener: port 0 (a Unix socket listener) is not supported yet"},
+        {"admin_listener 8088 127.0.0.1 x\n", -EINVAL,
+         "t.conf:1: admin_listener: unexpected extra value 'x'"},
+        {"admin_listener 8088 a/b\n", -EINVAL,
+         "t.conf:1: admin_listener: invalid bind address 'a/b'"},
+        {"admin_certfile /c\n", -ENOTSUP, "t.conf:1: admin_certfile: not supported yet"},
+        {"admin_keyfile /k\n", -ENOTSUP, "t.conf:1: admin_keyfile: not supported yet"},
+        {"admin_token_file\n", -EINVAL, "t.conf:1: admin_token_file: missing file name"},
+        {"admin_token_file /nonexistent-starling-token\n", -ENOENT,
+         "t.conf:1: admin_token_file: cannot read '/nonexistent-starling-token': No such file "
+         "or directory"},
+        {"node_id x\n", -EINVAL, "t.conf:1: node_id: invalid value 'x' (expected an integer)"},
+        {"node_id 4294967296\n", -EINVAL,
+         "t.conf:1: node_id: value 4294967296 out of range (1 to 4294967295)"},
+        {"node_id 1\nnode_id 2\n", -EINVAL, "t.conf:2: node_id: given twice"},
+        {"cluster_listen 7700\ncluster_listen 7701\n", -EINVAL,
+         "t.conf:2: cluster_listen: given twice"},
+        {"cluster_listen 99999\n", -EINVAL,
+         "t.conf:1: cluster_listen: invalid port '99999' (expected 1 to 65535)"},
+        {"cluster_advertise\n", -EINVAL, "t.conf:1: cluster_advertise: missing HOST:PORT"},
+        {"cluster_advertise host\n", -EINVAL,
+         "t.conf:1: cluster_advertise: invalid address 'host' (expected HOST:PORT)"},
+        {"cluster_advertise host:0\n", -EINVAL,
+         "t.conf:1: cluster_advertise: invalid port in 'host:0' (expected 1 to 65535)"},
+        {"cluster_advertise ::1:7700\n", -EINVAL,
+         "t.conf:1: cluster_advertise: invalid address '::1:7700' (an IPv6 address needs "
+         "brackets: [ADDRESS]:PORT)"},
+        {"cluster_advertise [::1]7700\n", -EINVAL,
+         "t.conf:1: cluster_advertise: invalid address '[::1]7700' (expected [IPV6]:PORT)"},
+        {"cluster_advertise :7700\n", -EINVAL,
+         "t.conf:1: cluster_advertise: invalid host in ':7700'"},
+        {"cluster_advertise a:1\ncluster_advertise b:2\n", -EINVAL,
+         "t.conf:2: cluster_advertise: given twice"},
+        {"cluster_peers\n", -EINVAL, "t.conf:1: cluster_peers: missing ID@HOST:PORT"},
+        {"cluster_peers a b\n", -EINVAL,
+         "t.conf:1: cluster_peers: invalid peer 'a' (expected ID@HOST:PORT)"},
+        {"cluster_peers 0@h:1\n", -EINVAL,
+         "t.conf:1: cluster_peers: invalid peer id in '0@h:1' (expected 1 to 4294967295)"},
+        {"cluster_peers x@h:1\n", -EINVAL,
+         "t.conf:1: cluster_peers: invalid peer id in 'x@h:1' (expected 1 to 4294967295)"},
+        {"cluster_peers 1@h:1 2@h:70000\n", -EINVAL,
+         "t.conf:1: cluster_peers: invalid port in 'h:70000' (expected 1 to 65535)"},
+        {"cluster_peers 1@h:1\ncluster_peers 1@g:1\n", -EINVAL,
+         "t.conf:2: cluster_peers: peer id 1 given twice"},
+        {"cluster_peers 1@h:1 2@h:1\n", -EINVAL,
+         "t.conf:1: cluster_peers: peers 1 and 2 have the same address 'h:1'"},
+        {"cluster_peers 1@h:1\ncluster_join g:1\n", -EINVAL,
+         "t.conf:2: cluster_join: cannot be combined with cluster_peers (t.conf:1): initial "
+         "members list the peers, a node added later joins"},
+        {"cluster_join g:1\ncluster_peers 1@h:1\n", -EINVAL,
+         "t.conf:2: cluster_peers: cannot be combined with cluster_join (t.conf:1): initial "
+         "members list the peers, a node added later joins"},
+        {"cluster_join g:1\ncluster_join g:2\n", -EINVAL, "t.conf:2: cluster_join: given twice"},
+        {"cluster_join\n", -EINVAL, "t.conf:1: cluster_join: missing HOST:PORT"},
+        {"node_id 1\n\ncluster_peers 1@h:1 2@g:1\n", -EINVAL,
+         "t.conf:3: cluster_peers: needs cluster_secret_file: every connection between nodes "
+         "proves the shared secret"},
+        {"node_id 1\ncluster_join h:1\n", -EINVAL,
+         "t.conf:2: cluster_join: needs cluster_secret_file: every connection between nodes "
+         "proves the shared secret"},
+        {"cluster_secret_file\n", -EINVAL, "t.conf:1: cluster_secret_file: missing file name"},
+        {"cluster_secret_file /nonexistent-starling-secret\n", -ENOENT,
+         "t.conf:1: cluster_secret_file: cannot read '/nonexistent-starling-secret': No such "
+         "file or directory"},
+        {"cluster_cafile /ca\n", -ENOTSUP, "t.conf:1: cluster_cafile: not supported yet"},
         {"include_dir\n", -EINVAL, "t.conf:1: include_dir: missing directory"},
         {"include_dir /nonexistent-starling-dir\n", -ENOENT,
          "t.conf:1: include_dir: cannot open directory '/nonexistent-starling-dir': No such file "
@@ -683,6 +763,183 @@ static void max_connections_negative(void **state)
 
 /* Every allocation of a load can fail: the load then returns -ENOMEM with "out of memory"
  * and leaks nothing; once no fault hits, it succeeds. */
+/* Copies fmt into out with every "%s" replaced by dir. */
+static void subst(char *out, size_t cap, const char *fmt, const char *dir)
+{
+    size_t n = 0;
+    for (const char *f = fmt; *f != '\0' && n + 1 < cap; f++) {
+        if (f[0] == '%' && f[1] == 's') {
+            n += (size_t)snprintf(out + n, cap - n, "%s", dir);
+            f++;
+        } else {
+            out[n++] = *f;
+        }
+    }
+    out[n < cap ? n : cap - 1] = '\0';
+}
+
+/* Loads text with every "%s" replaced by dir. */
+static int load_in(const char *dir, const char *fmt, struct config *cfg)
+{
+    char text[4096];
+    subst(text, sizeof text, fmt, dir);
+    return load(text, NULL, cfg);
+}
+
+/* The cluster and admin directives land in their fields; cluster_peers takes several entries
+ * on a line and may repeat; the secret and the token are read from their files with the
+ * trailing newline removed. */
+static void cluster_directives(void **state)
+{
+    const char *dir = test_mkdtemp();
+    struct config c;
+    (void)state;
+    write_file(dir, "secret", "s3cret value\n\n");
+    write_file(dir, "token", "tok-EN_0123\r\n");
+    int rc = load_in(dir,
+                     "cluster_secret_file %s/secret\n"
+                     "admin_token_file %s/token\n"
+                     "cluster_peers 1@127.0.0.1:7701 2@[::1]:7702   # the first two\n"
+                     "cluster_peers 3@node-3.starling.svc:7700\n"
+                     "node_id 2\n"
+                     "cluster_listen 7702 ::\n"
+                     "cluster_advertise [::1]:7702\n"
+                     "admin_listener 9000 0.0.0.0\n",
+                     &c);
+    if (rc != 0) fail_msg("%s", err);
+    assert_true(config_is_clustered(&c));
+    assert_int_equal(c.node_id, 2);
+    assert_true(c.node_id_set);
+    assert_true(c.cluster_listen_set);
+    assert_int_equal(c.cluster_port, 7702);
+    assert_string_equal(c.cluster_bind_address, "::");
+    assert_true(c.cluster_advertise_set);
+    assert_string_equal(c.cluster_advertise_host, "::1");
+    assert_int_equal(c.cluster_advertise_port, 7702);
+    assert_int_equal(c.cluster_peer_count, 3);
+    static const struct {
+        uint64_t id;
+        const char *host;
+        uint16_t port;
+    } want[] = {{1, "127.0.0.1", 7701}, {2, "::1", 7702}, {3, "node-3.starling.svc", 7700}};
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(c.cluster_peers[i].id, want[i].id);
+        assert_string_equal(c.cluster_peers[i].host, want[i].host);
+        assert_int_equal(c.cluster_peers[i].port, want[i].port);
+    }
+    assert_null(c.cluster_join_host);
+    assert_int_equal(c.cluster_secret_len, 12);
+    assert_memory_equal(c.cluster_secret, "s3cret value", 12);
+    assert_non_null(strstr(c.cluster_secret_file, "/secret"));
+    assert_true(c.admin_listener_set);
+    assert_int_equal(c.admin_port, 9000);
+    assert_string_equal(c.admin_bind_address, "0.0.0.0");
+    assert_string_equal(c.admin_token, "tok-EN_0123");
+    config_free(&c);
+
+    /* A node added later: cluster_join; cluster_advertise defaults to the bind address. */
+    rc = load_in(dir,
+                 "node_id 7\ncluster_join starling-0.starling:7700\ncluster_secret_file "
+                 "%s/secret\ncluster_listen 7705 127.0.0.5\nadmin_listener\n",
+                 &c);
+    if (rc != 0) fail_msg("%s", err);
+    assert_true(config_is_clustered(&c));
+    assert_string_equal(c.cluster_join_host, "starling-0.starling");
+    assert_int_equal(c.cluster_join_port, 7700);
+    assert_false(c.cluster_advertise_set);
+    assert_string_equal(c.cluster_advertise_host, "127.0.0.5");
+    assert_int_equal(c.cluster_advertise_port, 7705);
+    /* admin_listener alone: port 8088 on 127.0.0.1 */
+    assert_true(c.admin_listener_set);
+    assert_int_equal(c.admin_port, 8088);
+    assert_string_equal(c.admin_bind_address, "127.0.0.1");
+    assert_null(c.admin_token);
+    config_free(&c);
+
+    /* Without a bind address the host name is advertised. */
+    char host[256];
+    assert_int_equal(gethostname(host, sizeof host), 0);
+    rc = load_in(dir, "cluster_listen 7800\n", &c);
+    if (rc != 0) fail_msg("%s", err);
+    assert_false(config_is_clustered(&c));
+    assert_string_equal(c.cluster_advertise_host, host);
+    assert_int_equal(c.cluster_advertise_port, 7800);
+    config_free(&c);
+    test_rmdir(dir);
+}
+
+/* Errors that need files, or the whole file, to show. */
+static void cluster_errors(void **state)
+{
+    const char *dir = test_mkdtemp();
+    struct config c;
+    char expect[1024];
+    (void)state;
+    write_file(dir, "secret", "s\n");
+    write_file(dir, "empty", " \n\n");
+    write_file(dir, "spaced", "two words\n");
+    static const struct {
+        const char *text;
+        int rc;
+        const char *msg; /* "%s" is the directory */
+    } cases[] = {
+        {"cluster_secret_file %s/secret\ncluster_peers 1@a:1 2@b:1\n", -EINVAL,
+         "t.conf:2: cluster_peers: needs node_id: each member of a cluster has its own id"},
+        {"cluster_secret_file %s/secret\ncluster_peers 1@a:1 2@b:1\nnode_id 3\n", -EINVAL,
+         "t.conf:2: cluster_peers: node_id 3 is not among the peers (an initial member lists "
+         "itself too)"},
+        {"cluster_secret_file %s/empty\n", -EINVAL,
+         "t.conf:1: cluster_secret_file: '%s/empty' is empty"},
+        {"cluster_secret_file %s/secret\ncluster_secret_file %s/secret\n", -EINVAL,
+         "t.conf:2: cluster_secret_file: given twice"},
+        {"admin_token_file %s/spaced\n", -EINVAL,
+         "t.conf:1: admin_token_file: the token in '%s/spaced' may only hold visible ASCII "
+         "characters (no spaces)"},
+        {"admin_token_file %s\n", -EISDIR,
+         "t.conf:1: admin_token_file: cannot read '%s': Is a directory"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc = load_in(dir, cases[i].text, &c);
+        subst(expect, sizeof expect, cases[i].msg, dir);
+        if (rc != cases[i].rc || strcmp(err, expect) != 0)
+            fail_msg("case %zu (%s): rc %d err '%s', expected %d '%s'", i, cases[i].text, rc, err,
+                     cases[i].rc, expect);
+    }
+    test_rmdir(dir);
+}
+
+/* Every allocation of the cluster directives may fail: -ENOMEM, nothing leaks. */
+static void cluster_out_of_memory(void **state)
+{
+    const char *dir = test_mkdtemp();
+    (void)state;
+    write_file(dir, "secret", "s3cret\n");
+    write_file(dir, "token", "t0ken\n");
+    for (long delay = 0;; delay++) {
+        struct config c;
+        long live = mem_live_blocks();
+        unsigned long faults = mem_fault_count();
+        mem_fault_set(delay, 1);
+        int rc = load_in(dir,
+                         "cluster_secret_file %s/secret\nadmin_token_file %s/token\nnode_id 2\n"
+                         "cluster_peers 1@a:1 2@b:2\ncluster_peers 3@[::1]:3\n"
+                         "cluster_listen 7700 127.0.0.1\nadmin_listener 1 ::1\n",
+                         &c);
+        mem_fault_set(-1, 0);
+        bool hit = mem_fault_count() != faults;
+        if (rc == 0) config_free(&c);
+        assert_int_equal(mem_live_blocks(), live);
+        if (!hit) {
+            if (rc != 0) fail_msg("%s", err);
+            assert_true(delay > 5);
+            break;
+        }
+        assert_int_equal(rc, -ENOMEM);
+        assert_non_null(strstr(err, "out of memory"));
+    }
+    test_rmdir(dir);
+}
+
 static void out_of_memory(void **state)
 {
     static const char text[] = "per_listener_settings true\n"
@@ -751,6 +1008,9 @@ int main(void)
         cmocka_unit_test(durations),
         cmocka_unit_test(log_settings),
         cmocka_unit_test(max_connections_negative),
+        cmocka_unit_test(cluster_directives),
+        cmocka_unit_test(cluster_errors),
+        cmocka_unit_test(cluster_out_of_memory),
         cmocka_unit_test(out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
