@@ -317,3 +317,33 @@ def test_sighup_reloads_password_and_acl():
                 assert keep.c.is_connected() and not keep.disconnects
             finally:
                 keep.disconnect()
+
+
+# Password hashing runs off the loop thread: while slow ($7$ with many PBKDF2 iterations)
+# logins are being checked, a connected client's PINGREQ is answered at once.
+def test_hashing_does_not_block_the_loop():
+    starling_only("Mosquitto hashes on its only thread")
+    from rawmqtt import PINGREQ, PINGRESP, connect_pkt, packet
+    with tempfile.TemporaryDirectory() as tmp:
+        pw = os.path.join(tmp, "pw")
+        mosquitto_passwd("-I", "1500000", "-c", "-b", pw, "slow", "slowpw")
+        mosquitto_passwd("-b", pw, "fast", "fastpw")
+        with Broker({"password_file": pw, "allow_anonymous": "false"}) as b:
+            live = raw_connect(b.port, "live", 4, username="fast", password="fastpw")
+            slow = [RawClient(b.port, 4) for _ in range(2)]
+            t0 = time.monotonic()
+            for i, s in enumerate(slow):
+                s.send(connect_pkt("slow%d" % i, 4, username="slow", password="slowpw"))
+            time.sleep(0.05)
+            worst = 0.0
+            for _ in range(5):
+                t = time.monotonic()
+                live.send(packet(PINGREQ, 0, b""))
+                live.expect(PINGRESP)
+                worst = max(worst, time.monotonic() - t)
+            for s in slow:
+                assert s.expect(2).rc == 0
+                s.disconnect()
+            assert time.monotonic() - t0 > 0.3, "hashing too fast to show anything"
+            assert worst < 0.2, "PINGRESP took %.2fs during hashing" % worst
+            live.disconnect()
