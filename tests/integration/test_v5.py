@@ -304,3 +304,19 @@ def test_request_problem_information_zero():
 
 # Unused import guards (keep the property table referenced in one place).
 assert P_CONTENT_TYPE and P_CORRELATION_DATA and P_RESPONSE_TOPIC
+
+
+# v5 reason codes on acknowledgements: PUBACK/PUBREC 0x10 No matching subscribers when no
+# subscription matched (3.4.2.1); UNSUBACK 0x11 No subscription existed (3.11.3).
+def test_no_matching_subscribers_and_no_subscription_existed(broker):
+    from rawmqtt import UNSUBACK, unsubscribe_pkt
+    with raw_connect(broker.port, "rc-acks", 5) as c:
+        assert c.publish_acked("v5/nobody/here", b"x", qos=1).rc == 0x10
+        # 0x10 is a MAY; 2.0.11 uses it on PUBACK only
+        want2 = (0x00, 0x10) if is_mosquitto() else (0x10,)
+        assert c.publish_acked("v5/nobody/here", b"x", qos=2, pid=2).rc in want2
+        c.subscribe([("v5/rc/yes", 1)])
+        c.send(unsubscribe_pkt(5, ["v5/rc/yes", "v5/rc/never"], version=5))
+        u = c.expect(UNSUBACK)
+        assert (u.pid, u.codes) == (5, [0x00, 0x11])
+        c.disconnect()
