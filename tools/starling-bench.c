@@ -51,8 +51,8 @@ static void usage(FILE *f)
             "      --sub-offline SEC     persistent subscribers go offline while publishers\n"
             "                            run, then come back for their queued messages\n"
             "      --connect-window N    connects in progress at once (64; storm 100)\n"
-            "      --src-ips N           spread source addresses over 127.1.0.1..N\n"
-            "                            (storm default: one per 20000 connections)\n"
+            "      --src-ips N           spread connections over N source addresses in\n"
+            "                            127.1.0.0/16 (storm default: one per 2000)\n"
             "  -k, --keepalive SEC       (60; storm 600)\n"
             "      --json                one JSON line on stdout (table goes to stderr)\n"
             "      --plot FILE.svg       latency percentiles and throughput (gnuplot)\n"
@@ -1144,7 +1144,7 @@ static int parse_options(struct bench_opts *o, int argc, char **argv)
     if (o->scenario == BENCH_STORM) {
         if (!have_ka) o->keepalive_s = 600;
         if (!have_cw) o->connect_window = 100;
-        if (!have_src) o->src_ips = (o->clients + 19999) / 20000;
+        if (!have_src) o->src_ips = (o->clients + 1999) / 2000;
         if (!have_dur) o->duration_s = 1;
     }
     if (o->sub_offline && o->scenario == BENCH_STORM) {

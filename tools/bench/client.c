@@ -400,12 +400,14 @@ int client_connect(struct bench_client *c)
     c->was_ready = false;
     if (b->o.src_ips > 0) {
         /* Spread source addresses over 127.1.0.0/16 so that each (source, destination)
-         * pair needs fewer ephemeral ports; the port is picked at connect() time. */
+         * pair needs few ephemeral ports: the kernel's search for a free port slows down
+         * as a pair fills up. The port is picked at connect() time. */
         uv_os_fd_t fd;
         int one = 1;
         if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
             (void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-        uint32_t k = 1 + c->idx % b->o.src_ips;
+        /* Each run starts at its own offset, away from the TIME_WAIT sockets of the last. */
+        uint32_t k = 1 + (b->run_id + c->idx % b->o.src_ips) % 65534;
         struct sockaddr_in src;
         memset(&src, 0, sizeof src);
         src.sin_family = AF_INET;
