@@ -134,21 +134,30 @@ static void broker_cluster_closed_cb(void *data)
     broker_close_handles(b);
 }
 
-void broker_maybe_finish_stop(struct broker *b)
+static void broker_close_cluster_cb(uv_timer_t *t)
 {
-    if (!b->stopping || b->stopped || b->closing_cluster) return;
-    if (b->live_conns > 0 || b->auth_jobs > 0) return;
-    /* Last flush and the final state: close Raft and LMDB. */
-    b->closing_cluster = true;
+    struct broker *b = t->data;
     if (b->cluster)
         cluster_close(b->cluster, broker_cluster_closed_cb, b);
     else
         broker_cluster_closed_cb(b);
 }
 
+void broker_maybe_finish_stop(struct broker *b)
+{
+    if (!b->stopping || b->stopped || b->closing_cluster) return;
+    if (b->live_conns > 0 || b->auth_jobs > 0) return;
+    /* Last flush and the final state: close Raft and LMDB, from a callback of our own (not
+     * from inside one of Raft's). */
+    b->closing_cluster = true;
+    uv_timer_stop(&b->stop_timer);
+    uv_timer_start(&b->stop_timer, broker_close_cluster_cb, 20, 0);
+}
+
 static void broker_stop_timer_cb(uv_timer_t *t)
 {
     struct broker *b = t->data;
+    if (b->closing_cluster) return;
     /* Clients that do not take their last bytes are cut off. */
     conn_abort_all(b);
 }

@@ -620,6 +620,7 @@ int conn_accept(struct broker *b, struct listener *lst, uv_stream_t *server)
     snprintf(c->addr, sizeof c->addr, "%s:%d", host, port);
     listener_conn_opened(lst, c);
     b->stats.clients_connecting++;
+    b->stats.sockets++;
     /* A client that never sends CONNECT is dropped after a grace period. */
     wheel_entry_init(&c->keepalive, conn_keepalive_cb);
     wheel_add(&b->wheel, &c->keepalive, uv_now(b->loop) + BROKER_CONNECT_TIMEOUT_S * 1000);

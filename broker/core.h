@@ -40,6 +40,8 @@ struct broker_stats {
     uint64_t clients_connecting; /* accepted, no CONNACK yet */
     uint64_t clients_maximum;
     uint64_t clients_expired;
+    uint64_t connects; /* CONNACKs with success */
+    uint64_t sockets;  /* accepted sockets */
 };
 
 struct broker {
@@ -96,6 +98,7 @@ struct broker {
     bool stopping;
     bool stopped;
     bool closing_cluster;
+    size_t dur_inflight; /* proposals not yet applied or failed */
     int exit_code;
     void (*stop_cb)(struct broker *b);
 };

@@ -125,6 +125,7 @@ static void connect_complete(struct conn *c, struct session *s, struct connect_r
     c->state = CONN_ACTIVE;
     if (b->stats.clients_connecting > 0) b->stats.clients_connecting--;
     b->stats.clients_connected++;
+    b->stats.connects++;
     if (b->stats.clients_connected > b->stats.clients_maximum)
         b->stats.clients_maximum = b->stats.clients_connected;
     if (b->cfg->connection_messages) {

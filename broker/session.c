@@ -463,13 +463,9 @@ void session_detach(struct session *s, struct conn *c, uint8_t reason)
     if (s->conn != c) return;
     s->conn = NULL;
     c->sess = NULL;
-    /* A normal DISCONNECT discards the will [MQTT-3.1.2-10]; broker shutdown keeps durable
-     * wills for the next start and drops the others. */
-    if (s->will.m &&
-        (reason == MQTT_RC_SUCCESS || (reason == MQTT_RC_SERVER_SHUTTING_DOWN && b->stopping))) {
-        if (reason == MQTT_RC_SUCCESS || !s->will.durable) session_set_will(s, NULL, 0, 0);
-    }
-    if (b->stopping) return;
+    /* A normal DISCONNECT discards the will [MQTT-3.1.2-10]. A stop ends connections like
+     * any abnormal close: wills that are due go out before the end. */
+    if (s->will.m && reason == MQTT_RC_SUCCESS) session_set_will(s, NULL, 0, 0);
     if (!s->persistent || s->expiry_s == 0) {
         session_end(s, false);
         return;

@@ -26,7 +26,7 @@ struct sys_load {
 struct sys_state {
     uv_timer_t *timer; /* b->sys_timer */
     uint64_t last_ms;
-    struct sys_load loads[8];
+    struct sys_load loads[12];
     unsigned nloads;
     uint64_t sockets; /* accepted connections */
     char *values[SYS_TOPICS_MAX];
@@ -164,10 +164,15 @@ void sys_start(struct broker *b)
         const char *name;
         const uint64_t *counter;
     } loads[] = {
-        {"messages/received", &s->msgs_received}, {"messages/sent", &s->msgs_sent},
-        {"publish/received", &s->pub_received},   {"publish/sent", &s->pub_sent},
-        {"publish/dropped", &s->pub_dropped},     {"bytes/received", &s->bytes_received},
+        {"messages/received", &s->msgs_received},
+        {"messages/sent", &s->msgs_sent},
+        {"publish/received", &s->pub_received},
+        {"publish/sent", &s->pub_sent},
+        {"publish/dropped", &s->pub_dropped},
+        {"bytes/received", &s->bytes_received},
         {"bytes/sent", &s->bytes_sent},
+        {"connections", &s->connects},
+        {"sockets", &s->sockets},
     };
     for (size_t i = 0; i < sizeof loads / sizeof loads[0]; i++) {
         st->loads[i].name = loads[i].name;
