@@ -4,6 +4,7 @@
 # helm/tests/values at the oldest supported and a current Kubernetes version, strict validation
 # of every rendered object against the Kubernetes schemas, and the pytest structural tests.
 # Usage: tools/helm-test.sh            (exit status non-zero on any failure)
+#        HELM_MAJOR=4 tools/helm-test.sh   (the same checks with Helm 4)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -18,9 +19,12 @@ export XDG_CACHE_HOME="$tools/helm-home/cache" XDG_CONFIG_HOME="$tools/helm-home
     XDG_DATA_HOME="$tools/helm-home/data" KUBECONFIG=/dev/null
 export HOME="${HOME:-$tools/helm-home}"
 
-step "install helm"
-bash tools/ci/install-helm.sh "$tools/bin" >/dev/null
-helm="$tools/bin/helm"
+major="${HELM_MAJOR:-3}"
+step "install helm $major"
+helm_dir="$tools/bin"
+[ "$major" = 3 ] || helm_dir="$tools/helm$major/bin"
+bash tools/ci/install-helm.sh "$helm_dir" "$major" >/dev/null
+helm="$helm_dir/helm"
 export HELM="$helm"
 "$helm" version --short
 
