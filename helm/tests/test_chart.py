@@ -478,7 +478,8 @@ def test_probes(vset):
     c = container(docs)
     admin_port = next(p["containerPort"] for p in c["ports"] if p["name"] == "admin")
     conf = config_map(docs)["data"]["starling.conf"]
-    assert directive(conf, "admin_listener") == [str(admin_port)]
+    # on every address: the kubelet probes the pod IP (the broker's default is 127.0.0.1)
+    assert directive(conf, "admin_listener") == [f"{admin_port} 0.0.0.0"]
     for probe, path in (("livenessProbe", "/healthz"), ("startupProbe", "/healthz"), ("readinessProbe", "/readyz")):
         assert c[probe]["httpGet"] == {"path": path, "port": "admin"}
     sp = c["startupProbe"]
