@@ -15,7 +15,6 @@ RUN apt-get update \
 WORKDIR /src
 COPY . .
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=OFF \
-    && cmake --build /build -j"$(nproc)" --target starling \
     && cmake --build /build -j"$(nproc)" \
     && mkdir -p /out \
     && install -m 0755 -s /build/bin/starling /out/ \

@@ -64,4 +64,13 @@ node tools/ci/validate.mjs --strict "$out"/*.yaml
 step "pytest helm/tests"
 /usr/bin/python3 -m pytest -q -rs -p no:cacheprovider helm/tests
 
+if command -v systemd-analyze >/dev/null; then
+    step "systemd-analyze verify tools/systemd/starling.service"
+    unit_dir="$(mktemp -d)"
+    trap 'rm -rf "$unit_dir"' EXIT
+    sed "s|/usr/local/bin/starling|/bin/true|" tools/systemd/starling.service >"$unit_dir/starling.service"
+    systemd-analyze verify "$unit_dir/starling.service"
+    systemd-analyze security --offline=yes --threshold=20 "$unit_dir/starling.service" | tail -1
+fi
+
 step "all passed"
