@@ -358,6 +358,7 @@ def test_client_service_with_tls_websocket_load_balancer():
     assert blocks[8883]["require_certificate"] == "true"
     assert blocks[9001]["protocol"] == "websockets"
     assert "certfile" not in blocks[1883] and blocks[1883]["protocol"] == "mqtt"
+    assert "use_identity_as_username" not in blocks[8883]
     # the TLS Secret the chart made holds exactly the inline PEM
     tls = one(docs, "Secret", fullname(docs) + "-tls")
     assert tls["type"] == "kubernetes.io/tls"
@@ -733,6 +734,9 @@ def test_schema_rejects(sets, pattern):
     (["tls.enabled=true"], r"tls\.enabled=true needs"),
     (["tls.enabled=true", "tls.cert=-----BEGIN CERTIFICATE-----"], r"tls\.enabled=true needs"),
     (["cluster.tls.enabled=true"], r"cluster\.tls\.enabled=true needs"),
+    (["tls.enabled=true", "tls.existingSecret=x", "tls.existingSecretCAKey=", "tls.requireCertificate=true"],
+     r"requireCertificate=true needs a CA"),
+    (["tls.enabled=true", "tls.existingSecret=x", "tls.useIdentityAsUsername=true"], r"needs tls\.requireCertificate"),
     (["pdb.minAvailable=2", "pdb.maxUnavailable=1"], r"not both"),
     (["auth.allowAnonymous=false"], r"no client could connect"),
 ])

@@ -149,6 +149,12 @@ render (install, upgrade, template) checks them.
 {{- if and .Values.tls.enabled (not .Values.tls.existingSecret) (or (not .Values.tls.cert) (not .Values.tls.key)) -}}
 {{- fail "tls.enabled=true needs tls.existingSecret (a kubernetes.io/tls Secret) or both tls.cert and tls.key" -}}
 {{- end -}}
+{{- if and .Values.tls.enabled .Values.tls.requireCertificate (not (include "starling.tlsCAKey" .)) -}}
+{{- fail "tls.requireCertificate=true needs a CA to verify client certificates: tls.ca, or tls.existingSecretCAKey naming the CA in tls.existingSecret" -}}
+{{- end -}}
+{{- if and .Values.tls.enabled .Values.tls.useIdentityAsUsername (not .Values.tls.requireCertificate) -}}
+{{- fail "tls.useIdentityAsUsername=true needs tls.requireCertificate=true" -}}
+{{- end -}}
 {{- if and .Values.cluster.tls.enabled (not .Values.cluster.tls.existingSecret) -}}
 {{- fail "cluster.tls.enabled=true needs cluster.tls.existingSecret (tls.crt, tls.key and ca.crt, SAN *.<headless service>.<namespace>.svc.<clusterDomain>)" -}}
 {{- end -}}
