@@ -551,10 +551,7 @@ void bench_on_closed(struct bench_client *c)
     if (b->phase == BENCH_PH_WARMUP || b->phase == BENCH_PH_MEASURE || b->phase == BENCH_PH_DRAIN ||
         b->phase == BENCH_PH_RECONNECT) {
         /* Nothing left to measure once every connection is gone. */
-        uint32_t n = b->nsubs + b->npubs, open = 0;
-        for (uint32_t i = 0; i < n; i++)
-            open += all_clients_at(b, i)->handle_open;
-        if (open == 0) {
+        if (b->nopen == 0) {
             if (b->phase == BENCH_PH_WARMUP || b->phase == BENCH_PH_MEASURE) end_measure(b);
             b->t_drain_end = now_ns();
             teardown(b);
@@ -569,10 +566,7 @@ void bench_on_closed(struct bench_client *c)
     if (b->phase == BENCH_PH_OFFLINE && b->closed == b->nsubs) {
         start_timer_s(b, b->o.offline_s);
     } else if (b->phase == BENCH_PH_TEARDOWN || b->phase == BENCH_PH_STORM_CLOSE) {
-        uint32_t n = b->nsubs + b->npubs + b->nidle, open = 0;
-        for (uint32_t i = 0; i < n; i++)
-            open += all_clients_at(b, i)->handle_open;
-        if (open == 0) {
+        if (b->nopen == 0) {
             if (b->phase == BENCH_PH_STORM_CLOSE) b->t_close1 = now_ns();
             b->phase = BENCH_PH_DONE;
             stop_all(b);

@@ -236,6 +236,7 @@ struct bench {
     struct bench_client **cq;
     uint32_t cq_len, cq_next, cq_pending;
 
+    uint32_t nopen;  /* client handles open (not yet through their close callback) */
     uint32_t ready;  /* clients of the current setup step that are ready */
     uint32_t closed; /* clients closed in the current step */
     uint32_t failed; /* connects that failed */

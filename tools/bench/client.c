@@ -59,6 +59,7 @@ static void close_cb(uv_handle_t *h)
 {
     struct bench_client *c = h->data;
     c->handle_open = false;
+    c->b->nopen--;
     c->state = BENCH_CS_IDLE;
     c->writing = false;
     c->olen = 0;
@@ -393,6 +394,7 @@ int client_connect(struct bench_client *c)
     int rc = uv_tcp_init_ex(b->loop, &c->tcp, AF_INET);
     if (rc < 0) return rc;
     c->handle_open = true;
+    b->nopen++;
     c->tcp.data = c;
     c->rlen = 0;
     c->olen = 0;
