@@ -141,7 +141,7 @@ static bool starts_dollar(const struct level *l)
 static bool rule_matches(const char *rule, const struct subst *s, const char *topic)
 {
     struct cursor rc = {rule, false}, tc = {topic, false};
-    struct level raw, r, t;
+    struct level raw, r, t = {NULL, 0};
     bool lit;
     for (int depth = 0;; depth++) {
         bool hr = next_level(&rc, &raw), ht = next_level(&tc, &t);
