@@ -41,12 +41,8 @@ uint64_t broker_wall_ms(void)
 
 uint32_t broker_max_packet_in(const struct broker *b)
 {
-    uint32_t a = b->cfg->max_packet_size;
-    uint32_t m = b->cfg->message_size_limit;
-    /* message_size_limit bounds the payload; allow the headers around it. */
-    uint32_t from_msg = m ? (m > UINT32_MAX - 65536 * 2 ? 0 : m + 65536 * 2) : 0;
-    if (a && from_msg) return a < from_msg ? a : from_msg;
-    return a ? a : from_msg;
+    /* message_size_limit bounds payloads (checked per PUBLISH); max_packet_size packets. */
+    return b->cfg->max_packet_size;
 }
 
 uint16_t broker_receive_max(const struct broker *b)

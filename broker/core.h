@@ -21,6 +21,7 @@ struct listener;
 struct retain;
 struct session_out;
 struct sys_state;
+struct dur_prop;
 struct subs;
 
 /* Bytes read per uv_read callback into the per-loop scratch buffer. */
@@ -98,7 +99,8 @@ struct broker {
     bool stopping;
     bool stopped;
     bool closing_cluster;
-    size_t dur_inflight; /* proposals not yet applied or failed */
+    size_t dur_inflight;        /* proposals not yet applied or failed */
+    struct dur_prop *dur_props; /* those proposals */
     int exit_code;
     void (*stop_cb)(struct broker *b);
 };

@@ -57,11 +57,61 @@ void dur_wait_fail(struct dur_wait *w, int status)
 
 /* ---- proposals ---- */
 
+/* Every proposal is counted until it completes, so that a stop commits what it proposed
+ * (wills, session ends) before Raft closes, and a write failure can answer its waiters. */
+struct dur_prop {
+    struct broker *b;
+    cluster_applied_cb cb; /* NULL once answered (a failure was reported early) */
+    void *data;
+    struct dur_prop *prev, *next; /* b->dur_props */
+};
+
+static void dur_prop_cb(void *data, int status, uint64_t index)
+{
+    struct dur_prop *p = data;
+    struct broker *b = p->b;
+    b->dur_inflight--;
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        b->dur_props = p->next;
+    if (p->next) p->next->prev = p->prev;
+    if (p->cb) p->cb(p->data, status, index);
+    free(p);
+    broker_maybe_finish_stop(b);
+}
+
+/* The state cannot be written: whoever waits for a proposal hears it failed now (the entry may
+ * still be applied once writes recover; nothing was acknowledged for it). */
+static void dur_fail_waiting(struct broker *b, int status)
+{
+    for (struct dur_prop *p = b->dur_props; p; p = p->next) {
+        cluster_applied_cb cb = p->cb;
+        if (!cb) continue;
+        p->cb = NULL;
+        cb(p->data, status, 0);
+    }
+}
+
 int dur_propose(struct broker *b, const struct cluster_cmd *cmd, cluster_applied_cb cb, void *data)
 {
-    if (!b->cluster) return CLUSTER_ESHUTDOWN;
-    int rc = cluster_propose(b->cluster, cmd, cb, data);
-    if (rc < 0 && rc != CLUSTER_ESHUTDOWN)
+    if (!b->cluster || b->closing_cluster) return CLUSTER_ESHUTDOWN;
+    struct dur_prop *p = malloc(sizeof *p);
+    if (!p) return -ENOMEM;
+    p->b = b;
+    p->cb = cb;
+    p->data = data;
+    p->prev = NULL;
+    int rc = cluster_propose(b->cluster, cmd, dur_prop_cb, p);
+    if (rc == 0) {
+        b->dur_inflight++;
+        p->next = b->dur_props;
+        if (p->next) p->next->prev = p;
+        b->dur_props = p;
+        return 0;
+    }
+    free(p);
+    if (rc != CLUSTER_ESHUTDOWN)
         log_at(LOG_TYPE_WARNING, "Durable %s refused: %s.", cluster_cmd_type_name(cmd->type),
                cluster_strerror(rc));
     return rc;
@@ -377,11 +427,17 @@ void dur_restored(void *ctx, uint64_t index)
 void dur_failed(void *ctx, int rc)
 {
     struct broker *b = ctx;
+    if (rc == 0) {
+        if (b->cluster_failed) log_at(LOG_TYPE_NOTICE, "The durable state can be written again.");
+        b->cluster_failed = false;
+        return;
+    }
     b->cluster_failed = true;
     log_at(LOG_TYPE_ERROR,
-           "Error: the durable state cannot be written (%s): durable work is refused until it "
+           "Error: the durable state cannot be written (%s%s): durable work is refused until it "
            "can.",
-           cluster_strerror(rc));
+           cluster_strerror(rc), rc == -ENOSPC || rc == -EIO ? "; disk full or map full?" : "");
+    dur_fail_waiting(b, CLUSTER_EFAILED);
 }
 
 /* Subscriptions stored for clients without a session (clean sessions of a previous run). */

@@ -344,13 +344,17 @@ void handle_connect(struct conn *c, const struct mqtt_packet *pkt)
         c->username[ct->username.len] = '\0';
     }
 
-    /* Keepalive: max_keepalive applies to MQTT 5 clients, told with Server Keep Alive
-     * [MQTT-3.2.2-21]; 3.x clients keep their own value, as with Mosquitto 2.0. */
+    /* Keepalive: max_keepalive is told to MQTT 5 clients with Server Keep Alive
+     * [MQTT-3.2.2-21]; a 3.x client asking for more is refused (mosquitto.conf(5)). */
     c->keepalive_s = ct->keepalive_s;
-    if (c->version == MQTT_V5 && cfg->max_keepalive < 65535 &&
+    if (cfg->max_keepalive < 65535 && c->version == MQTT_V5 &&
         (ct->keepalive_s > cfg->max_keepalive || ct->keepalive_s == 0)) {
         c->keepalive_s = cfg->max_keepalive;
         c->server_keepalive = true;
+    } else if (c->version != MQTT_V5 && ct->keepalive_s > cfg->max_keepalive) {
+        reason = MQTT_RC_CLIENT_IDENTIFIER_NOT_VALID;
+        why = "keepalive above max_keepalive";
+        goto refuse;
     }
 
     /* MQTT 5 properties. */

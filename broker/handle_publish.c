@@ -117,6 +117,20 @@ void handle_publish(struct conn *c, const struct mqtt_packet *pkt)
         return;
     }
 
+    /* message_size_limit: too large a payload is dropped; 3.x still gets its acknowledgement,
+     * MQTT 5 gets 0x95 Packet too large (mosquitto.conf(5)). */
+    if (cfg->message_size_limit && p->payload_len > cfg->message_size_limit) {
+        b->stats.pub_dropped++;
+        if (p->qos == 0) return;
+        if (c->version == MQTT_V5) {
+            publish_acked(c, p->qos, p->packet_id, MQTT_RC_PACKET_TOO_LARGE, 0);
+            return;
+        }
+        if (p->qos == 2) session_qos2_in_add(s, p->packet_id);
+        publish_acked(c, p->qos, p->packet_id, 0, 0);
+        return;
+    }
+
     /* ACL: a denied PUBLISH is acknowledged and dropped (3.x) or refused with 0x87 (v5). */
     uint8_t reason = MQTT_RC_SUCCESS;
     {
