@@ -395,7 +395,17 @@ def test_admin_service_and_service_monitor_select_only_admin():
     assert sm["spec"]["endpoints"][0]["path"] == "/metrics"
     assert sm["metadata"]["labels"]["release"] == "prometheus"
     assert sm["spec"]["namespaceSelector"]["matchNames"] == [NAMESPACE]
+    # /metrics needs the admin token: the scrape sends the one the pods read
+    auth = sm["spec"]["endpoints"][0]["authorization"]
+    assert auth["type"] == "Bearer"
+    vol = volumes(docs)["admin-token"]["secret"]
+    assert auth["credentials"] == {"name": vol["secretName"], "key": vol["items"][0]["key"]}
     assert objs(render(["default"]), "ServiceMonitor") == []
+    sm = one(render(sets=["metrics.serviceMonitor.enabled=true", "admin.token.existingSecret=adm",
+                          "admin.token.existingSecretKey=tok"]), "ServiceMonitor")
+    assert sm["spec"]["endpoints"][0]["authorization"]["credentials"] == {"name": "adm", "key": "tok"}
+    sm = one(render(sets=["metrics.serviceMonitor.enabled=true", "admin.token.enabled=false"]), "ServiceMonitor")
+    assert "authorization" not in sm["spec"]["endpoints"][0]
 
 
 def test_network_policy_limits_the_cluster_port_to_broker_pods():
