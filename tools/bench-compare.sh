@@ -14,6 +14,9 @@
 #                  note when its binary is missing)
 #   -o FILE        write the markdown there too (stdout always)
 #   -r DIR         keep the raw JSON lines and broker logs in DIR (a temporary folder)
+#   --persistence  persistence true, in a fresh folder per run, and subscribers with
+#                  persistent sessions (Mosquitto writes its file only at exit with its
+#                  default autosave_interval; Starling writes through)
 #   --pin          pin the broker to CPU 0 and the bench to CPU 1 (for a machine nobody
 #                  else is using; on a shared one pinning adds the neighbours' noise)
 # Environment: STARLING_BIN (build/bin/starling), STARLING_BENCH (build/bin/starling-bench),
@@ -29,6 +32,7 @@ brokers="mosquitto,starling"
 out=""
 raw=""
 pin=0
+persist=0
 while [ $# -gt 0 ]; do
     case "$1" in
     -n) reps="$2"; shift 2 ;;
@@ -39,7 +43,8 @@ while [ $# -gt 0 ]; do
     -o) out="$2"; shift 2 ;;
     -r) raw="$2"; shift 2 ;;
     --pin) pin=1; shift ;;
-    -h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --persistence) persist=1; shift ;;
+    -h | --help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-compare: unknown option $1" >&2; exit 1 ;;
     esac
 done
@@ -92,11 +97,16 @@ free_port() {
 # The same settings for both: loopback listener, anonymous, no persistence, no per-client
 # in-flight limit (mosquitto 2.0.11 leaves queued QoS 1/2 messages unsent with its default of
 # 20, see docs/benchmarks.md), the default queue of 1000 messages.
-write_conf() { # broker port file
+write_conf() { # broker port file [data dir]
     {
         echo "listener $2 127.0.0.1"
         echo "allow_anonymous true"
-        echo "persistence false"
+        if [ -n "${4:-}" ]; then
+            echo "persistence true"
+            echo "persistence_location $4/"
+        else
+            echo "persistence false"
+        fi
         echo "max_inflight_messages 0"
         echo "max_queued_messages 1000"
         echo "log_dest none"
@@ -162,9 +172,15 @@ for rep in $(seq "$reps"); do
             port=$(free_port)
             conf="$raw/$b.conf"
             log="$raw/$b-$s-$rep.log"
-            write_conf "$b" "$port" "$conf"
+            data=""
+            if [ "$persist" = 1 ]; then
+                data="$raw/data-$b-$s-$rep"
+                rm -rf "$data" && mkdir -p "$data"
+            fi
+            write_conf "$b" "$port" "$conf" "$data"
             start_broker "$b" "$port" "$conf" "$log"
             extra=(-d "$dur" -w 1)
+            [ "$persist" = 1 ] && extra+=(--persistent)
             [ "$s" = storm ] && extra=()
             cmd=("$bench_bin" "${args[@]}" "${extra[@]}" -p "$port" --pid "$broker_pid" --json --quiet
                 --label "$b/$s")
@@ -187,6 +203,7 @@ done
 machine="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) CPUs, $(uname -sr)"
 mosq_version="$("$mosquitto_bin" -h 2>/dev/null | head -n 1 || true)"
 
+[ "$persist" = 1 ] && notes+=("persistence true for both brokers (fresh data folder per run), subscribers with persistent sessions")
 /usr/bin/python3 - "$results" "$machine" "$mosq_version" "$reps" "$dur" "${pin_broker[*]:-no pinning}" \
     "${notes[@]+"${notes[@]}"}" <<'EOF' | tee ${out:+"$out"}
 import json, statistics, sys, datetime

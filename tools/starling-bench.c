@@ -48,6 +48,8 @@ static void usage(FILE *f)
             "  -u, --username NAME       -P, --password PASS\n"
             "      --tls                 MQTT over TLS (not supported yet)\n"
             "      --pid PID[,PID...]    broker processes: CPU per message, RSS per connection\n"
+            "      --persistent          subscribers keep persistent sessions (clean start\n"
+            "                            off, MQTT 5 session expiry 600 s)\n"
             "      --sub-offline SEC     persistent subscribers go offline while publishers\n"
             "                            run, then come back for their queued messages\n"
             "      --connect-window N    connects in progress at once (64; storm 100)\n"
@@ -853,7 +855,7 @@ static int init_clients(struct bench *b)
         s->b = b;
         s->idx = i;
         s->role = BENCH_ROLE_SUB;
-        s->persistent = o->sub_offline;
+        s->persistent = o->sub_offline || o->persistent;
         switch (o->scenario) {
         case BENCH_FANIN:
             s->first_pub = 0;
@@ -926,6 +928,7 @@ enum {
     OPT_QUIET,
     OPT_DRAIN,
     OPT_SUB_OFFLINE,
+    OPT_PERSISTENT,
     OPT_CONNECT_WINDOW,
     OPT_SRC_IPS,
     OPT_LABEL,
@@ -956,6 +959,7 @@ static int parse_options(struct bench_opts *o, int argc, char **argv)
         {"plot", required_argument, NULL, OPT_PLOT},
         {"quiet", no_argument, NULL, OPT_QUIET},
         {"sub-offline", required_argument, NULL, OPT_SUB_OFFLINE},
+        {"persistent", no_argument, NULL, OPT_PERSISTENT},
         {"connect-window", required_argument, NULL, OPT_CONNECT_WINDOW},
         {"src-ips", required_argument, NULL, OPT_SRC_IPS},
         {"label", required_argument, NULL, OPT_LABEL},
@@ -1091,6 +1095,9 @@ static int parse_options(struct bench_opts *o, int argc, char **argv)
             if (!parse_num(optarg, 0, 86400, &v)) goto bad;
             o->sub_offline = true;
             o->offline_s = v;
+            break;
+        case OPT_PERSISTENT:
+            o->persistent = true;
             break;
         case OPT_CONNECT_WINDOW:
             if (!parse_num(optarg, 1, 1e6, &v)) goto bad;

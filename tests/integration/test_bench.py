@@ -72,10 +72,12 @@ def test_fanin_qos1_clean_run(broker, mqtt):
     assert r["msgs_per_s"] > 0 and "cpu_us_per_msg" in r
 
 
-# QoS 2 pairs and QoS 0 fan-out with a fixed message count: every message arrives once.
+# QoS 2 pairs, QoS 0 fan-out, an open-loop latency run and persistent subscriber sessions, with
+# a fixed message count: every message arrives once.
 @pytest.mark.parametrize("args", [["pairwise", "-q", "2", "-c", "2"],
                                   ["fanout", "-q", "0", "-c", "3"],
-                                  ["latency", "-q", "1", "-c", "2", "-r", "2000"]])
+                                  ["latency", "-q", "1", "-c", "2", "-r", "2000"],
+                                  ["fanin", "-q", "1", "-c", "2", "-V", "5", "--persistent"]])
 def test_counted_runs_deliver_everything(broker, args):
     rc, r, err = run_bench(broker, *args, "-n", "300")
     assert rc == 0, err

@@ -203,6 +203,7 @@ struct bench_opts {
     bool progress;
     const char *plot;
     bool sub_offline;
+    bool persistent; /* subscribers with persistent sessions */
     double offline_s;
     uint32_t connect_window;
     uint32_t src_ips;

@@ -364,7 +364,7 @@ static void send_connect(struct bench_client *c)
         p.props.receive_maximum = 65535;
         if (c->persistent) {
             p.props.present |= MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY);
-            p.props.session_expiry_s = 3600;
+            p.props.session_expiry_s = 600;
         }
     }
     c->state = BENCH_CS_CONNACK;
