@@ -13,23 +13,14 @@
 #include <raft/uv.h>
 #include <uv.h>
 
+#include "cluster_impl.h"
 #include "command.h"
-#include "fsm.h"
-#include "transport_local.h"
 
 #define DEFAULT_SNAPSHOT_THRESHOLD 4096u
 #define DEFAULT_SNAPSHOT_TRAILING  1024u
 #define DEFAULT_ELECTION_MS        1000u
 #define DEFAULT_HEARTBEAT_MS       100u
 #define RETRY_MS                   1000u
-
-/* A proposal handed to raft, waiting until its index is committed into LMDB. */
-struct proposal {
-    struct proposal *next;
-    uint64_t index; /* 0 until raft_apply assigned it */
-    cluster_applied_cb cb;
-    void *data;
-};
 
 /* One raft_apply: the request and the range of its proposals. */
 struct batch {
@@ -38,44 +29,7 @@ struct batch {
     unsigned n;
 };
 
-struct cluster {
-    uv_loop_t *loop;
-    struct cluster_config cfg;
-    struct cluster_events ev;
-    void *ev_ctx;
-    char *data_dir, *raft_dir, *state_dir, *address;
-    struct store *store;
-    struct fsm fsm;
-
-    struct raft raft;
-    struct raft_io io;
-    struct raft_uv_transport tcp;
-    struct transport_local local;
-    bool use_tcp, transport_ready, io_ready, raft_ready, started;
-
-    uv_check_t check; /* flushes the FSM batch and the proposal queue */
-    uv_idle_t idle;   /* active while something waits: keeps poll from blocking */
-    uv_timer_t retry; /* retries commits in the failed state */
-    int handles_open;
-
-    /* Queued (not yet given to raft) proposals, in order, with their encoded buffers. */
-    struct proposal **queued;
-    struct raft_buffer *queued_bufs;
-    unsigned n_queued, cap_queued;
-    /* Handed to raft, in index order. */
-    struct proposal *inflight_head, *inflight_tail;
-
-    uint64_t leader_id;
-    uint64_t restored_index; /* a restore to report from the next check, or 0 */
-    bool closing;
-    cluster_close_cb close_cb;
-    void *close_data;
-};
-
-static void cluster_logf(const struct cluster *c, enum cluster_log_level level, const char *fmt,
-                         ...) __attribute__((format(printf, 3, 4)));
-static void cluster_logf(const struct cluster *c, enum cluster_log_level level, const char *fmt,
-                         ...)
+void cluster_logf(const struct cluster *c, enum cluster_log_level level, const char *fmt, ...)
 {
     if (!c->cfg.log) return;
     char line[512];
@@ -106,7 +60,7 @@ const char *cluster_strerror(int rc)
     }
 }
 
-static int from_raft(int rv)
+int cluster_from_raft(int rv)
 {
     switch (rv) {
     case 0:
@@ -130,7 +84,7 @@ static void idle_noop(uv_idle_t *h)
     (void)h;
 }
 
-static void kick(struct cluster *c)
+void cluster_kick(struct cluster *c)
 {
     if (!uv_is_active((uv_handle_t *)&c->idle) && !uv_is_closing((uv_handle_t *)&c->idle))
         uv_idle_start(&c->idle, idle_noop);
@@ -188,11 +142,21 @@ static void hook_applied(void *ctx, const struct cluster_cmd *cmd, uint64_t inde
 {
     struct cluster *c = ctx;
     if (c->ev.applied) c->ev.applied(c->ev_ctx, cmd, index);
+    if (!c->multi) return;
+    owner_applied(c, cmd);
+    if (cmd->type == CLUSTER_CMD_NODE_UP || cmd->type == CLUSTER_CMD_NODE_DOWN) {
+        bool up = cmd->type == CLUSTER_CMD_NODE_UP;
+        if (c->ev.node_changed)
+            c->ev.node_changed(c->ev_ctx, cmd->node.node_id, up, cluster_is_leader(c));
+        if (!up) liveness_node_down_applied(c, cmd->node.node_id);
+    }
 }
 
 static void hook_committed(void *ctx, uint64_t last_applied)
 {
-    complete_upto(ctx, last_applied);
+    struct cluster *c = ctx;
+    complete_upto(c, last_applied);
+    if (c->multi) multi_committed(c, last_applied);
 }
 
 static void hook_restored(void *ctx, uint64_t index)
@@ -201,12 +165,12 @@ static void hook_restored(void *ctx, uint64_t index)
      * the loop, before the entries applied after it. */
     struct cluster *c = ctx;
     c->restored_index = index;
-    kick(c);
+    cluster_kick(c);
 }
 
 static void hook_pending(void *ctx)
 {
-    kick(ctx);
+    cluster_kick(ctx);
 }
 
 static void retry_cb(uv_timer_t *t);
@@ -238,7 +202,7 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
     (void)result;
     if (status != 0) {
         /* None of the batch counts as applied; those already completed are unaffected. */
-        fail_range(b->c, req->index, req->index + b->n - 1, from_raft(status));
+        fail_range(b->c, req->index, req->index + b->n - 1, cluster_from_raft(status));
     }
     free(b);
 }
@@ -258,7 +222,7 @@ static void flush_proposals(struct cluster *c)
     if (rv != 0) {
         free(b);
         cluster_logf(c, CLUSTER_LOG_WARNING, "propose %u commands: %s", n, raft_strerror(rv));
-        fail_queued(c, from_raft(rv));
+        fail_queued(c, cluster_from_raft(rv));
         return;
     }
     /* raft owns the buffers now; the proposals wait for their indices to be applied. */
@@ -288,6 +252,7 @@ static void watch_leader(struct cluster *c)
                  : self  ? " (this node)"
                          : "");
     if (!self) fail_range(c, 0, UINT64_MAX, CLUSTER_ELEADERSHIPLOST);
+    if (c->multi) multi_leader_changed(c, id, self);
     if (c->ev.leader_changed) c->ev.leader_changed(c->ev_ctx, id, self);
 }
 
@@ -299,25 +264,23 @@ static void check_cb(uv_check_t *h)
     if (c->restored_index) {
         uint64_t index = c->restored_index;
         c->restored_index = 0;
+        if (c->multi) owner_load(c);
         if (c->ev.restored) c->ev.restored(c->ev_ctx, index);
     }
     fsm_flush(&c->fsm);
     if (c->started && !c->closing) {
         watch_leader(c);
+        if (c->multi) multi_check(c);
         flush_proposals(c);
     }
     /* In the failed state pending entries stay: the retry timer, not a busy loop, retries. */
-    if (c->n_queued == 0 && (c->fsm.head == NULL || c->fsm.failed)) uv_idle_stop(&c->idle);
+    if (c->n_queued == 0 && (c->fsm.head == NULL || c->fsm.failed) && !(c->multi && multi_busy(c)))
+        uv_idle_stop(&c->idle);
 }
 
-int cluster_propose(struct cluster *c, const struct cluster_cmd *cmd, cluster_applied_cb cb,
-                    void *data)
+int cluster_queue_local(struct cluster *c, const uint8_t *cmd, size_t size, cluster_applied_cb cb,
+                        void *data)
 {
-    if (c->closing) return CLUSTER_ESHUTDOWN;
-    if (!c->started || raft_state(&c->raft) != RAFT_LEADER) return CLUSTER_ENOTLEADER;
-    if (c->fsm.failed) return CLUSTER_EFAILED;
-    size_t size = cluster_cmd_encoded_size(cmd);
-    if (size == 0) return -EINVAL;
     if (c->n_queued == c->cap_queued) {
         unsigned cap = c->cap_queued ? c->cap_queued * 2 : 64;
         struct proposal **q = realloc(c->queued, cap * sizeof *q);
@@ -336,14 +299,35 @@ int cluster_propose(struct cluster *c, const struct cluster_cmd *cmd, cluster_ap
         raft_free(buf);
         return -ENOMEM;
     }
-    cluster_cmd_encode(cmd, buf, size);
+    memcpy(buf, cmd, size);
     memset(buf + size, 0, entry - size);
     *p = (struct proposal){.cb = cb, .data = data};
     c->queued[c->n_queued] = p;
     c->queued_bufs[c->n_queued] = (struct raft_buffer){.base = buf, .len = entry};
     c->n_queued++;
-    kick(c);
+    cluster_kick(c);
     return 0;
+}
+
+int cluster_propose(struct cluster *c, const struct cluster_cmd *cmd, cluster_applied_cb cb,
+                    void *data)
+{
+    if (c->closing) return CLUSTER_ESHUTDOWN;
+    if (!c->started) return CLUSTER_ENOTLEADER;
+    if (c->removed) return CLUSTER_ENOTMEMBER;
+    bool leader = raft_state(&c->raft) == RAFT_LEADER;
+    if (!leader && !c->multi) return CLUSTER_ENOTLEADER;
+    if (c->fsm.failed) return CLUSTER_EFAILED;
+    size_t size = cluster_cmd_encoded_size(cmd);
+    if (size == 0) return -EINVAL;
+    uint8_t stack[512];
+    uint8_t *buf = size <= sizeof stack ? stack : malloc(size);
+    if (!buf) return -ENOMEM;
+    cluster_cmd_encode(cmd, buf, size);
+    int rc = leader ? cluster_queue_local(c, buf, size, cb, data)
+                    : multi_propose(c, buf, size, cb, data);
+    if (buf != stack) free(buf);
+    return rc;
 }
 
 /* ---- lifecycle ---- */
@@ -366,6 +350,9 @@ static void cluster_free(struct cluster *c)
     free(c->raft_dir);
     free(c->state_dir);
     free(c->address);
+    ring_close(&c->ring);
+    free(c->nodes);
+    free(c->join_target);
     free(c);
 }
 
@@ -384,7 +371,8 @@ int cluster_new(uv_loop_t *loop, const struct cluster_config *cfg, const struct 
     if (!c->cfg.heartbeat_timeout_ms) c->cfg.heartbeat_timeout_ms = DEFAULT_HEARTBEAT_MS;
     if (ev) c->ev = *ev;
     c->ev_ctx = ev_ctx;
-    c->use_tcp = cfg->raft_address != NULL;
+    c->multi = cfg->n_peers > 0 || (cfg->join && *cfg->join);
+    c->use_tcp = !c->multi && cfg->raft_address != NULL;
     c->data_dir = strdup(cfg->data_dir);
     c->raft_dir = path_join(cfg->data_dir, "raft");
     c->state_dir = path_join(cfg->data_dir, "state");
@@ -412,6 +400,10 @@ int cluster_new(uv_loop_t *loop, const struct cluster_config *cfg, const struct 
     };
     rc = fsm_init(&c->fsm, c->store, c->state_dir, &hooks);
     if (rc != 0) goto fail;
+    if (c->multi) {
+        rc = multi_init(c); /* sets c->address to the advertised address */
+        if (rc != 0) goto fail;
+    }
     uv_check_init(loop, &c->check);
     uv_idle_init(loop, &c->idle);
     uv_timer_init(loop, &c->retry);
@@ -460,6 +452,16 @@ static int rebase_state(struct cluster *c)
     return 0;
 }
 
+static bool raft_dir_is_empty(const char *dir)
+{
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/metadata1", dir);
+    if (stat(path, &st) == 0) return false;
+    snprintf(path, sizeof path, "%s/metadata2", dir);
+    return stat(path, &st) != 0;
+}
+
 int cluster_start(struct cluster *c)
 {
     if (c->started || c->raft_ready || c->closing) return -EALREADY;
@@ -470,11 +472,16 @@ int cluster_start(struct cluster *c)
     }
     int rv;
     struct raft_uv_transport *t;
-    if (c->use_tcp) {
+    bool fresh = raft_dir_is_empty(c->raft_dir);
+    if (c->multi) {
+        rv = multi_start(c); /* the cluster port and the links */
+        if (rv != 0) return rv;
+        t = &c->tport.t;
+    } else if (c->use_tcp) {
         rv = raft_uv_tcp_init(&c->tcp, c->loop);
         if (rv != 0) {
             cluster_logf(c, CLUSTER_LOG_ERR, "raft transport: %s", raft_strerror(rv));
-            return from_raft(rv);
+            return cluster_from_raft(rv);
         }
         t = &c->tcp;
     } else {
@@ -485,13 +492,13 @@ int cluster_start(struct cluster *c)
     rv = raft_uv_init(&c->io, c->loop, c->raft_dir, t);
     if (rv != 0) {
         cluster_logf(c, CLUSTER_LOG_ERR, "raft storage in %s: %s", c->raft_dir, raft_strerror(rv));
-        return from_raft(rv);
+        return cluster_from_raft(rv);
     }
     c->io_ready = true;
     rv = raft_init(&c->raft, &c->io, &c->fsm.raft_fsm, c->cfg.node_id, c->address);
     if (rv != 0) {
         cluster_logf(c, CLUSTER_LOG_ERR, "raft init: %s", raft_errmsg(&c->raft));
-        return from_raft(rv);
+        return cluster_from_raft(rv);
     }
     c->raft_ready = true;
     c->fsm.raft = &c->raft;
@@ -501,37 +508,47 @@ int cluster_start(struct cluster *c)
     raft_set_snapshot_threshold(&c->raft, c->cfg.snapshot_threshold);
     raft_set_snapshot_trailing(&c->raft, c->cfg.snapshot_trailing);
 
-    /* Bootstrap the one-voter configuration; raft refuses (RAFT_CANTBOOTSTRAP) when the
-     * directory already holds state, so an existing data dir is never re-bootstrapped. */
+    /* Bootstrap the configuration (one voter, or the static peers); raft refuses
+     * (RAFT_CANTBOOTSTRAP) when the directory already holds state, so an existing data dir is
+     * never re-bootstrapped. A joining node bootstraps nothing: the leader adds it. */
     struct raft_configuration conf;
     raft_configuration_init(&conf);
-    rv = raft_configuration_add(&conf, c->cfg.node_id, c->address, RAFT_VOTER);
-    if (rv == 0) {
+    rv = 0;
+    if (!c->multi) {
+        rv = raft_configuration_add(&conf, c->cfg.node_id, c->address, RAFT_VOTER);
+    } else {
+        for (size_t i = 0; i < c->cfg.n_peers && rv == 0; i++)
+            rv = raft_configuration_add(&conf, c->cfg.peers[i].id, c->cfg.peers[i].address,
+                                        RAFT_VOTER);
+    }
+    if (rv == 0 && conf.n > 0) {
         rv = raft_bootstrap(&c->raft, &conf);
         if (rv == 0) {
             cluster_logf(c, CLUSTER_LOG_NOTICE,
-                         "bootstrapped a new one-node cluster (node %llu) in %s",
+                         "bootstrapped a new %u-node cluster (node %llu) in %s", conf.n,
                          (unsigned long long)c->cfg.node_id, c->data_dir);
             rv = rebase_state(c);
         } else if (rv == RAFT_CANTBOOTSTRAP) {
             rv = 0;
         }
+    } else if (rv == 0 && fresh) {
+        rv = rebase_state(c); /* joining with an empty log */
     }
     raft_configuration_close(&conf);
     if (rv != 0) {
         cluster_logf(c, CLUSTER_LOG_ERR, "raft bootstrap: %s", raft_strerror(rv));
-        return from_raft(rv);
+        return cluster_from_raft(rv);
     }
     rv = raft_start(&c->raft);
     if (rv != 0) {
         cluster_logf(c, CLUSTER_LOG_ERR, "raft start: %s", raft_errmsg(&c->raft));
-        return from_raft(rv);
+        return cluster_from_raft(rv);
     }
     c->started = true;
     cluster_logf(c, CLUSTER_LOG_INFO, "raft started: node %llu, log in %s, state at index %llu",
                  (unsigned long long)c->cfg.node_id, c->raft_dir,
                  (unsigned long long)c->fsm.last_applied);
-    kick(c); /* leader change and the replayed tail are reported from the loop */
+    cluster_kick(c); /* leader change and the replayed tail are reported from the loop */
     return 0;
 }
 
@@ -580,7 +597,10 @@ static void raft_closed(struct raft *r)
     struct cluster *c = (struct cluster *)((char *)r - offsetof(struct cluster, raft));
     raft_uv_close(&c->io);
     if (c->use_tcp) raft_uv_tcp_close(&c->tcp);
-    close_handles(c);
+    if (c->multi)
+        multi_close(c, close_handles);
+    else
+        close_handles(c);
 }
 
 void cluster_close(struct cluster *c, cluster_close_cb cb, void *data)
@@ -597,5 +617,8 @@ void cluster_close(struct cluster *c, cluster_close_cb cb, void *data)
     /* raft never initialized: release what cluster_start got to. */
     if (c->io_ready) raft_uv_close(&c->io);
     if (c->transport_ready && c->use_tcp) raft_uv_tcp_close(&c->tcp);
-    close_handles(c);
+    if (c->multi)
+        multi_close(c, close_handles);
+    else
+        close_handles(c);
 }

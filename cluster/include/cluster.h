@@ -16,8 +16,11 @@
  *   only during the callback.
  * - Errors: 0 or -errno, plus the CLUSTER_E* codes below (below -4096) and storage's STORE_E*
  *   codes; cluster_strerror() renders them all.
- * - One node today: a one-voter configuration bootstrapped on the first start. The same path
- *   grows to several nodes (membership, forwarding of proposals to the leader) later.
+ * - One node (the default): no peers and no join configured. A one-voter configuration is
+ *   bootstrapped on the first start, no cluster port is opened, cluster_owner() is always this
+ *   node, and nothing below "multi-node" changes anything.
+ * - Several nodes: cfg.peers (static bootstrap) or cfg.join (a node added later). One cluster
+ *   port carries Raft and the node links; see "multi-node" below.
  */
 #ifndef STARLING_CLUSTER_H
 #define STARLING_CLUSTER_H
@@ -40,6 +43,9 @@ enum cluster_error {
     CLUSTER_EFAILED = -5005,         /* the local state cannot be written (see the failed
                                         event); durable work is refused until it recovers */
     CLUSTER_ERAFT = -5006,           /* any other libraft error (details in the log) */
+    CLUSTER_ENOQUORUM = -5007,       /* no leader is known (minority partition, election in
+                                        progress): nothing that needs a commit is accepted */
+    CLUSTER_ENOTMEMBER = -5008,      /* this node is not (or no longer) a member */
 };
 /* Renders 0, -errno, CLUSTER_E* and STORE_E* codes. Never NULL. */
 const char *cluster_strerror(int rc);
@@ -157,6 +163,36 @@ struct cluster_config {
     unsigned heartbeat_timeout_ms; /* 0 = 100 */
     cluster_log_cb log;            /* may be NULL: no logging */
     void *log_ctx;
+
+    /* ---- multi-node (all zero/NULL = one node; see "multi-node" below) ---- */
+    /* The initial members, identical on every initial node, this node included
+     * (directive cluster_peers ID@HOST:PORT ...). Bootstrapped once, on the first start of an
+     * empty data dir; ignored afterwards. */
+    const struct cluster_peer *peers;
+    size_t n_peers;
+    /* "host:port" of any member, for a node added later (cluster_join). Used only while this
+     * node is not yet in the configuration. */
+    const char *join;
+    /* Cluster port (cluster_listen PORT [BIND]): 0 = 7700; bind NULL = all interfaces. */
+    unsigned listen_port;
+    const char *listen_bind;
+    /* What peers dial to reach this node (cluster_advertise HOST:PORT); NULL = this node's
+     * own entry in peers, else "<gethostname()>:<listen_port>". Also the Raft address. */
+    const char *advertise;
+    /* The shared secret (cluster_secret_file contents, used as is); NULL/0 = none (anyone
+     * reaching the port can join: log a warning in the broker). */
+    const uint8_t *secret;
+    size_t secret_len;
+    const char *name;            /* cluster name in the hello; NULL = "starling" */
+    size_t link_queue_max_bytes; /* per peer outgoing queue; 0 = 64 MiB */
+    unsigned node_down_ms;       /* silence before NODE_DOWN; 0 = 2 x election timeout */
+    unsigned forward_timeout_ms; /* forwarded proposal timeout; 0 = 5 x election timeout */
+};
+
+/* One initial member. */
+struct cluster_peer {
+    uint64_t id;
+    const char *address; /* "host:port", "a.b.c.d:port" or "[v6]:port" */
 };
 
 /* Events, all optional (NULL members are skipped), all on the loop. */
@@ -180,6 +216,24 @@ struct cluster_events {
      * again, or after a restart); committed entries wait in memory, in order, and are
      * retried every second. LMDB keeps its last consistent state throughout. */
     void (*failed)(void *ctx, int rc);
+
+    /* ---- multi-node ---- */
+    /* A node-link frame of a broker type (1..CLUSTER_LINK_TYPE_MAX) from node from_id, in the
+     * order that node sent them (buf borrowed: valid during the call). */
+    void (*link_frame)(void *ctx, uint64_t from_id, uint8_t type, const uint8_t *buf, size_t len);
+    /* The set of live members changed (committed NODE_UP/NODE_DOWN, or a restore):
+     * cluster_owner() answers differently from now on. */
+    void (*ring_changed)(void *ctx);
+    /* A committed NODE_DOWN (up false) or NODE_UP (up true) was applied, on every node, after
+     * the applied event of that command. is_leader: this node leads. On NODE_DOWN the leader
+     * then proposes SESSION_DELETE for every non-persistent session whose node_id is the dead
+     * node, and SESSION_CLOSE for its persistent, connected ones: a broker that fires wills of
+     * a dead node's clients must read them (store_will_*) inside this callback, before those
+     * commands purge them; only the leader's broker (is_leader) should fire them. */
+    void (*node_changed)(void *ctx, uint64_t node_id, bool up, bool is_leader);
+    /* This node was removed from the configuration: it no longer serves cluster state
+     * (proposals fail with CLUSTER_ENOTMEMBER). The broker should stop taking clients. */
+    void (*removed)(void *ctx);
 };
 
 struct cluster;
@@ -240,5 +294,99 @@ uint64_t cluster_leader_id(const struct cluster *c);
 uint64_t cluster_node_id(const struct cluster *c);
 /* Index of the last entry committed into LMDB. */
 uint64_t cluster_last_applied(const struct cluster *c);
+
+/* ---- multi-node ----
+ *
+ * Proposals on a follower: cluster_propose() works on every node. On a follower the encoded
+ * command is sent to the leader over the node link (all commands of one loop iteration in
+ * one frame); the leader raft_apply's them and answers with their index once committed; the
+ * callback fires once THIS node's FSM applied that index (status 0, the applied event for it
+ * fired before). Failures, index 0: CLUSTER_ENOQUORUM (no leader known when proposing: the
+ * call itself returns it; or none became known within forward_timeout_ms),
+ * CLUSTER_ELEADERSHIPLOST (the leader changed, or did not answer within forward_timeout_ms,
+ * after the command was sent: it may or may not be applied later: do not acknowledge),
+ * CLUSTER_ENOTLEADER (three leaders in a row refused it), CLUSTER_EFAILED, -ENOMEM.
+ * A minority node (no leader) refuses every proposal with CLUSTER_ENOQUORUM and logs it once
+ * per outage.
+ */
+
+/* Broker frame types on the node links: 1..CLUSTER_LINK_TYPE_MAX. */
+#define CLUSTER_LINK_TYPE_MAX 0xEF
+/* cluster_link_send flags. */
+#define CLUSTER_LINK_QOS0 0x01u /* may be shed when the link is down or its queue full */
+
+/* Queues a frame to node peer_id; frames leave in one write per peer per loop iteration, in
+ * order, and arrive through events->link_frame on that node. Returns 0 (queued), -ENOBUFS
+ * (not queued: with CLUSTER_LINK_QOS0 the frame was shed and counted, because the link is
+ * down or its queue is full; without it the queue is full: hold the message, do not
+ * acknowledge it, try later), -ENOENT (no such member, or peer_id is this node), -EINVAL
+ * (type out of range, or one node), -EMSGSIZE. Frames of other flags queue while the link is
+ * down (reconnects with backoff) as long as the queue has room; frames written to a
+ * connection that then breaks are lost. buf is copied. */
+int cluster_link_send(struct cluster *c, uint64_t peer_id, uint8_t type, const void *buf,
+                      size_t len, unsigned flags);
+
+struct cluster_link_stats {
+    uint64_t node_id;
+    bool up;              /* the outgoing connection is established */
+    size_t queued_bytes;  /* gathered + being written */
+    uint64_t frames_sent; /* queued for sending */
+    uint64_t frames_received;
+    uint64_t bytes_sent, writes;
+    uint64_t shed;    /* QoS 0 frames dropped */
+    uint64_t refused; /* other frames refused (-ENOBUFS) */
+    uint64_t connects;
+};
+/* Fills out[0..cap) with the stats of every peer link; returns how many peers there are
+ * (may exceed cap). */
+size_t cluster_link_stats(const struct cluster *c, struct cluster_link_stats *out, size_t cap);
+
+/* The owner of a topic: the node id that rendezvous hashing picks among the live members of
+ * the committed state (XXH3_64bits_withSeed(topic, len, member_id), highest wins). One node:
+ * always this node. 0: no live member is committed yet (a new cluster's first moments). */
+uint64_t cluster_owner(struct cluster *c, const char *topic, size_t len);
+/* The live members in the ring (ascending ids). Returns the count (may exceed cap). */
+size_t cluster_live_members(const struct cluster *c, uint64_t *ids, size_t cap);
+
+enum cluster_role {
+    CLUSTER_ROLE_VOTER,
+    CLUSTER_ROLE_STANDBY,
+    CLUSTER_ROLE_SPARE,
+};
+const char *cluster_role_name(enum cluster_role role); /* "voter", "standby", "spare" */
+
+struct cluster_member {
+    uint64_t id;
+    char address[256];
+    enum cluster_role role;
+    bool alive; /* committed liveness (NODE_UP / NODE_DOWN); a member without a verdict yet
+                   counts as alive */
+};
+struct cluster_status {
+    uint64_t node_id;
+    uint64_t leader_id; /* 0 = none known */
+    uint64_t term;
+    uint64_t commit_index;
+    uint64_t applied_index; /* cluster_last_applied() */
+    size_t n_members;       /* may exceed the cap passed to cluster_members */
+};
+/* A snapshot of the configuration as this node knows it, for the admin API. Fills
+ * members[0..cap) and *st. */
+void cluster_members(const struct cluster *c, struct cluster_member *members, size_t cap,
+                     struct cluster_status *st /* OUT */);
+
+/* Membership changes, on the leader only (else CLUSTER_ENOTLEADER: ask cluster_leader_id()).
+ * cb(data, status) fires once, later: 0 when done, or an error.
+ * - cluster_add: adds id at address as a spare, catches it up and promotes it to voter
+ *   (what cluster_join does by itself from the new node).
+ * - cluster_remove: demotes (voter -> spare) then removes id; the removed node hears of it
+ *   (events->removed). Removing the leader itself: transfer leadership first.
+ * - cluster_transfer: hands leadership to id (0 = any voter, the most up to date); status 0
+ *   once another node leads. Used on SIGTERM of the leader before closing. */
+typedef void (*cluster_change_cb)(void *data, int status);
+int cluster_add(struct cluster *c, uint64_t id, const char *address, cluster_change_cb cb,
+                void *data);
+int cluster_remove(struct cluster *c, uint64_t id, cluster_change_cb cb, void *data);
+int cluster_transfer(struct cluster *c, uint64_t id, cluster_change_cb cb, void *data);
 
 #endif

@@ -1,0 +1,138 @@
+/* The cluster object, shared by the files of cluster/ (cluster.c: lifecycle, proposals;
+ * multi.c: the cluster port, links and forwarding; liveness.c; members.c; owner.c). */
+#ifndef STARLING_CLUSTER_IMPL_H
+#define STARLING_CLUSTER_IMPL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <raft.h>
+#include <raft/uv.h>
+#include <uv.h>
+
+#include "cluster.h"
+#include "forward.h"
+#include "fsm.h"
+#include "link.h"
+#include "port.h"
+#include "ring.h"
+#include "transport_local.h"
+#include "transport_port.h"
+
+#define DEFAULT_CLUSTER_PORT 7700u
+
+/* A proposal handed to raft, waiting until its index is committed into LMDB. */
+struct proposal {
+    struct proposal *next;
+    uint64_t index; /* 0 until raft_apply assigned it */
+    cluster_applied_cb cb;
+    void *data;
+};
+
+/* The committed liveness verdict on one node (nodes table), kept in memory. */
+struct node_state {
+    uint64_t id;
+    bool known; /* a verdict is committed */
+    bool up;
+    bool proposing; /* the leader proposed a change and waits for it */
+};
+
+struct cluster {
+    uv_loop_t *loop;
+    struct cluster_config cfg;
+    struct cluster_events ev;
+    void *ev_ctx;
+    char *data_dir, *raft_dir, *state_dir, *address;
+    struct store *store;
+    struct fsm fsm;
+
+    struct raft raft;
+    struct raft_io io;
+    struct raft_uv_transport tcp;
+    struct transport_local local;
+    bool use_tcp, transport_ready, io_ready, raft_ready, started;
+
+    uv_check_t check; /* flushes the FSM batch and the proposal queue */
+    uv_idle_t idle;   /* active while something waits: keeps poll from blocking */
+    uv_timer_t retry; /* retries commits in the failed state */
+    int handles_open;
+
+    /* Queued (not yet given to raft) proposals, in order, with their encoded buffers. */
+    struct proposal **queued;
+    struct raft_buffer *queued_bufs;
+    unsigned n_queued, cap_queued;
+    /* Handed to raft, in index order. */
+    struct proposal *inflight_head, *inflight_tail;
+
+    uint64_t leader_id;
+    uint64_t restored_index; /* a restore to report from the next check, or 0 */
+    bool closing;
+    cluster_close_cb close_cb;
+    void *close_data;
+
+    /* ---- multi-node (multi.c and friends); unused when !multi ---- */
+    bool multi;
+    struct port *port;
+    struct transport_port tport;
+    struct link *link;
+    struct fwd fwd;
+    struct ring ring;
+    struct node_state *nodes; /* committed verdicts, sorted by id */
+    size_t n_nodes;
+    bool ring_dirty;
+    uv_timer_t tick; /* liveness, forwarding timeouts, configuration watch, join */
+    bool tick_open;
+    uint64_t conf_sig;     /* signature of the configuration the links follow */
+    uint64_t leader_since; /* uv_now when this node became leader, 0 if not */
+    bool noquorum_logged;
+    bool was_member, removed;
+    /* joining */
+    char *join_target;
+    struct port_dial *join_dial;
+    uv_tcp_t *join_stream;
+    uint8_t join_buf[300];
+    size_t join_len;
+    uint64_t join_next_ms;
+    int multi_closing; /* port and link closes pending */
+    void (*multi_done)(struct cluster *c);
+};
+
+void cluster_logf(const struct cluster *c, enum cluster_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int cluster_from_raft(int rv);
+void cluster_kick(struct cluster *c);
+/* Queues an encoded command for the local raft_apply (leader). 0 or -ENOMEM. */
+int cluster_queue_local(struct cluster *c, const uint8_t *cmd, size_t size, cluster_applied_cb cb,
+                        void *data);
+
+/* multi.c */
+int multi_init(struct cluster *c);   /* from cluster_new */
+int multi_start(struct cluster *c);  /* from cluster_start, before raft_start */
+void multi_check(struct cluster *c); /* every loop iteration */
+void multi_leader_changed(struct cluster *c, uint64_t leader_id, bool self);
+void multi_committed(struct cluster *c, uint64_t last_applied);
+int multi_propose(struct cluster *c, const uint8_t *cmd, size_t size, cluster_applied_cb cb,
+                  void *data);
+void multi_close(struct cluster *c, void (*done)(struct cluster *c));
+bool multi_busy(const struct cluster *c);
+
+/* owner.c */
+int owner_load(struct cluster *c); /* nodes table -> c->nodes, ring */
+void owner_applied(struct cluster *c, const struct cluster_cmd *cmd);
+void owner_refresh(struct cluster *c); /* after a batch: rebuild the ring if dirty */
+struct node_state *owner_node(struct cluster *c, uint64_t id);
+/* The entry of id, created (unknown, down) if missing. NULL on -ENOMEM. */
+struct node_state *owner_node_add(struct cluster *c, uint64_t id);
+
+/* liveness.c */
+void liveness_tick(struct cluster *c, uint64_t now_ms);
+void liveness_node_down_applied(struct cluster *c, uint64_t node_id);
+void liveness_became_leader(struct cluster *c);
+
+/* members.c */
+void members_tick(struct cluster *c, uint64_t now_ms); /* join attempts, removal watch */
+void members_accept_join(struct cluster *c, uint64_t id, const char *address, uv_tcp_t *stream);
+bool members_self_in_config(const struct cluster *c);
+void members_removed_notice(struct cluster *c, uint64_t from_id);
+
+#endif

@@ -1,0 +1,755 @@
+/* The cluster port: listener, dialer and the hello on both sides (port.h, hello.h). */
+#include "port.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <raft.h>
+
+#include "hello.h"
+
+#define DEFAULT_HELLO_TIMEOUT_MS 5000u
+#define SWEEP_MS                 500u
+
+enum hs_state {
+    HS_RESOLVING,
+    HS_CONNECTING,
+    HS_WAIT_HELLO,     /* acceptor */
+    HS_WAIT_PROOF,     /* acceptor */
+    HS_WAIT_CHALLENGE, /* dialer */
+    HS_WAIT_OK,        /* dialer */
+    HS_HANDOFF,        /* done; waiting for our last write */
+    HS_FAILING,        /* the socket is closing */
+};
+
+/* One connection in its hello (either side), or a dial still resolving/connecting. */
+struct hs {
+    struct hs *next, *prev;
+    struct port *p;
+    bool dialer;
+    enum hs_state state;
+    uint8_t channel;
+    uv_tcp_t *tcp;
+    uv_getaddrinfo_t gai;
+    struct addrinfo *ai, *ai_next;
+    uv_connect_t conn;
+    uint64_t deadline_ms;
+    int writes_pending;
+    int fail_status;
+    bool canceled;
+    uint8_t in[HELLO_MAX + HELLO_CHALLENGE];
+    size_t in_len;
+    uint8_t hello[HELLO_MAX];
+    size_t hello_len;
+    uint8_t nonce_a[HELLO_NONCE];
+    uint64_t peer_id;
+    char peer_addr[HELLO_ADDR_MAX + 1];
+    char where[300]; /* for log lines: the dialed address or the peer's IP */
+    port_dial_cb cb;
+    void *data;
+};
+
+struct wreq {
+    uv_write_t w;
+    struct hs *h;
+    size_t len;
+    uint8_t buf[HELLO_MAX + HELLO_CHALLENGE];
+};
+
+struct port {
+    uv_loop_t *loop;
+    struct port_config cfg;
+    char *advertise;
+    uint8_t *secret;
+    port_accept_cb accept_cb;
+    void *ctx;
+    uv_tcp_t listener;
+    bool listening;
+    uv_timer_t sweep;
+    struct hs *hs_head;
+    unsigned n_handles; /* tcp handles of hs objects, closing ones included */
+    unsigned n_gai;     /* resolutions in flight */
+    unsigned n_own;     /* listener and sweep timer not yet closed */
+    bool closing;
+    void (*close_cb)(void *);
+    void *close_data;
+    struct port_stats stats;
+};
+
+static void port_logf(const struct port *p, enum cluster_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void port_logf(const struct port *p, enum cluster_log_level level, const char *fmt, ...)
+{
+    if (!p->cfg.log) return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    p->cfg.log(p->cfg.log_ctx, level, line);
+}
+
+static void port_maybe_closed(struct port *p)
+{
+    if (!p->closing || p->n_handles || p->n_gai || p->n_own || p->hs_head) return;
+    void (*cb)(void *) = p->close_cb;
+    void *data = p->close_data;
+    free(p->advertise);
+    free(p->secret);
+    free(p);
+    if (cb) cb(data);
+}
+
+int port_split_address(const char *address, char *host, size_t hostcap, char *serv, size_t servcap)
+{
+    if (!address || !*address) return -EINVAL;
+    const char *h = address, *hend, *colon;
+    if (*address == '[') {
+        h = address + 1;
+        hend = strchr(h, ']');
+        if (!hend || hend[1] != ':') return -EINVAL;
+        colon = hend + 1;
+    } else {
+        colon = strrchr(address, ':');
+        if (!colon || memchr(address, ':', (size_t)(colon - address))) return -EINVAL;
+        hend = colon;
+    }
+    size_t hl = (size_t)(hend - h), sl = strlen(colon + 1);
+    if (hl == 0 || hl >= hostcap || sl == 0 || sl >= servcap) return -EINVAL;
+    for (const char *s = colon + 1; *s; s++)
+        if (*s < '0' || *s > '9') return -EINVAL;
+    long port = strtol(colon + 1, NULL, 10);
+    if (port <= 0 || port > 65535) return -EINVAL;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    memcpy(serv, colon + 1, sl + 1);
+    return 0;
+}
+
+/* ---- hs lifecycle ---- */
+
+static struct hs *hs_new(struct port *p, bool dialer)
+{
+    struct hs *h = calloc(1, sizeof *h);
+    if (!h) return NULL;
+    h->p = p;
+    h->dialer = dialer;
+    h->deadline_ms = uv_now(p->loop) + p->cfg.hello_timeout_ms;
+    h->next = p->hs_head;
+    if (p->hs_head) p->hs_head->prev = h;
+    p->hs_head = h;
+    return h;
+}
+
+static void hs_unlink(struct hs *h)
+{
+    struct port *p = h->p;
+    if (h->prev)
+        h->prev->next = h->next;
+    else
+        p->hs_head = h->next;
+    if (h->next) h->next->prev = h->prev;
+}
+
+static void hs_finish(struct hs *h, int status)
+{
+    struct port *p = h->p;
+    hs_unlink(h);
+    if (h->ai) uv_freeaddrinfo(h->ai);
+    if (h->dialer) {
+        if (status != 0) p->stats.dial_failed++;
+        if (h->cb) h->cb(h->data, status, NULL, 0);
+    }
+    free(h);
+    port_maybe_closed(p);
+}
+
+static void tcp_free_cb(uv_handle_t *handle)
+{
+    struct port *p = handle->data;
+    raft_free(handle);
+    p->n_handles--;
+    port_maybe_closed(p);
+}
+
+static void hs_tcp_closed(uv_handle_t *handle)
+{
+    struct hs *h = handle->data;
+    raft_free(handle);
+    h->p->n_handles--;
+    h->tcp = NULL;
+    hs_finish(h, h->fail_status);
+}
+
+static void hs_fail(struct hs *h, int status)
+{
+    if (h->state == HS_FAILING) return;
+    h->state = HS_FAILING;
+    h->fail_status = status;
+    if (h->tcp) {
+        uv_read_stop((uv_stream_t *)h->tcp);
+        uv_close((uv_handle_t *)h->tcp, hs_tcp_closed);
+    } else {
+        hs_finish(h, status);
+    }
+}
+
+/* A refused peer: one log line per connection. */
+static void hs_refuse(struct hs *h, const char *why)
+{
+    h->p->stats.refused++;
+    port_logf(h->p, CLUSTER_LOG_WARNING, "cluster port: %s %s refused: %s",
+              h->dialer ? "connection to" : "connection from", h->where, why);
+    hs_fail(h, -EACCES);
+}
+
+static void hs_handoff(struct hs *h)
+{
+    struct port *p = h->p;
+    uv_tcp_t *tcp = h->tcp;
+    h->tcp = NULL;
+    p->n_handles--;
+    tcp->data = NULL;
+    hs_unlink(h);
+    if (h->dialer) {
+        p->stats.dialed++;
+        h->cb(h->data, 0, tcp, h->peer_id);
+    } else {
+        p->stats.accepted++;
+        p->accept_cb(p->ctx, h->channel, h->peer_id, h->peer_addr, tcp);
+    }
+    if (h->ai) uv_freeaddrinfo(h->ai);
+    free(h);
+    port_maybe_closed(p);
+}
+
+static void hs_write_cb(uv_write_t *w, int status)
+{
+    struct wreq *r = (struct wreq *)w;
+    struct hs *h = r->h;
+    free(r);
+    h->writes_pending--;
+    if (h->state == HS_FAILING) return;
+    if (status < 0) {
+        hs_fail(h, status);
+        return;
+    }
+    if (h->state == HS_HANDOFF && h->writes_pending == 0) hs_handoff(h);
+}
+
+static int hs_write(struct hs *h, const uint8_t *buf, size_t len)
+{
+    struct wreq *r = malloc(sizeof *r);
+    if (!r) return -ENOMEM;
+    r->h = h;
+    r->len = len;
+    memcpy(r->buf, buf, len);
+    uv_buf_t b = uv_buf_init((char *)r->buf, (unsigned)len);
+    int rc = uv_write(&r->w, (uv_stream_t *)h->tcp, &b, 1, hs_write_cb);
+    if (rc != 0) {
+        free(r);
+        return rc;
+    }
+    h->writes_pending++;
+    return 0;
+}
+
+static void hs_alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    struct hs *h = handle->data;
+    (void)suggested;
+    /* Never read past the message expected next: whatever follows the hello stays in the
+     * socket for the stream's next owner. */
+    size_t want;
+    switch (h->state) {
+    case HS_WAIT_HELLO:
+        want = HELLO_FIXED;
+        if (h->in_len >= HELLO_FIXED) want += (size_t)h->in[6] << 8 | h->in[7];
+        break;
+    case HS_WAIT_PROOF:
+        want = HELLO_PROOF;
+        break;
+    case HS_WAIT_CHALLENGE:
+        want = HELLO_CHALLENGE;
+        break;
+    case HS_WAIT_OK:
+        want = HELLO_OK;
+        break;
+    default:
+        want = h->in_len + 1; /* a byte, to see EOF or a protocol error */
+        break;
+    }
+    if (want > sizeof h->in) want = sizeof h->in;
+    if (want <= h->in_len) want = h->in_len + 1 <= sizeof h->in ? h->in_len + 1 : h->in_len;
+    *buf = uv_buf_init((char *)h->in + h->in_len, (unsigned)(want - h->in_len));
+}
+
+/* ---- acceptor side ---- */
+
+static void acceptor_on_hello(struct hs *h)
+{
+    struct port *p = h->p;
+    struct hello hl;
+    int n = hello_decode(h->in, h->in_len, &hl);
+    if (n == 0) return;
+    if (n < 0 || (size_t)n != h->in_len) {
+        hs_refuse(h, "not a cluster hello");
+        return;
+    }
+    h->hello_len = (size_t)n;
+    memcpy(h->hello, h->in, h->hello_len);
+    h->in_len = 0;
+    uint8_t ch[HELLO_CHALLENGE] = {0};
+    memcpy(ch, "STCC", 4);
+    ch[4] = HELLO_VERSION;
+    int status = HELLO_STATUS_OK;
+    if (h->hello[4] != HELLO_VERSION)
+        status = HELLO_STATUS_VERSION;
+    else if (hl.cluster != p->cfg.cluster)
+        status = HELLO_STATUS_CLUSTER;
+    ch[5] = (uint8_t)status;
+    hello_put64(ch + 8, p->cfg.node_id);
+    if (status != HELLO_STATUS_OK) {
+        hs_write(h, ch, sizeof ch);
+        hs_refuse(h, status == HELLO_STATUS_VERSION ? "unknown hello version"
+                                                    : "from another cluster (cluster name)");
+        return;
+    }
+    if (hl.channel < HELLO_CHANNEL_RAFT || hl.channel > HELLO_CHANNEL_REMOVED || hl.node_id == 0) {
+        hs_refuse(h, "bad channel or node id");
+        return;
+    }
+    h->channel = hl.channel;
+    h->peer_id = hl.node_id;
+    memcpy(h->peer_addr, hl.addr, sizeof h->peer_addr);
+    if (hello_nonce(h->nonce_a) != 0) {
+        hs_fail(h, -EIO);
+        return;
+    }
+    memcpy(ch + 16, h->nonce_a, HELLO_NONCE);
+    uint8_t extra[8 + HELLO_NONCE];
+    memcpy(extra, ch + 8, sizeof extra);
+    if (hello_mac(p->secret, p->cfg.secret_len, 'A', h->hello, h->hello_len, extra, sizeof extra,
+                  ch + 16 + HELLO_NONCE) != 0) {
+        hs_fail(h, -EIO);
+        return;
+    }
+    h->state = HS_WAIT_PROOF;
+    int rc = hs_write(h, ch, sizeof ch);
+    if (rc != 0) hs_fail(h, rc);
+}
+
+static void acceptor_on_proof(struct hs *h)
+{
+    struct port *p = h->p;
+    if (h->in_len < HELLO_PROOF) return;
+    if (h->in_len > HELLO_PROOF) {
+        hs_refuse(h, "bytes after the proof");
+        return;
+    }
+    uint8_t mac[HELLO_MAC];
+    if (hello_mac(p->secret, p->cfg.secret_len, 'D', h->hello, h->hello_len, h->nonce_a,
+                  HELLO_NONCE, mac) != 0) {
+        hs_fail(h, -EIO);
+        return;
+    }
+    if (!hello_mac_equal(mac, h->in)) {
+        hs_refuse(h, "wrong cluster secret");
+        return;
+    }
+    uv_read_stop((uv_stream_t *)h->tcp);
+    h->state = HS_HANDOFF;
+    int rc = hs_write(h, (const uint8_t *)"STOK", HELLO_OK);
+    if (rc != 0) hs_fail(h, rc);
+}
+
+/* ---- dialer side ---- */
+
+static void dialer_on_challenge(struct hs *h)
+{
+    struct port *p = h->p;
+    if (h->in_len >= 4 && memcmp(h->in, "STCC", 4) != 0) {
+        hs_refuse(h, "not a cluster port");
+        return;
+    }
+    if (h->in_len < HELLO_CHALLENGE) return;
+    if (h->in_len > HELLO_CHALLENGE) {
+        hs_refuse(h, "bytes after the challenge");
+        return;
+    }
+    if (h->in[5] != HELLO_STATUS_OK) {
+        hs_refuse(h, h->in[5] == HELLO_STATUS_CLUSTER ? "the peer belongs to another cluster"
+                                                      : "the peer speaks another hello version");
+        return;
+    }
+    uint8_t mac[HELLO_MAC];
+    if (hello_mac(p->secret, p->cfg.secret_len, 'A', h->hello, h->hello_len, h->in + 8,
+                  8 + HELLO_NONCE, mac) != 0) {
+        hs_fail(h, -EIO);
+        return;
+    }
+    if (!hello_mac_equal(mac, h->in + 16 + HELLO_NONCE)) {
+        hs_refuse(h, "the peer cannot prove the cluster secret");
+        return;
+    }
+    h->peer_id = hello_get64(h->in + 8);
+    memcpy(h->nonce_a, h->in + 16, HELLO_NONCE);
+    h->in_len = 0;
+    uint8_t proof[HELLO_PROOF];
+    if (hello_mac(p->secret, p->cfg.secret_len, 'D', h->hello, h->hello_len, h->nonce_a,
+                  HELLO_NONCE, proof) != 0) {
+        hs_fail(h, -EIO);
+        return;
+    }
+    h->state = HS_WAIT_OK;
+    int rc = hs_write(h, proof, sizeof proof);
+    if (rc != 0) hs_fail(h, rc);
+}
+
+static void dialer_on_ok(struct hs *h)
+{
+    if (h->in_len < HELLO_OK) return;
+    if (h->in_len > HELLO_OK || memcmp(h->in, "STOK", 4) != 0) {
+        /* The acceptor closes without OK when our proof was wrong. */
+        hs_refuse(h, "hello not accepted");
+        return;
+    }
+    uv_read_stop((uv_stream_t *)h->tcp);
+    h->state = HS_HANDOFF;
+    if (h->writes_pending == 0) hs_handoff(h);
+}
+
+static void hs_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct hs *h = s->data;
+    (void)buf;
+    if (nread == 0) return;
+    if (nread < 0) {
+        if (h->state == HS_WAIT_OK && nread == UV_EOF) {
+            hs_refuse(h, "closed by the peer (wrong cluster secret?)");
+            return;
+        }
+        hs_fail(h, (int)nread);
+        return;
+    }
+    h->in_len += (size_t)nread;
+    switch (h->state) {
+    case HS_WAIT_HELLO:
+        acceptor_on_hello(h);
+        break;
+    case HS_WAIT_PROOF:
+        acceptor_on_proof(h);
+        break;
+    case HS_WAIT_CHALLENGE:
+        dialer_on_challenge(h);
+        break;
+    case HS_WAIT_OK:
+        dialer_on_ok(h);
+        break;
+    default:
+        hs_fail(h, -EPROTO);
+        break;
+    }
+    if (h->state != HS_FAILING && h->in_len == sizeof h->in) hs_refuse(h, "hello too long");
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct port *p = server->data;
+    if (status < 0 || p->closing) return;
+    uv_tcp_t *tcp = raft_malloc(sizeof *tcp);
+    if (!tcp) return;
+    uv_tcp_init(p->loop, tcp);
+    p->n_handles++;
+    tcp->data = p;
+    if (uv_accept(server, (uv_stream_t *)tcp) != 0) {
+        uv_close((uv_handle_t *)tcp, tcp_free_cb);
+        return;
+    }
+    struct hs *h = hs_new(p, false);
+    if (!h) {
+        uv_close((uv_handle_t *)tcp, tcp_free_cb);
+        return;
+    }
+    h->tcp = tcp;
+    tcp->data = h;
+    h->state = HS_WAIT_HELLO;
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    snprintf(h->where, sizeof h->where, "?");
+    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) == 0) {
+        char ip[64] = "?";
+        if (ss.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
+            snprintf(h->where, sizeof h->where, "[%s]:%u", ip,
+                     ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
+            snprintf(h->where, sizeof h->where, "%s:%u", ip,
+                     ntohs(((struct sockaddr_in *)&ss)->sin_port));
+        }
+    }
+    uv_tcp_nodelay(tcp, 1);
+    int rc = uv_read_start((uv_stream_t *)tcp, hs_alloc_cb, hs_read_cb);
+    if (rc != 0) hs_fail(h, rc);
+}
+
+static void dial_try_next(struct hs *h, int last_error);
+
+static void dial_connect_cb(uv_connect_t *req, int status)
+{
+    struct hs *h = req->data;
+    if (h->state != HS_CONNECTING) return; /* failing: the close callback finishes */
+    if (h->canceled) {
+        hs_fail(h, -ECANCELED);
+        return;
+    }
+    if (status < 0) {
+        uv_tcp_t *tcp = h->tcp;
+        h->tcp = NULL;
+        tcp->data = h->p;
+        uv_close((uv_handle_t *)tcp, tcp_free_cb);
+        dial_try_next(h, status);
+        return;
+    }
+    uv_tcp_nodelay(h->tcp, 1);
+    h->state = HS_WAIT_CHALLENGE;
+    int rc = hs_write(h, h->hello, h->hello_len);
+    if (rc == 0) rc = uv_read_start((uv_stream_t *)h->tcp, hs_alloc_cb, hs_read_cb);
+    if (rc != 0) hs_fail(h, rc);
+}
+
+static void dial_try_next(struct hs *h, int last_error)
+{
+    struct port *p = h->p;
+    struct addrinfo *ai = h->ai_next;
+    if (!ai || p->closing) {
+        h->state = HS_FAILING;
+        hs_finish(h, p->closing ? -ECANCELED : last_error);
+        return;
+    }
+    h->ai_next = ai->ai_next;
+    uv_tcp_t *tcp = raft_malloc(sizeof *tcp);
+    if (!tcp) {
+        h->state = HS_FAILING;
+        hs_finish(h, -ENOMEM);
+        return;
+    }
+    uv_tcp_init(p->loop, tcp);
+    p->n_handles++;
+    tcp->data = h;
+    h->tcp = tcp;
+    h->conn.data = h;
+    h->state = HS_CONNECTING;
+    int rc = uv_tcp_connect(&h->conn, tcp, ai->ai_addr, dial_connect_cb);
+    if (rc != 0) {
+        h->tcp = NULL;
+        tcp->data = p;
+        uv_close((uv_handle_t *)tcp, tcp_free_cb);
+        dial_try_next(h, rc);
+    }
+}
+
+static void dial_gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    struct hs *h = req->data;
+    struct port *p = h->p;
+    p->n_gai--;
+    h->ai = res;
+    h->ai_next = res;
+    if (h->canceled || p->closing) {
+        h->state = HS_FAILING;
+        hs_finish(h, -ECANCELED);
+        return;
+    }
+    if (status < 0) {
+        port_logf(p, CLUSTER_LOG_INFO, "cluster port: cannot resolve %s: %s", h->where,
+                  uv_strerror(status));
+        h->state = HS_FAILING;
+        hs_finish(h, status);
+        return;
+    }
+    dial_try_next(h, -EHOSTUNREACH);
+}
+
+int port_dial(struct port *p, const char *address, uint8_t channel, port_dial_cb cb, void *data,
+              struct port_dial **out)
+{
+    char host[256], serv[16];
+    if (p->closing) return -ECANCELED;
+    if (port_split_address(address, host, sizeof host, serv, sizeof serv) != 0) return -EINVAL;
+    struct hs *h = hs_new(p, true);
+    if (!h) return -ENOMEM;
+    h->channel = channel;
+    h->cb = cb;
+    h->data = data;
+    snprintf(h->where, sizeof h->where, "%s", address);
+    struct hello hl = {.channel = channel, .cluster = p->cfg.cluster, .node_id = p->cfg.node_id};
+    snprintf(hl.addr, sizeof hl.addr, "%s", p->advertise);
+    int rc = hello_nonce(hl.nonce);
+    if (rc == 0) {
+        h->hello_len = hello_encode(&hl, h->hello);
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+        h->gai.data = h;
+        h->state = HS_RESOLVING;
+        rc = uv_getaddrinfo(p->loop, &h->gai, dial_gai_cb, host, serv, &hints);
+    }
+    if (rc != 0) {
+        hs_unlink(h);
+        free(h);
+        return rc;
+    }
+    p->n_gai++;
+    if (out) *out = (struct port_dial *)h;
+    return 0;
+}
+
+void port_dial_cancel(struct port_dial *d)
+{
+    struct hs *h = (struct hs *)d;
+    if (h->canceled || h->state == HS_FAILING) return;
+    h->canceled = true;
+    h->cb = NULL; /* the caller asked: it hears nothing more */
+    if (h->state == HS_RESOLVING) {
+        uv_cancel((uv_req_t *)&h->gai); /* or the callback sees canceled */
+        return;
+    }
+    hs_fail(h, -ECANCELED);
+}
+
+void port_stream_close(uv_tcp_t *stream)
+{
+    uv_close((uv_handle_t *)stream, (uv_close_cb)raft_free);
+}
+
+/* ---- listener and lifecycle ---- */
+
+static void sweep_cb(uv_timer_t *t)
+{
+    struct port *p = t->data;
+    uint64_t now = uv_now(p->loop);
+    struct hs *h = p->hs_head;
+    while (h) {
+        struct hs *next = h->next;
+        if (h->state != HS_FAILING && h->state != HS_RESOLVING && h->state != HS_HANDOFF &&
+            now > h->deadline_ms) {
+            if (h->state == HS_CONNECTING)
+                hs_fail(h, -ETIMEDOUT);
+            else
+                hs_refuse(h, "hello timed out");
+        }
+        h = next;
+    }
+}
+
+int port_new(uv_loop_t *loop, const struct port_config *cfg, port_accept_cb accept_cb, void *ctx,
+             struct port **out)
+{
+    struct port *p = calloc(1, sizeof *p);
+    if (!p) return -ENOMEM;
+    p->loop = loop;
+    p->cfg = *cfg;
+    if (!p->cfg.hello_timeout_ms) p->cfg.hello_timeout_ms = DEFAULT_HELLO_TIMEOUT_MS;
+    p->advertise = strdup(cfg->advertise ? cfg->advertise : "");
+    p->secret = malloc(cfg->secret_len ? cfg->secret_len : 1);
+    if (!p->advertise || !p->secret) {
+        free(p->advertise);
+        free(p->secret);
+        free(p);
+        return -ENOMEM;
+    }
+    if (cfg->secret_len) memcpy(p->secret, cfg->secret, cfg->secret_len);
+    p->accept_cb = accept_cb;
+    p->ctx = ctx;
+    uv_tcp_init(loop, &p->listener);
+    p->listener.data = p;
+    uv_timer_init(loop, &p->sweep);
+    p->sweep.data = p;
+    uv_unref((uv_handle_t *)&p->sweep);
+    uv_timer_start(&p->sweep, sweep_cb, SWEEP_MS, SWEEP_MS);
+    p->n_own = 2;
+    *out = p;
+    return 0;
+}
+
+int port_listen(struct port *p, const char *bind, unsigned port_no)
+{
+    struct sockaddr_storage ss;
+    int rc;
+    if (!bind || !*bind) {
+        rc = uv_ip6_addr("::", (int)port_no, (struct sockaddr_in6 *)&ss);
+        if (rc == 0) rc = uv_tcp_bind(&p->listener, (struct sockaddr *)&ss, 0);
+        if (rc != 0) {
+            /* No IPv6 on this host. */
+            uv_ip4_addr("0.0.0.0", (int)port_no, (struct sockaddr_in *)&ss);
+            rc = uv_tcp_bind(&p->listener, (struct sockaddr *)&ss, 0);
+        }
+    } else {
+        uv_getaddrinfo_t req;
+        char serv[16];
+        snprintf(serv, sizeof serv, "%u", port_no);
+        struct addrinfo hints = {
+            .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+        rc = uv_getaddrinfo(p->loop, &req, NULL, bind, serv, &hints);
+        if (rc == 0) {
+            rc = uv_tcp_bind(&p->listener, req.addrinfo->ai_addr, 0);
+            uv_freeaddrinfo(req.addrinfo);
+        }
+    }
+    if (rc == 0) rc = uv_listen((uv_stream_t *)&p->listener, 128, on_connection);
+    if (rc != 0) {
+        port_logf(p, CLUSTER_LOG_ERR, "cluster port: cannot listen on %s:%u: %s",
+                  bind && *bind ? bind : "*", port_no, uv_strerror(rc));
+        return rc;
+    }
+    p->listening = true;
+    port_logf(p, CLUSTER_LOG_NOTICE, "cluster port listening on %s:%u", bind && *bind ? bind : "*",
+              port_bound(p));
+    return 0;
+}
+
+unsigned port_bound(const struct port *p)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    if (uv_tcp_getsockname(&p->listener, (struct sockaddr *)&ss, &len) != 0) return 0;
+    if (ss.ss_family == AF_INET6) return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+void port_get_stats(const struct port *p, struct port_stats *out)
+{
+    *out = p->stats;
+}
+
+static void own_closed(uv_handle_t *handle)
+{
+    struct port *p = handle->data;
+    p->n_own--;
+    port_maybe_closed(p);
+}
+
+void port_close(struct port *p, void (*cb)(void *data), void *data)
+{
+    p->closing = true;
+    p->close_cb = cb;
+    p->close_data = data;
+    uv_close((uv_handle_t *)&p->listener, own_closed);
+    uv_close((uv_handle_t *)&p->sweep, own_closed);
+    struct hs *h = p->hs_head;
+    while (h) {
+        struct hs *next = h->next;
+        if (h->state == HS_RESOLVING) {
+            h->canceled = true;
+            uv_cancel((uv_req_t *)&h->gai);
+        } else if (h->state == HS_HANDOFF) {
+            hs_fail(h, -ECANCELED);
+        } else {
+            hs_fail(h, -ECANCELED);
+        }
+        h = next;
+    }
+}

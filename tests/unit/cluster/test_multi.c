@@ -1,0 +1,590 @@
+/* Several cluster nodes on one libuv loop, over real sockets on 127.0.0.1: the cluster port
+ * and its hello, the Raft transport over it, bootstrap of a static configuration, proposals
+ * forwarded from followers, leader loss, join (spare -> voter) and remove, liveness verdicts
+ * and the ring, node-link frames (order, batching, shedding). Every wait is bounded. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <uv.h>
+
+#include "cluster.h"
+#include "testlib.h"
+
+#define MAX_NODES  5
+#define MAX_FRAMES 4096
+
+static uv_loop_t loop;
+
+struct tnode {
+    int idx;
+    uint64_t id;
+    struct cluster *c;
+    struct cluster_config cfg;
+    char dir[512];
+    char addr[64];
+    bool open, closed, removed;
+    unsigned n_applied, n_ring, n_down_events;
+    uint64_t last_applied_index;
+    /* link frames received */
+    uint32_t frames[MAX_FRAMES];
+    unsigned n_frames;
+    uint64_t frame_from;
+};
+
+static struct tnode nodes[MAX_NODES];
+static struct cluster_peer peers[MAX_NODES];
+static size_t n_peers;
+static const char *secret = "s3cret";
+
+static void log_line(void *ctx, enum cluster_log_level level, const char *line)
+{
+    struct tnode *n = ctx;
+    if (level >= CLUSTER_LOG_ERR || getenv("TEST_VERBOSE"))
+        fprintf(stderr, "node%llu[%d]: %s\n", (unsigned long long)n->id, level, line);
+}
+
+static void ev_applied(void *ctx, const struct cluster_cmd *cmd, uint64_t index)
+{
+    struct tnode *n = ctx;
+    (void)cmd;
+    n->n_applied++;
+    n->last_applied_index = index;
+}
+
+static void ev_ring(void *ctx)
+{
+    struct tnode *n = ctx;
+    n->n_ring++;
+}
+
+static void ev_node(void *ctx, uint64_t id, bool up, bool is_leader)
+{
+    struct tnode *n = ctx;
+    (void)id;
+    (void)is_leader;
+    if (!up) n->n_down_events++;
+}
+
+static void ev_removed(void *ctx)
+{
+    struct tnode *n = ctx;
+    n->removed = true;
+}
+
+static void ev_frame(void *ctx, uint64_t from, uint8_t type, const uint8_t *buf, size_t len)
+{
+    struct tnode *n = ctx;
+    assert_int_equal(type, 7);
+    assert_int_equal(len, 4);
+    if (n->n_frames < MAX_FRAMES) {
+        n->frames[n->n_frames++] =
+            (uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 | (uint32_t)buf[2] << 8 | buf[3];
+    }
+    n->frame_from = from;
+}
+
+static const struct cluster_events events = {
+    .applied = ev_applied,
+    .ring_changed = ev_ring,
+    .node_changed = ev_node,
+    .removed = ev_removed,
+    .link_frame = ev_frame,
+};
+
+static unsigned free_port(void)
+{
+    uv_tcp_t t;
+    struct sockaddr_in a;
+    uv_tcp_init(&loop, &t);
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    assert_int_equal(uv_tcp_bind(&t, (struct sockaddr *)&a, 0), 0);
+    struct sockaddr_in b;
+    int len = sizeof b;
+    uv_tcp_getsockname(&t, (struct sockaddr *)&b, &len);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    return ntohs(b.sin_port);
+}
+
+/* Prepares node i (id i+1) with a fresh port; host "127.0.0.1" or a name. */
+static void node_prepare(int i, const char *host)
+{
+    struct tnode *n = &nodes[i];
+    memset(n, 0, sizeof *n);
+    n->idx = i;
+    n->id = (uint64_t)i + 1;
+    snprintf(n->dir, sizeof n->dir, "%s", test_mkdtemp());
+    unsigned port = free_port();
+    snprintf(n->addr, sizeof n->addr, "%s:%u", host, port);
+    n->cfg = (struct cluster_config){
+        .data_dir = n->dir,
+        .node_id = n->id,
+        .log = log_line,
+        .log_ctx = n,
+        .election_timeout_ms = 300,
+        .heartbeat_timeout_ms = 50,
+        .listen_port = port,
+        .listen_bind = "127.0.0.1",
+        .advertise = n->addr,
+        .secret = (const uint8_t *)secret,
+        .secret_len = strlen(secret),
+        .link_queue_max_bytes = 1 << 20,
+    };
+}
+
+static void node_start(int i)
+{
+    struct tnode *n = &nodes[i];
+    assert_int_equal(cluster_new(&loop, &n->cfg, &events, n, &n->c), 0);
+    assert_int_equal(cluster_start(n->c), 0);
+    n->open = true;
+}
+
+static void closed_cb(void *data)
+{
+    struct tnode *n = data;
+    n->closed = true;
+}
+
+static void timeout_cb(uv_timer_t *t)
+{
+    bool *expired = t->data;
+    *expired = true;
+}
+
+static bool run_until(bool (*cond)(void *arg), void *arg, unsigned ms)
+{
+    uv_timer_t timer;
+    bool expired = false;
+    uv_timer_init(&loop, &timer);
+    timer.data = &expired;
+    uv_timer_start(&timer, timeout_cb, ms, 0);
+    /* Wakes the loop regularly, so that conditions set by unref'd timers are seen. */
+    uv_timer_t wake;
+    bool dummy = false;
+    uv_timer_init(&loop, &wake);
+    wake.data = &dummy;
+    uv_timer_start(&wake, timeout_cb, 20, 20);
+    while (!cond(arg) && !expired)
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&timer, NULL);
+    uv_close((uv_handle_t *)&wake, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    return !expired;
+}
+
+static bool node_closed(void *arg)
+{
+    return ((struct tnode *)arg)->closed;
+}
+
+static void node_stop(int i)
+{
+    struct tnode *n = &nodes[i];
+    if (!n->open) return;
+    cluster_close(n->c, closed_cb, n);
+    assert_true(run_until(node_closed, n, 5000));
+    n->open = false;
+}
+
+static void all_stop(void)
+{
+    for (int i = 0; i < MAX_NODES; i++)
+        node_stop(i);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    for (int i = 0; i < MAX_NODES; i++)
+        if (nodes[i].dir[0]) test_rmdir(nodes[i].dir);
+}
+
+/* The leader every open node agrees on, or NULL. */
+static struct tnode *agreed_leader(void)
+{
+    uint64_t id = 0;
+    struct tnode *l = NULL;
+    for (int i = 0; i < MAX_NODES; i++) {
+        struct tnode *n = &nodes[i];
+        if (!n->open || n->removed) continue;
+        uint64_t lid = cluster_leader_id(n->c);
+        if (lid == 0 || (id && lid != id)) return NULL;
+        id = lid;
+        if (cluster_is_leader(n->c)) l = n;
+    }
+    return l && l->id == id ? l : NULL;
+}
+
+static bool have_leader(void *arg)
+{
+    (void)arg;
+    return agreed_leader() != NULL;
+}
+
+static void start_cluster(int n, const char *host)
+{
+    assert_int_equal(uv_loop_init(&loop), 0);
+    memset(nodes, 0, sizeof nodes);
+    for (int i = 0; i < n; i++)
+        node_prepare(i, host);
+    n_peers = (size_t)n;
+    for (int i = 0; i < n; i++)
+        peers[i] = (struct cluster_peer){nodes[i].id, nodes[i].addr};
+    for (int i = 0; i < n; i++) {
+        nodes[i].cfg.peers = peers;
+        nodes[i].cfg.n_peers = n_peers;
+        node_start(i);
+    }
+    assert_true(run_until(have_leader, NULL, 10000));
+}
+
+static struct tnode *a_follower(void)
+{
+    for (int i = 0; i < MAX_NODES; i++)
+        if (nodes[i].open && !nodes[i].removed && !cluster_is_leader(nodes[i].c)) return &nodes[i];
+    return NULL;
+}
+
+struct done {
+    bool fired;
+    int status;
+    uint64_t index;
+};
+
+static void done_cb(void *data, int status, uint64_t index)
+{
+    struct done *d = data;
+    d->fired = true;
+    d->status = status;
+    d->index = index;
+}
+
+static void change_done_cb(void *data, int status)
+{
+    done_cb(data, status, 0);
+}
+
+static bool fired(void *arg)
+{
+    return ((struct done *)arg)->fired;
+}
+
+static struct cluster_cmd c_retain(const char *topic)
+{
+    return (struct cluster_cmd){.type = CLUSTER_CMD_RETAIN_SET,
+                                .retain_set = {.msg = {.topic = {topic, strlen(topic)},
+                                                       .payload = {(const uint8_t *)"v", 1},
+                                                       .qos = 1}}};
+}
+
+static bool has_retained(struct cluster *c, const char *topic)
+{
+    struct store_txn *t;
+    struct store_retained r;
+    assert_int_equal(store_read_begin(cluster_storage(c), &t), 0);
+    int rc = store_retain_get(t, topic, strlen(topic), &r);
+    store_txn_end(t);
+    return rc == 0;
+}
+
+static uint64_t want_index;
+static bool all_applied(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < MAX_NODES; i++)
+        if (nodes[i].open && !nodes[i].removed && cluster_last_applied(nodes[i].c) < want_index)
+            return false;
+    return true;
+}
+
+/* Proposes a retained topic on node n and checks it reaches every open node. */
+static void propose_everywhere(struct tnode *n, const char *topic)
+{
+    struct cluster_cmd cmd = c_retain(topic);
+    struct done d = {0};
+    assert_int_equal(cluster_propose(n->c, &cmd, done_cb, &d), 0);
+    assert_false(d.fired);
+    assert_true(run_until(fired, &d, 10000));
+    assert_int_equal(d.status, 0);
+    assert_true(d.index > 0);
+    /* Applied on the proposer before its callback. */
+    assert_true(cluster_last_applied(n->c) >= d.index);
+    assert_true(has_retained(n->c, topic));
+    want_index = d.index;
+    assert_true(run_until(all_applied, NULL, 10000));
+    for (int i = 0; i < MAX_NODES; i++)
+        if (nodes[i].open && !nodes[i].removed) assert_true(has_retained(nodes[i].c, topic));
+}
+
+static size_t live_count(struct cluster *c)
+{
+    uint64_t ids[MAX_NODES];
+    return cluster_live_members(c, ids, MAX_NODES);
+}
+
+static size_t want_live;
+static bool live_everywhere(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < MAX_NODES; i++)
+        if (nodes[i].open && !nodes[i].removed && live_count(nodes[i].c) != want_live) return false;
+    return true;
+}
+
+/* ---- tests ---- */
+
+/* Three nodes bootstrap, elect, commit every node up (the ring), forward a follower's
+ * proposal; the owner of a topic is the same everywhere. */
+static void bootstrap_and_forward(void **state)
+{
+    (void)state;
+    start_cluster(3, "127.0.0.1");
+    struct tnode *f = a_follower();
+    assert_non_null(f);
+    propose_everywhere(f, "from/follower");
+    propose_everywhere(agreed_leader(), "from/leader");
+    want_live = 3;
+    assert_true(run_until(live_everywhere, NULL, 10000));
+    char topic[32];
+    for (int t = 0; t < 100; t++) {
+        snprintf(topic, sizeof topic, "t/%d", t);
+        uint64_t o = cluster_owner(nodes[0].c, topic, strlen(topic));
+        assert_true(o >= 1 && o <= 3);
+        assert_int_equal(cluster_owner(nodes[1].c, topic, strlen(topic)), o);
+        assert_int_equal(cluster_owner(nodes[2].c, topic, strlen(topic)), o);
+    }
+    struct cluster_member m[MAX_NODES];
+    struct cluster_status st;
+    cluster_members(nodes[0].c, m, MAX_NODES, &st);
+    assert_int_equal(st.n_members, 3);
+    assert_int_equal(st.node_id, 1);
+    assert_true(st.leader_id >= 1 && st.leader_id <= 3);
+    assert_true(st.term >= 1);
+    assert_true(st.commit_index >= want_index);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(m[i].role, CLUSTER_ROLE_VOTER);
+        assert_true(m[i].alive);
+    }
+    all_stop();
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* The leader goes away: the others elect a new one, commit it down, and proposals from the
+ * remaining follower go on. */
+static void leader_loss(void **state)
+{
+    (void)state;
+    start_cluster(3, "127.0.0.1");
+    want_live = 3;
+    assert_true(run_until(live_everywhere, NULL, 10000));
+    struct tnode *old = agreed_leader();
+    node_stop(old->idx);
+    assert_true(run_until(have_leader, NULL, 10000));
+    struct tnode *l = agreed_leader();
+    assert_true(l != old);
+    propose_everywhere(a_follower(), "after/loss");
+    want_live = 2;
+    assert_true(run_until(live_everywhere, NULL, 10000));
+    assert_true(a_follower()->n_down_events >= 1);
+    assert_true(a_follower()->n_ring >= 1);
+    /* No leader for the last one alone: proposals are refused at once. */
+    node_stop(l->idx);
+    struct tnode *last = a_follower();
+    uv_run(&loop, UV_RUN_NOWAIT);
+    struct cluster_cmd cmd = c_retain("alone");
+    int rc = 0;
+    for (int tries = 0; tries < 200; tries++) {
+        struct done d = {0};
+        rc = cluster_propose(last->c, &cmd, done_cb, &d);
+        if (rc != 0) break;
+        assert_true(run_until(fired, &d, 10000));
+        assert_true(d.status != 0);
+    }
+    assert_int_equal(rc, CLUSTER_ENOQUORUM);
+    all_stop();
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static bool n4_voter(void *arg)
+{
+    (void)arg;
+    struct tnode *l = agreed_leader();
+    if (!l) return false;
+    struct cluster_member m[MAX_NODES];
+    struct cluster_status st;
+    cluster_members(l->c, m, MAX_NODES, &st);
+    for (size_t i = 0; i < st.n_members && i < MAX_NODES; i++)
+        if (m[i].id == 4 && m[i].role == CLUSTER_ROLE_VOTER) return true;
+    return false;
+}
+
+static bool n4_removed(void *arg)
+{
+    (void)arg;
+    return nodes[3].removed;
+}
+
+/* A fourth node joins through a follower (redirected to the leader), becomes a voter, gets
+ * the state; then it is removed and hears of it. */
+static void join_and_remove(void **state)
+{
+    (void)state;
+    start_cluster(3, "127.0.0.1");
+    propose_everywhere(agreed_leader(), "before/join");
+    node_prepare(3, "127.0.0.1");
+    nodes[3].cfg.join = a_follower()->addr;
+    node_start(3);
+    assert_true(run_until(n4_voter, NULL, 15000));
+    want_index = cluster_last_applied(agreed_leader()->c);
+    assert_true(run_until(all_applied, NULL, 10000));
+    assert_true(has_retained(nodes[3].c, "before/join"));
+    propose_everywhere(&nodes[3], "from/joined");
+    want_live = 4;
+    assert_true(run_until(live_everywhere, NULL, 10000));
+
+    struct done d = {0};
+    assert_int_equal(cluster_remove(agreed_leader()->c, 4, change_done_cb, &d), 0);
+    assert_true(run_until(n4_removed, NULL, 10000));
+    struct cluster_cmd cmd = c_retain("x");
+    assert_int_equal(cluster_propose(nodes[3].c, &cmd, NULL, NULL), CLUSTER_ENOTMEMBER);
+    want_live = 3;
+    node_stop(3);
+    assert_true(run_until(live_everywhere, NULL, 10000));
+    all_stop();
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static bool leader_is_not(void *arg)
+{
+    struct tnode *l = agreed_leader();
+    return l && l != arg;
+}
+
+/* Leadership transfer hands over to another voter. */
+static void transfer(void **state)
+{
+    (void)state;
+    start_cluster(3, "localhost"); /* names resolve */
+    struct tnode *l = agreed_leader();
+    struct done d = {0};
+    assert_int_equal(cluster_transfer(l->c, 0, change_done_cb, &d), 0);
+    assert_true(run_until(leader_is_not, l, 10000));
+    propose_everywhere(a_follower(), "after/transfer");
+    all_stop();
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static unsigned want_frames;
+static bool frames_in(void *arg)
+{
+    return ((struct tnode *)arg)->n_frames >= want_frames;
+}
+
+static bool link_down(void *arg)
+{
+    struct cluster_link_stats st[MAX_NODES];
+    size_t n = cluster_link_stats(nodes[0].c, st, MAX_NODES);
+    for (size_t i = 0; i < n; i++)
+        if (st[i].node_id == (uint64_t)(uintptr_t)arg) return !st[i].up;
+    return false;
+}
+
+static bool link_up(void *arg)
+{
+    return !link_down(arg);
+}
+
+/* Frames from node 1 to node 2 arrive in order, several per write; with node 2 gone, QoS 0
+ * frames are shed and counted, others held until the queue is full. */
+static void link_frames(void **state)
+{
+    (void)state;
+    start_cluster(3, "127.0.0.1");
+    assert_true(run_until(link_up, (void *)(uintptr_t)2, 10000));
+    const unsigned n = 2000;
+    for (unsigned i = 0; i < n; i++) {
+        uint8_t b[4] = {(uint8_t)(i >> 24), (uint8_t)(i >> 16), (uint8_t)(i >> 8), (uint8_t)i};
+        assert_int_equal(cluster_link_send(nodes[0].c, 2, 7, b, 4, i % 2 ? CLUSTER_LINK_QOS0 : 0),
+                         0);
+    }
+    want_frames = n;
+    assert_true(run_until(frames_in, &nodes[1], 10000));
+    assert_int_equal(nodes[1].frame_from, 1);
+    for (unsigned i = 0; i < n; i++)
+        assert_int_equal(nodes[1].frames[i], i);
+    struct cluster_link_stats st[MAX_NODES];
+    size_t k = cluster_link_stats(nodes[0].c, st, MAX_NODES);
+    assert_int_equal(k, 2);
+    for (size_t i = 0; i < k; i++) {
+        if (st[i].node_id != 2) continue;
+        assert_true(st[i].up);
+        assert_true(st[i].writes < n / 10); /* batched */
+        assert_int_equal(st[i].shed, 0);
+    }
+    assert_int_equal(cluster_link_send(nodes[0].c, 1, 7, "abcd", 4, 0), -ENOENT);
+    assert_int_equal(cluster_link_send(nodes[0].c, 9, 7, "abcd", 4, 0), -ENOENT);
+    assert_int_equal(cluster_link_send(nodes[0].c, 2, 0xF1, "abcd", 4, 0), -EINVAL);
+
+    node_stop(1);
+    assert_true(run_until(link_down, (void *)(uintptr_t)2, 10000));
+    assert_int_equal(cluster_link_send(nodes[0].c, 2, 7, "abcd", 4, CLUSTER_LINK_QOS0), -ENOBUFS);
+    assert_int_equal(cluster_link_send(nodes[0].c, 2, 7, "abcd", 4, 0), 0); /* held */
+    static uint8_t big[256 << 10];
+    int rc = 0;
+    for (int i = 0; i < 10 && rc == 0; i++)
+        rc = cluster_link_send(nodes[0].c, 2, 7, big, sizeof big, 0);
+    assert_int_equal(rc, -ENOBUFS); /* the 1 MiB queue is full */
+    k = cluster_link_stats(nodes[0].c, st, MAX_NODES);
+    for (size_t i = 0; i < k; i++) {
+        if (st[i].node_id != 2) continue;
+        assert_false(st[i].up);
+        assert_int_equal(st[i].shed, 1);
+        assert_int_equal(st[i].refused, 1);
+        assert_true(st[i].queued_bytes > 0);
+    }
+    all_stop();
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* A node with another secret never gets in: no leader for it, the others carry on. */
+static void wrong_secret(void **state)
+{
+    (void)state;
+    start_cluster(3, "127.0.0.1");
+    node_prepare(3, "127.0.0.1");
+    nodes[3].cfg.secret = (const uint8_t *)"wrong";
+    nodes[3].cfg.secret_len = 5;
+    nodes[3].cfg.join = nodes[0].addr;
+    node_start(3);
+    bool never = false;
+    run_until(n4_voter, &never, 2000);
+    assert_false(n4_voter(NULL));
+    assert_int_equal(cluster_leader_id(nodes[3].c), 0);
+    struct cluster_cmd cmd = c_retain("x");
+    assert_int_equal(cluster_propose(nodes[3].c, &cmd, NULL, NULL), CLUSTER_ENOQUORUM);
+    node_stop(3);
+    propose_everywhere(agreed_leader(), "still/works");
+    all_stop();
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1) cmocka_set_test_filter(argv[1]);
+    signal(SIGPIPE,
+           SIG_IGN); /* as the broker: a peer closing mid-write is an error, not a signal */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(bootstrap_and_forward), cmocka_unit_test(leader_loss),
+        cmocka_unit_test(join_and_remove),       cmocka_unit_test(transfer),
+        cmocka_unit_test(link_frames),           cmocka_unit_test(wrong_secret),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
