@@ -432,6 +432,11 @@ static void hs_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             hs_refuse(h, "closed by the peer (wrong cluster secret?)");
             return;
         }
+        if (h->state == HS_WAIT_PROOF) {
+            /* A dialer that could not check our proof gives up here. */
+            hs_refuse(h, "closed without proving the cluster secret");
+            return;
+        }
         hs_fail(h, (int)nread);
         return;
     }
