@@ -341,3 +341,22 @@ def test_per_listener_settings():
             with pytest.raises(AssertionError):
                 Client(b, "closed", V311, port=p2).disconnect()
             Client(b, "user", V311, port=p2, username="u", password="p").disconnect()
+
+
+# user: started as root, the broker drops to that user after opening its listeners.
+def test_user_drops_privileges():
+    import pwd
+    if os.getuid() != 0:
+        pytest.skip("needs root")
+    nobody = pwd.getpwnam("nobody")
+    with Broker({"user": "nobody"}, start=False) as b:
+        os.chmod(b.tmp, 0o777)
+        os.chmod(b.data_dir, 0o777)
+        b.start()
+
+        def uids():
+            with open("/proc/%d/status" % b.pid) as f:
+                return [ln.split()[1:] for ln in f if ln.startswith("Uid:")][0]
+        wait_until(lambda: all(int(u) == nobody.pw_uid for u in uids()), what="uid nobody")
+        with Client(b, "as-nobody", V311) as c:
+            c.subscribe("n", 0)
