@@ -783,6 +783,11 @@ uint16_t admin_port(const struct admin *a)
     return a->port;
 }
 
+void *admin_ctx(const struct admin *a)
+{
+    return a->hooks.ctx;
+}
+
 void admin_close(struct admin *a, void (*cb)(void *data), void *data)
 {
     if (a == NULL) return;

@@ -81,6 +81,9 @@ int admin_start(uv_loop_t *loop, const struct admin_config *cfg, const struct ad
 /* The port bound. */
 uint16_t admin_port(const struct admin *a);
 
+/* hooks->ctx as given to admin_start. */
+void *admin_ctx(const struct admin *a);
+
 /* Stops listening, closes every connection and calls no hook any more. The memory goes when
  * the last handle has closed and every started operation has been finished (the broker
  * finishes them when its cluster closes); then cb(data) fires, if not NULL. NULL a is a

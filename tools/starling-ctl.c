@@ -1,0 +1,590 @@
+/* starling-ctl: the command line of a node's admin API (admin_listener): cluster status,
+ * members, join, remove and leader transfer, as tables or raw JSON.
+ *
+ *   starling-ctl [-H HOST:PORT] [--token-file FILE] [--json] [--timeout SECONDS] COMMAND
+ *     status                  the node's view: leader, term, indices, member count
+ *     members                 one line per member: id, address, role, alive, leader
+ *     join ID HOST:PORT       add node ID, whose cluster port is HOST:PORT (on the leader)
+ *     remove ID               remove node ID (on the leader)
+ *     transfer [ID]           hand leadership to node ID, or to any voter (on the leader)
+ *
+ * Exit status: 0 done, 1 the API refused or failed (its message is printed), 2 usage,
+ * 3 the admin API cannot be reached, 4 unauthorized (missing or wrong token).
+ *
+ * A blocking HTTP/1.1 client over one socket per call and a small JSON reader; tools use no
+ * private broker header. */
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#define CTL_DEFAULT_ADDRESS "127.0.0.1:8088"
+#define CTL_MAX_RESPONSE    (16u << 20)
+#define CTL_MAX_NODES       4096
+
+enum ctl_exit {
+    CTL_OK = 0,
+    CTL_FAILED = 1,
+    CTL_USAGE = 2,
+    CTL_UNREACHABLE = 3,
+    CTL_UNAUTHORIZED = 4,
+};
+
+static const char usage_text[] =
+    "Usage: starling-ctl [-H HOST:PORT] [--token-file FILE] [--json] [--timeout SECONDS] "
+    "COMMAND\n"
+    "\n"
+    "Commands:\n"
+    "  status               this node's view of the cluster\n"
+    "  members              the members: id, address, role, alive, leader\n"
+    "  join ID HOST:PORT    add node ID whose cluster port is HOST:PORT (ask the leader)\n"
+    "  remove ID            remove node ID (ask the leader)\n"
+    "  transfer [ID]        hand leadership to node ID, or to any voter (ask the leader)\n"
+    "\n"
+    "Options:\n"
+    "  -H HOST:PORT         the node's admin_listener (default " CTL_DEFAULT_ADDRESS ")\n"
+    "  --token-file FILE    the bearer token (the node's admin_token_file)\n"
+    "  --json               print the API's JSON as it is\n"
+    "  --timeout SECONDS    give up after this long (default 10)\n"
+    "\n"
+    "Exit status: 0 done, 1 refused or failed, 2 usage, 3 cannot reach the admin API,\n"
+    "4 unauthorized.\n";
+
+static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void die_usage(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("starling-ctl: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\n\n", stderr);
+    fputs(usage_text, stderr);
+    exit(CTL_USAGE);
+}
+
+/* ---- JSON (just enough to read the API's answers) ---- */
+
+enum jtype { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ };
+
+/* A node of the parsed document. Children of arrays and objects follow their parent in
+ * document order; `next` links siblings, `child` the first child; object members carry key. */
+struct jnode {
+    enum jtype type;
+    int child, next; /* indices into nodes, -1 for none */
+    const char *key; /* object members: the decoded key */
+    const char *str; /* J_STR: decoded; J_NUM: the text */
+    bool b;
+};
+
+struct jdoc {
+    struct jnode nodes[CTL_MAX_NODES];
+    int n;
+    char *p, *end; /* parsing position in the (modified in place) text */
+};
+
+static void jws(struct jdoc *d)
+{
+    while (d->p < d->end && (*d->p == ' ' || *d->p == '\n' || *d->p == '\r' || *d->p == '\t'))
+        d->p++;
+}
+
+/* Decodes a string in place (escapes shrink it); ASCII escapes only are kept exactly, \u
+ * becomes '?' unless ASCII (display purposes). Returns the start or NULL. */
+static char *jstring(struct jdoc *d)
+{
+    if (d->p >= d->end || *d->p != '"') return NULL;
+    char *out = ++d->p, *w = out;
+    while (d->p < d->end && *d->p != '"') {
+        char c = *d->p++;
+        if (c == '\\' && d->p < d->end) {
+            char e = *d->p++;
+            if (e == 'n')
+                c = '\n';
+            else if (e == 't')
+                c = '\t';
+            else if (e == 'r')
+                c = '\r';
+            else if (e == 'b' || e == 'f')
+                c = ' ';
+            else if (e == 'u') {
+                if (d->end - d->p < 4) return NULL;
+                char hex[5] = {d->p[0], d->p[1], d->p[2], d->p[3], 0};
+                long v = strtol(hex, NULL, 16);
+                c = v > 0 && v < 0x80 ? (char)v : '?';
+                d->p += 4;
+            } else
+                c = e;
+        }
+        *w++ = c;
+    }
+    if (d->p >= d->end) return NULL;
+    d->p++;
+    *w = '\0';
+    return out;
+}
+
+static int jvalue(struct jdoc *d, int depth);
+
+static int jnew(struct jdoc *d, enum jtype t)
+{
+    if (d->n == CTL_MAX_NODES) return -1;
+    struct jnode *n = &d->nodes[d->n];
+    memset(n, 0, sizeof *n);
+    n->type = t;
+    n->child = n->next = -1;
+    return d->n++;
+}
+
+static int jcontainer(struct jdoc *d, int depth, bool obj)
+{
+    int self = jnew(d, obj ? J_OBJ : J_ARR), last = -1;
+    if (self < 0) return -1;
+    d->p++;
+    jws(d);
+    if (d->p < d->end && *d->p == (obj ? '}' : ']')) {
+        d->p++;
+        return self;
+    }
+    for (;;) {
+        const char *key = NULL;
+        jws(d);
+        if (obj) {
+            if ((key = jstring(d)) == NULL) return -1;
+            jws(d);
+            if (d->p >= d->end || *d->p != ':') return -1;
+            d->p++;
+        }
+        int v = jvalue(d, depth + 1);
+        if (v < 0) return -1;
+        d->nodes[v].key = key;
+        if (last < 0)
+            d->nodes[self].child = v;
+        else
+            d->nodes[last].next = v;
+        last = v;
+        jws(d);
+        if (d->p < d->end && *d->p == ',') {
+            d->p++;
+            continue;
+        }
+        if (d->p < d->end && *d->p == (obj ? '}' : ']')) {
+            d->p++;
+            return self;
+        }
+        return -1;
+    }
+}
+
+static int jvalue(struct jdoc *d, int depth)
+{
+    jws(d);
+    if (d->p >= d->end || depth > 32) return -1;
+    char c = *d->p;
+    if (c == '{' || c == '[') return jcontainer(d, depth, c == '{');
+    if (c == '"') {
+        int n = jnew(d, J_STR);
+        if (n < 0 || (d->nodes[n].str = jstring(d)) == NULL) return -1;
+        return n;
+    }
+    static const struct {
+        const char *word;
+        enum jtype t;
+        bool b;
+    } words[] = {{"true", J_BOOL, true}, {"false", J_BOOL, false}, {"null", J_NULL, false}};
+    for (size_t i = 0; i < 3; i++) {
+        size_t l = strlen(words[i].word);
+        if ((size_t)(d->end - d->p) >= l && memcmp(d->p, words[i].word, l) == 0) {
+            int n = jnew(d, words[i].t);
+            if (n < 0) return -1;
+            d->nodes[n].b = words[i].b;
+            d->p += l;
+            return n;
+        }
+    }
+    if (c == '-' || (c >= '0' && c <= '9')) {
+        int n = jnew(d, J_NUM);
+        if (n < 0) return -1;
+        char *s = d->p;
+        while (d->p < d->end && strchr("+-.eE0123456789", *d->p) != NULL)
+            d->p++;
+        /* Terminate the number text: copy it into the key-less string slot. */
+        size_t len = (size_t)(d->p - s);
+        char *t = malloc(len + 1);
+        if (t == NULL) return -1;
+        memcpy(t, s, len);
+        t[len] = '\0';
+        d->nodes[n].str = t; /* freed at exit with the process */
+        return n;
+    }
+    return -1;
+}
+
+/* Parses text[0..len) (modified in place) into d; root at index 0. */
+static int jparse(struct jdoc *d, char *text, size_t len)
+{
+    d->n = 0;
+    d->p = text;
+    d->end = text + len;
+    if (jvalue(d, 0) != 0) return -1;
+    jws(d);
+    return d->p == d->end ? 0 : -1;
+}
+
+static const struct jnode *jget(const struct jdoc *d, const struct jnode *obj, const char *key)
+{
+    if (obj == NULL || obj->type != J_OBJ) return NULL;
+    for (int i = obj->child; i >= 0; i = d->nodes[i].next)
+        if (strcmp(d->nodes[i].key, key) == 0) return &d->nodes[i];
+    return NULL;
+}
+
+/* A member's value as display text. */
+static const char *jtext(const struct jnode *n)
+{
+    if (n == NULL) return "-";
+    switch (n->type) {
+    case J_NULL:
+        return "none";
+    case J_BOOL:
+        return n->b ? "yes" : "no";
+    case J_NUM:
+    case J_STR:
+        return n->str;
+    default:
+        return "?";
+    }
+}
+
+/* ---- HTTP ---- */
+
+struct ctl {
+    char host[256];
+    char port[8];
+    char *token;
+    bool json;
+    int timeout_ms;
+};
+
+struct response {
+    int status;
+    char *body; /* NUL-terminated */
+    size_t body_len;
+};
+
+static int ctl_connect(const struct ctl *c, char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res, *ai;
+    int rc = getaddrinfo(c->host, c->port, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s", gai_strerror(rc));
+        return -1;
+    }
+    int fd = -1;
+    snprintf(err, errlen, "no address");
+    for (ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK, ai->ai_protocol);
+        if (fd < 0) continue;
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
+            snprintf(err, errlen, "%s", strerror(errno));
+            close(fd);
+            fd = -1;
+            continue;
+        }
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        int soerr = 0;
+        socklen_t sl = sizeof soerr;
+        int pr = poll(&p, 1, c->timeout_ms);
+        if (pr <= 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr != 0) {
+            snprintf(err, errlen, "%s", pr == 0 ? "timed out" : strerror(soerr ? soerr : errno));
+            close(fd);
+            fd = -1;
+        }
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+/* Waits until fd is ready for events; false on timeout or error. */
+static bool ctl_wait(int fd, short events, int timeout_ms)
+{
+    struct pollfd p = {.fd = fd, .events = events};
+    return poll(&p, 1, timeout_ms) > 0;
+}
+
+/* One request; exits with CTL_UNREACHABLE when the API cannot be reached. */
+static void ctl_call(const struct ctl *c, const char *method, const char *path, const char *body,
+                     struct response *out)
+{
+    char err[256], head[2048];
+    int fd = ctl_connect(c, err, sizeof err);
+    if (fd < 0) {
+        fprintf(stderr, "starling-ctl: cannot reach admin API at %s:%s: %s\n", c->host, c->port,
+                err);
+        exit(CTL_UNREACHABLE);
+    }
+    bool v6 = strchr(c->host, ':') != NULL;
+    size_t blen = body != NULL ? strlen(body) : 0;
+    int hl = snprintf(head, sizeof head,
+                      "%s %s HTTP/1.1\r\nHost: %s%s%s:%s\r\nUser-Agent: starling-ctl\r\n"
+                      "Accept: application/json\r\nConnection: close\r\n%s%s%s%s%s"
+                      "Content-Length: %zu\r\n\r\n",
+                      method, path, v6 ? "[" : "", c->host, v6 ? "]" : "", c->port,
+                      c->token ? "Authorization: Bearer " : "", c->token ? c->token : "",
+                      c->token ? "\r\n" : "", body ? "Content-Type: application/json" : "",
+                      body ? "\r\n" : "", blen);
+    char *req = malloc((size_t)hl + blen);
+    if (req == NULL) {
+        fprintf(stderr, "starling-ctl: out of memory\n");
+        exit(CTL_FAILED);
+    }
+    memcpy(req, head, (size_t)hl);
+    if (blen) memcpy(req + hl, body, blen);
+    size_t total = (size_t)hl + blen, sent = 0;
+    while (sent < total) {
+        if (!ctl_wait(fd, POLLOUT, c->timeout_ms)) break;
+        ssize_t w = send(fd, req + sent, total - sent, MSG_NOSIGNAL);
+        if (w < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+        if (w <= 0) break;
+        sent += (size_t)w;
+    }
+    free(req);
+    size_t cap = 65536, n = 0;
+    char *buf = malloc(cap + 1);
+    bool timed_out = false;
+    while (buf != NULL) {
+        if (!ctl_wait(fd, POLLIN, c->timeout_ms)) {
+            timed_out = true;
+            break;
+        }
+        if (n == cap) {
+            if (cap >= CTL_MAX_RESPONSE) break;
+            char *g = realloc(buf, cap * 2 + 1);
+            if (g == NULL) break;
+            buf = g;
+            cap *= 2;
+        }
+        ssize_t r = recv(fd, buf + n, cap - n, 0);
+        if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+        if (r <= 0) break;
+        n += (size_t)r;
+    }
+    close(fd);
+    if (buf == NULL) {
+        fprintf(stderr, "starling-ctl: out of memory\n");
+        exit(CTL_FAILED);
+    }
+    buf[n] = '\0';
+    char *sep = strstr(buf, "\r\n\r\n");
+    if (sscanf(buf, "HTTP/1.%*d %d", &out->status) != 1 || sep == NULL) {
+        fprintf(stderr, "starling-ctl: %s from the admin API at %s:%s\n",
+                timed_out ? "no answer in time" : "no valid HTTP answer", c->host, c->port);
+        exit(CTL_UNREACHABLE);
+    }
+    out->body = sep + 4;
+    out->body_len = n - (size_t)(out->body - buf);
+}
+
+/* Checks the status and parses the JSON body into d; prints the API's error and exits
+ * otherwise. With --json the body is printed as it is first. */
+static void ctl_result(const struct ctl *c, struct response *r, struct jdoc *d)
+{
+    if (c->json) fwrite(r->body, 1, r->body_len, stdout);
+    bool parsed = jparse(d, r->body, r->body_len) == 0;
+    if (r->status == 200 && parsed) return;
+    const struct jnode *e = parsed ? jget(d, &d->nodes[0], "error") : NULL;
+    const char *msg = e != NULL && e->type == J_STR ? e->str : NULL;
+    if (r->status == 401) {
+        fprintf(stderr, "starling-ctl: unauthorized: %s\n",
+                c->token ? "the admin API refused the token"
+                         : "the admin API needs a token "
+                           "(--token-file)");
+        exit(CTL_UNAUTHORIZED);
+    }
+    if (r->status == 200)
+        fprintf(stderr, "starling-ctl: the admin API's answer is not valid JSON\n");
+    else
+        fprintf(stderr, "starling-ctl: HTTP %d: %s\n", r->status, msg ? msg : "(no message)");
+    exit(CTL_FAILED);
+}
+
+/* ---- commands ---- */
+
+static int cmd_status(const struct ctl *c, bool members_table)
+{
+    static struct jdoc d;
+    struct response r;
+    ctl_call(c, "GET", "/api/v1/cluster", NULL, &r);
+    ctl_result(c, &r, &d);
+    if (c->json) return CTL_OK;
+    const struct jnode *root = &d.nodes[0], *members = jget(&d, root, "members");
+    const char *leader = jtext(jget(&d, root, "leader"));
+    if (!members_table) {
+        int n = 0, alive = 0;
+        for (int i = members ? members->child : -1; i >= 0; i = d.nodes[i].next, n++) {
+            const struct jnode *a = jget(&d, &d.nodes[i], "alive");
+            alive += a != NULL && a->type == J_BOOL && a->b;
+        }
+        printf("node           %s\n", jtext(jget(&d, root, "node_id")));
+        printf("leader         %s\n", leader);
+        printf("term           %s\n", jtext(jget(&d, root, "term")));
+        printf("commit index   %s\n", jtext(jget(&d, root, "commit_index")));
+        printf("applied index  %s\n", jtext(jget(&d, root, "applied_index")));
+        printf("members        %d (%d alive)\n", n, alive);
+        return CTL_OK;
+    }
+    printf("%-8s %-40s %-8s %-6s %s\n", "ID", "ADDRESS", "ROLE", "ALIVE", "LEADER");
+    for (int i = members ? members->child : -1; i >= 0; i = d.nodes[i].next) {
+        const struct jnode *m = &d.nodes[i];
+        const char *id = jtext(jget(&d, m, "id"));
+        printf("%-8s %-40s %-8s %-6s %s\n", id, jtext(jget(&d, m, "address")),
+               jtext(jget(&d, m, "role")), jtext(jget(&d, m, "alive")),
+               strcmp(id, leader) == 0 ? "*" : "");
+    }
+    return CTL_OK;
+}
+
+static int cmd_change(const struct ctl *c, const char *path, const char *body)
+{
+    static struct jdoc d;
+    struct response r;
+    ctl_call(c, "POST", path, body, &r);
+    ctl_result(c, &r, &d);
+    if (c->json) return CTL_OK;
+    const struct jnode *m = jget(&d, &d.nodes[0], "message");
+    printf("%s\n", m != NULL && m->type == J_STR ? m->str : "done");
+    return CTL_OK;
+}
+
+static uint64_t parse_id(const char *s)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || end == s || s[0] == '-' || v == 0 || v > UINT32_MAX)
+        die_usage("invalid node id '%s' (expected 1 to 4294967295)", s);
+    return v;
+}
+
+static char *read_token(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "starling-ctl: cannot read %s: %s\n", path, strerror(errno));
+        exit(CTL_USAGE);
+    }
+    static char tok[4096];
+    size_t n = fread(tok, 1, sizeof tok - 1, f);
+    fclose(f);
+    tok[n] = '\0';
+    while (n > 0 &&
+           (tok[n - 1] == '\n' || tok[n - 1] == '\r' || tok[n - 1] == ' ' || tok[n - 1] == '\t'))
+        tok[--n] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)tok[i] < 0x21 || (unsigned char)tok[i] > 0x7e) {
+            fprintf(stderr, "starling-ctl: %s: the token may only hold visible ASCII\n", path);
+            exit(CTL_USAGE);
+        }
+    if (n == 0) {
+        fprintf(stderr, "starling-ctl: %s is empty\n", path);
+        exit(CTL_USAGE);
+    }
+    return tok;
+}
+
+/* Splits HOST:PORT or [V6]:PORT into c->host and c->port. */
+static void set_address(struct ctl *c, const char *a)
+{
+    const char *colon;
+    size_t hl;
+    if (a[0] == '[') {
+        const char *close = strchr(a, ']');
+        if (close == NULL || close[1] != ':') die_usage("invalid address '%s'", a);
+        hl = (size_t)(close - a - 1);
+        colon = close + 1;
+        a++;
+    } else {
+        colon = strrchr(a, ':');
+        if (colon == NULL) die_usage("invalid address '%s' (expected HOST:PORT)", a);
+        hl = (size_t)(colon - a);
+    }
+    long p = strtol(colon + 1, NULL, 10);
+    if (hl == 0 || hl >= sizeof c->host || p < 1 || p > 65535)
+        die_usage("invalid address '%s' (expected HOST:PORT)", a);
+    memcpy(c->host, a, hl);
+    c->host[hl] = '\0';
+    snprintf(c->port, sizeof c->port, "%ld", p);
+}
+
+int main(int argc, char **argv)
+{
+    struct ctl c = {.timeout_ms = 10000};
+    int i;
+    set_address(&c, CTL_DEFAULT_ADDRESS);
+    for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            fputs(usage_text, stdout);
+            return CTL_OK;
+        } else if (strcmp(a, "--json") == 0) {
+            c.json = true;
+        } else if (strcmp(a, "-H") == 0 || strcmp(a, "--host") == 0) {
+            if (++i == argc) die_usage("%s needs HOST:PORT", a);
+            set_address(&c, argv[i]);
+        } else if (strcmp(a, "--token-file") == 0) {
+            if (++i == argc) die_usage("--token-file needs a file");
+            c.token = read_token(argv[i]);
+        } else if (strcmp(a, "--timeout") == 0) {
+            if (++i == argc) die_usage("--timeout needs seconds");
+            double s = strtod(argv[i], NULL);
+            if (!(s > 0 && s <= 3600)) die_usage("invalid timeout '%s'", argv[i]);
+            c.timeout_ms = (int)(s * 1000);
+        } else {
+            die_usage("unknown option '%s'", a);
+        }
+    }
+    if (i == argc) die_usage("missing command");
+    const char *cmd = argv[i++];
+    int nargs = argc - i;
+    char body[512];
+    if (strcmp(cmd, "status") == 0 || strcmp(cmd, "members") == 0) {
+        if (nargs != 0) die_usage("%s takes no arguments", cmd);
+        return cmd_status(&c, cmd[0] == 'm');
+    }
+    if (strcmp(cmd, "join") == 0) {
+        if (nargs != 2) die_usage("join needs ID HOST:PORT");
+        uint64_t id = parse_id(argv[i]);
+        const char *addr = argv[i + 1];
+        struct ctl check = c;
+        set_address(&check, addr); /* validates the form */
+        for (const char *p = addr; *p; p++)
+            if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
+                die_usage("invalid address '%s'", addr);
+        snprintf(body, sizeof body, "{\"id\":%llu,\"address\":\"%s\"}", (unsigned long long)id,
+                 addr);
+        return cmd_change(&c, "/api/v1/cluster/join", body);
+    }
+    if (strcmp(cmd, "remove") == 0) {
+        if (nargs != 1) die_usage("remove needs ID");
+        snprintf(body, sizeof body, "{\"id\":%llu}", (unsigned long long)parse_id(argv[i]));
+        return cmd_change(&c, "/api/v1/cluster/remove", body);
+    }
+    if (strcmp(cmd, "transfer") == 0) {
+        if (nargs > 1) die_usage("transfer takes at most one ID");
+        if (nargs == 1)
+            snprintf(body, sizeof body, "{\"id\":%llu}", (unsigned long long)parse_id(argv[i]));
+        else
+            snprintf(body, sizeof body, "{}");
+        return cmd_change(&c, "/api/v1/cluster/transfer", body);
+    }
+    die_usage("unknown command '%s'", cmd);
+}
