@@ -458,7 +458,7 @@ static void hs_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         hs_fail(h, -EPROTO);
         break;
     }
-    if (h->state != HS_FAILING && h->in_len == sizeof h->in) hs_refuse(h, "hello too long");
+    /* h may be gone now (handed off): reads never exceed the expected message (alloc_cb). */
 }
 
 static void on_connection(uv_stream_t *server, int status)

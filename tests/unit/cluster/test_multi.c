@@ -462,6 +462,66 @@ static void join_and_remove(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+static bool session_state(struct cluster *c, const char *id, bool *connected)
+{
+    struct store_txn *t;
+    struct store_session sess;
+    assert_int_equal(store_read_begin(cluster_storage(c), &t), 0);
+    int rc = store_session_get(t, id, strlen(id), &sess);
+    if (rc == 0 && connected) *connected = sess.connected;
+    store_txn_end(t);
+    return rc == 0;
+}
+
+static struct tnode *survivor;
+static bool sessions_ended(void *arg)
+{
+    (void)arg;
+    bool connected = true;
+    return !session_state(survivor->c, "clean-3", NULL) &&
+           session_state(survivor->c, "kept-3", &connected) && !connected;
+}
+
+static void open_session(struct tnode *n, const char *id, uint8_t flags)
+{
+    struct cluster_cmd cmd = {.type = CLUSTER_CMD_SESSION_OPEN};
+    cmd.session_open.client_id = (struct store_str){id, strlen(id)};
+    cmd.session_open.node_id = n->id;
+    cmd.session_open.protocol_version = 5;
+    cmd.session_open.expiry_interval_s = flags & STORE_SESSION_PERSISTENT ? 3600 : 0;
+    cmd.session_open.flags = flags;
+    struct done d = {0};
+    assert_int_equal(cluster_propose(n->c, &cmd, done_cb, &d), 0);
+    assert_true(run_until(fired, &d, 10000));
+    assert_int_equal(d.status, 0);
+}
+
+/* A follower with a clean and a persistent session dies: the leader commits it down, then the
+ * end of its clean session (deleted) and of its persistent one's connection (closed). */
+static void node_down_ends_its_sessions(void **state)
+{
+    (void)state;
+    start_cluster(3, "127.0.0.1");
+    want_live = 3;
+    assert_true(run_until(live_everywhere, NULL, 10000));
+    struct tnode *f = a_follower();
+    open_session(f, "clean-3", STORE_SESSION_CLEAN_START);
+    open_session(f, "kept-3", STORE_SESSION_PERSISTENT);
+    node_stop(f->idx);
+    survivor = a_follower();
+    if (!survivor) survivor = agreed_leader();
+    assert_non_null(survivor);
+    assert_true(run_until(sessions_ended, NULL, 10000));
+    want_live = 2;
+    assert_true(run_until(live_everywhere, NULL, 10000));
+    uint64_t ids[MAX_NODES];
+    assert_int_equal(cluster_live_members(survivor->c, ids, MAX_NODES), 2);
+    assert_true(ids[0] != f->id && ids[1] != f->id);
+    assert_true(cluster_owner(survivor->c, "any/topic", 9) != f->id);
+    all_stop();
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 static bool leader_is_not(void *arg)
 {
     struct tnode *l = agreed_leader();
@@ -582,9 +642,13 @@ int main(int argc, char **argv)
     signal(SIGPIPE,
            SIG_IGN); /* as the broker: a peer closing mid-write is an error, not a signal */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(bootstrap_and_forward), cmocka_unit_test(leader_loss),
-        cmocka_unit_test(join_and_remove),       cmocka_unit_test(transfer),
-        cmocka_unit_test(link_frames),           cmocka_unit_test(wrong_secret),
+        cmocka_unit_test(bootstrap_and_forward),
+        cmocka_unit_test(leader_loss),
+        cmocka_unit_test(join_and_remove),
+        cmocka_unit_test(transfer),
+        cmocka_unit_test(link_frames),
+        cmocka_unit_test(wrong_secret),
+        cmocka_unit_test(node_down_ends_its_sessions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
