@@ -146,6 +146,11 @@ void broker_maybe_finish_stop(struct broker *b)
     /* Last flush and the final state: close Raft and LMDB, from a callback of our own (not
      * from inside one of Raft's). */
     b->closing_cluster = true;
+    if (!b->stop_timer.loop) {
+        /* Never started (no timers, no cluster): nothing left to close. */
+        broker_cluster_closed_cb(b);
+        return;
+    }
     uv_timer_stop(&b->stop_timer);
     uv_timer_start(&b->stop_timer, broker_close_cluster_cb, 20, 0);
 }

@@ -137,7 +137,7 @@ static size_t conn_process(struct conn *c, const uint8_t *buf, size_t len)
 
 /* Handles newly arrived bytes: completes a buffered partial packet first (copying only what
  * it needs), then parses the rest in place, and keeps any trailing partial packet. */
-static void conn_input(struct conn *c, const uint8_t *data, size_t len)
+static void conn_input_run(struct conn *c, const uint8_t *data, size_t len)
 {
     while (c->rlen > 0 && len > 0 && c->state != CONN_CLOSING) {
         if (c->paused) {
@@ -188,6 +188,13 @@ trim:
     }
 }
 
+static void conn_input(struct conn *c, const uint8_t *data, size_t len)
+{
+    c->in_input = true;
+    conn_input_run(c, data, len);
+    c->in_input = false;
+}
+
 void conn_feed(struct conn *c, const uint8_t *data, size_t len)
 {
     if (c->state != CONN_CLOSING) conn_input(c, data, len);
@@ -197,7 +204,7 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct conn *c = s->data;
     if (nread > 0) {
-        conn_input(c, (const uint8_t *)buf->base, (size_t)nread);
+        if (!c->in_input) conn_input(c, (const uint8_t *)buf->base, (size_t)nread);
         return;
     }
     if (nread == 0) return;
@@ -216,16 +223,20 @@ void conn_pause(struct conn *c)
 void conn_resume(struct conn *c)
 {
     if (c->state == CONN_CLOSING) return;
+    bool was_paused = c->paused;
     c->paused = false;
-    if (c->rlen > 0) {
-        /* Held input: process it from a copy-free view, then keep what remains. */
+    /* Inside conn_input() (a handler resumed synchronously), the input loop goes on by
+     * itself: processing the buffer here would pull it from under that loop. */
+    if (was_paused && !c->in_input && c->rlen > 0) {
+        c->in_input = true;
         size_t used = conn_process(c, c->rbuf, c->rlen);
-        if (used > 0) {
+        c->in_input = false;
+        if (used > 0 && c->state != CONN_CLOSING) {
             memmove(c->rbuf, c->rbuf + used, c->rlen - used);
             c->rlen -= (uint32_t)used;
         }
     }
-    if (c->state != CONN_CLOSING && !c->paused && !c->reading) {
+    if (c->state != CONN_CLOSING && !c->paused && !c->reading && c->detached == false) {
         if (uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb) == 0)
             c->reading = true;
     }
@@ -566,14 +577,19 @@ void conn_flush_all(struct broker *b)
 
 /* ---- accept and close ---- */
 
-int conn_accept(struct broker *b, struct listener *lst, uv_stream_t *server)
+/* A new struct conn with an initialised (unconnected) TCP handle, linked into b->all_conns. */
+static struct conn *conn_create(struct broker *b, struct listener *lst, int *rcp)
 {
     struct conn *c = calloc(1, sizeof *c);
-    if (!c) return UV_ENOMEM;
+    if (!c) {
+        *rcp = UV_ENOMEM;
+        return NULL;
+    }
     int rc = uv_tcp_init(b->loop, &c->tcp);
     if (rc < 0) {
         free(c);
-        return rc;
+        *rcp = rc;
+        return NULL;
     }
     c->tcp.data = c;
     c->b = b;
@@ -590,6 +606,33 @@ int conn_accept(struct broker *b, struct listener *lst, uv_stream_t *server)
     c->want_problem_info = true;
     alias_in_init(&c->alias_in, 0);
     alias_out_init(&c->alias_out, 0);
+    wheel_entry_init(&c->keepalive, conn_keepalive_cb);
+    *rcp = 0;
+    return c;
+}
+
+struct conn *conn_new_detached(struct broker *b, struct listener *lst)
+{
+    int rc;
+    struct conn *c = conn_create(b, lst, &rc);
+    if (!c) return NULL;
+    if (htab_insert(&b->conns, &c->id_node, htab_hash_u64(c->id)) < 0) {
+        c->state = CONN_CLOSING;
+        c->closed = true;
+        uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
+        return NULL;
+    }
+    snprintf(c->addr, sizeof c->addr, "detached:%llu", (unsigned long long)c->id);
+    c->detached = true;
+    b->stats.clients_connecting++;
+    return c;
+}
+
+int conn_accept(struct broker *b, struct listener *lst, uv_stream_t *server)
+{
+    int rc;
+    struct conn *c = conn_create(b, lst, &rc);
+    if (!c) return rc;
     rc = uv_accept(server, (uv_stream_t *)&c->tcp);
     if (rc == 0)
         rc = htab_insert(&b->conns, &c->id_node, htab_hash_u64(c->id)) < 0 ? UV_ENOMEM : 0;
@@ -622,7 +665,6 @@ int conn_accept(struct broker *b, struct listener *lst, uv_stream_t *server)
     b->stats.clients_connecting++;
     b->stats.sockets++;
     /* A client that never sends CONNECT is dropped after a grace period. */
-    wheel_entry_init(&c->keepalive, conn_keepalive_cb);
     wheel_add(&b->wheel, &c->keepalive, uv_now(b->loop) + BROKER_CONNECT_TIMEOUT_S * 1000);
     rc = uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb);
     if (rc < 0) {

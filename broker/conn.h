@@ -59,6 +59,8 @@ struct conn {
     bool in_flush;        /* on the broker's flush list */
     bool reading;         /* uv_read_start active */
     bool paused;          /* input held while a CONNECT is being authenticated */
+    bool in_input;        /* conn_input() is running for this connection */
+    bool detached;        /* no socket (conn_new_detached) */
     bool counted;         /* counted in the listener's connections */
     bool closed;          /* output finished: shutdown or close under way */
     bool shutting;        /* uv_shutdown pending */
@@ -170,6 +172,9 @@ void conn_abort_all(struct broker *b);
 /* Frees the pooled write requests (broker exit). */
 void conn_pool_free(struct broker *b);
 
+/* A connection without a socket, fed with conn_feed() (fuzzing and tests): its output is
+ * dropped when flushed (the write fails) and it ends like any other. NULL without memory. */
+struct conn *conn_new_detached(struct broker *b, struct listener *lst);
 /* Feeds bytes as if read from the socket (fuzzing and tests). */
 void conn_feed(struct conn *c, const uint8_t *data, size_t len);
 

@@ -94,6 +94,7 @@ struct broker {
     struct cluster *cluster;
     bool cluster_failed; /* LMDB full: durable work refused */
     bool loading;        /* start-up: applied events come from the replayed tail */
+    bool memory_only;    /* no cluster (fuzzing): commands apply at once, in memory */
 
     struct broker_stats stats;
     bool stopping;

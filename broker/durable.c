@@ -137,7 +137,7 @@ int dur_session_open(struct broker *b, const struct session *s, bool clean_start
 {
     struct cluster_cmd cmd = {.type = CLUSTER_CMD_SESSION_OPEN};
     cmd.session_open.client_id = dur_str(s->client_id, s->client_id_len);
-    cmd.session_open.node_id = cluster_node_id(b->cluster);
+    cmd.session_open.node_id = b->cluster ? cluster_node_id(b->cluster) : b->cfg->node_id;
     cmd.session_open.created_at_ms = broker_wall_ms();
     cmd.session_open.expiry_interval_s = s->expiry_s;
     cmd.session_open.protocol_version = s->version;
