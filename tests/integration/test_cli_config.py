@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from harness import (WAIT, Broker, broker_bin, free_port, is_mosquitto, port_open, run_broker,
+from harness import (WAIT, Broker, free_port, is_mosquitto, port_open, run_broker,
                      starling_only, wait_until)
 from pahoclient import V5, V311, Client
 
