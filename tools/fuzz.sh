@@ -61,55 +61,63 @@ merge_target() {
     echo "fuzz.sh: $t: merged $((after - before)) new inputs into tests/fuzz/corpus/$t ($after files)"
 }
 
-merge=0
-args=()
-for a in "$@"; do
-    case "$a" in
-    --list) list_targets; exit 0 ;;
-    --merge) merge=1 ;;
-    -h | --help) usage ;;
-    *) args+=("$a") ;;
-    esac
-done
+# The whole run is one function, read before it starts: editing this file during a campaign
+# cannot derail the running script.
+main() {
+    merge=0
+    args=()
+    for a in "$@"; do
+        case "$a" in
+        --list) list_targets; exit 0 ;;
+        --merge) merge=1 ;;
+        -h | --help) usage ;;
+        *) args+=("$a") ;;
+        esac
+    done
 
-target="${args[0]:-}"
-[ -n "$target" ] || usage
-if [ -z "${SOURCES[$target]+x}" ] || [ ! -f "tests/fuzz/fuzz_$target.c" ]; then
-    echo "fuzz.sh: unknown target '$target' (see --list)" >&2
-    exit 2
-fi
+    target="${args[0]:-}"
+    [ -n "$target" ] || usage
+    if [ -z "${SOURCES[$target]+x}" ] || [ ! -f "tests/fuzz/fuzz_$target.c" ]; then
+        echo "fuzz.sh: unknown target '$target' (see --list)" >&2
+        exit 2
+    fi
 
-build_target "$target"
+    build_target "$target"
 
-if [ "${#args[@]}" -lt 2 ]; then
-    [ "$merge" = 1 ] || usage
-    merge_target "$target"
-    exit 0
-fi
-seconds="${args[1]}"
+    if [ "${#args[@]}" -lt 2 ]; then
+        [ "$merge" = 1 ] || usage
+        merge_target "$target"
+        exit 0
+    fi
+    seconds="${args[1]}"
 
-scratch="tests/fuzz/scratch/$target"
-crashes="tests/fuzz/scratch/$target-crashes"
-log="tests/fuzz/scratch/$target.log"
-mkdir -p "$scratch" "$crashes" "tests/fuzz/corpus/$target"
+    scratch="tests/fuzz/scratch/$target"
+    crashes="tests/fuzz/scratch/$target-crashes"
+    log="tests/fuzz/scratch/$target.log"
+    # Crashes of an earlier campaign were reported then; this one starts with none.
+    rm -rf "$crashes"
+    mkdir -p "$scratch" "$crashes" "tests/fuzz/corpus/$target"
 
-status=0
-"build-fuzz/fuzz_$target" "$scratch" "tests/fuzz/corpus/$target" \
-    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=4096 \
-    -print_final_stats=1 -artifact_prefix="$crashes/" >"$log" 2>&1 || status=$?
+    status=0
+    "build-fuzz/fuzz_$target" "$scratch" "tests/fuzz/corpus/$target" \
+        -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=4096 \
+        -print_final_stats=1 -artifact_prefix="$crashes/" >"$log" 2>&1 || status=$?
 
-execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
-cov=$(grep -Eo 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -n1 || true)
-corpus=$(grep -Eo 'corp: [0-9]+/[0-9]+[a-zA-Z]*' "$log" | tail -n1 || true)
-found=$(find "$crashes" -type f | wc -l)
-echo "fuzz.sh: $target: ${seconds}s, executions ${execs:-?}, ${cov:-cov: ?}, ${corpus:-corp: ?}, crashes $found (log $log)"
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
+    cov=$(grep -Eo 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -n1 || true)
+    corpus=$(grep -Eo 'corp: [0-9]+/[0-9]+[a-zA-Z]*' "$log" | tail -n1 || true)
+    found=$(find "$crashes" -type f | wc -l)
+    echo "fuzz.sh: $target: ${seconds}s, executions ${execs:-?}, ${cov:-cov: ?}, ${corpus:-corp: ?}, crashes $found (log $log)"
 
-if [ "$status" -ne 0 ] || [ "$found" -gt 0 ]; then
-    echo "fuzz.sh: $target: CRASH (exit $status); inputs in $crashes:" >&2
-    find "$crashes" -type f >&2
-    grep -E -m5 'ERROR|SUMMARY|check failed|runtime error' "$log" >&2 || true
-    exit 1
-fi
-if [ "$merge" = 1 ]; then
-    merge_target "$target"
-fi
+    if [ "$status" -ne 0 ] || [ "$found" -gt 0 ]; then
+        echo "fuzz.sh: $target: CRASH (exit $status); inputs in $crashes:" >&2
+        find "$crashes" -type f >&2
+        grep -E -m5 'ERROR|SUMMARY|check failed|runtime error' "$log" >&2 || true
+        exit 1
+    fi
+    if [ "$merge" = 1 ]; then
+        merge_target "$target"
+    fi
+}
+
+main "$@"

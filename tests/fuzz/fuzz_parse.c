@@ -29,38 +29,47 @@ static bool bin_eq(struct mqtt_bin a, struct mqtt_bin b)
     return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
 }
 
-/* The multi-valued properties (user properties, subscription ids) of two decoded blocks. */
+/* The next property with identifier id at *pos, or 0 at the end of the block. */
+static int next_of(const uint8_t **pos, const uint8_t *end, uint8_t id, struct mqtt_prop *out)
+{
+    int r;
+    if (*pos == NULL) return 0;
+    while ((r = mqtt_prop_next(pos, end, out)) == 1 && out->id != id)
+        ;
+    CHECK(r >= 0);
+    return r;
+}
+
+/* The repeatable properties of two decoded blocks: user properties in the same order, and
+ * subscription identifiers in the same order (each list on its own: where one sits relative
+ * to the other carries no meaning). */
 static void check_prop_lists(const struct mqtt_props *a, const struct mqtt_props *b)
 {
-    const uint8_t *pa = a->raw, *pb = b->raw;
+    static const uint8_t ids[] = {MQTT_PROP_USER_PROPERTY, MQTT_PROP_SUBSCRIPTION_ID};
     const uint8_t *ea = a->raw ? a->raw + a->raw_len : NULL;
     const uint8_t *eb = b->raw ? b->raw + b->raw_len : NULL;
-    uint32_t users = 0, subs = 0;
-    for (;;) {
+    for (size_t k = 0; k < 2; k++) {
+        const uint8_t *pa = a->raw, *pb = b->raw;
+        uint32_t n = 0;
         struct mqtt_prop x, y;
-        int rx, ry;
-        do
-            rx = pa ? mqtt_prop_next(&pa, ea, &x) : 0;
-        while (rx == 1 && x.id != MQTT_PROP_USER_PROPERTY && x.id != MQTT_PROP_SUBSCRIPTION_ID);
-        do
-            ry = pb ? mqtt_prop_next(&pb, eb, &y) : 0;
-        while (ry == 1 && y.id != MQTT_PROP_USER_PROPERTY && y.id != MQTT_PROP_SUBSCRIPTION_ID);
-        CHECK(rx >= 0 && ry >= 0);
-        CHECK(rx == ry);
-        if (rx == 0) break;
-        CHECK(x.id == y.id);
-        if (x.id == MQTT_PROP_USER_PROPERTY) {
-            CHECK(str_eq(x.v.pair.key, y.v.pair.key));
-            CHECK(str_eq(x.v.pair.value, y.v.pair.value));
-            users++;
-        } else {
-            CHECK(x.v.u32 == y.v.u32);
-            CHECK(subs > 0 || x.v.u32 == a->sub_id);
-            subs++;
+        int rx;
+        while ((rx = next_of(&pa, ea, ids[k], &x)) == 1) {
+            CHECK(next_of(&pb, eb, ids[k], &y) == 1);
+            if (ids[k] == MQTT_PROP_USER_PROPERTY) {
+                CHECK(str_eq(x.v.pair.key, y.v.pair.key));
+                CHECK(str_eq(x.v.pair.value, y.v.pair.value));
+            } else {
+                CHECK(x.v.u32 == y.v.u32);
+                CHECK(n > 0 || (x.v.u32 == a->sub_id && y.v.u32 == b->sub_id));
+            }
+            n++;
         }
+        CHECK(next_of(&pb, eb, ids[k], &y) == 0);
+        if (ids[k] == MQTT_PROP_USER_PROPERTY)
+            CHECK(n == a->user_count && n == b->user_count);
+        else
+            CHECK(n == a->sub_id_count && n == b->sub_id_count);
     }
-    CHECK(users == a->user_count && users == b->user_count);
-    CHECK(subs == a->sub_id_count && subs == b->sub_id_count);
 }
 
 #define SAME(field) CHECK(a->field == b->field)
