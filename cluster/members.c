@@ -44,6 +44,13 @@ bool members_self_in_config(const struct cluster *c)
     return c->raft_ready && conf_find(c, c->cfg.node_id) != NULL;
 }
 
+bool cluster_is_member(const struct cluster *c)
+{
+    if (!c->multi) return c->started;
+    const struct raft_server *self = c->raft_ready ? conf_find(c, c->cfg.node_id) : NULL;
+    return self && self->role != RAFT_SPARE && !c->removed;
+}
+
 void cluster_members(const struct cluster *c, struct cluster_member *members, size_t cap,
                      struct cluster_status *st)
 {
@@ -383,7 +390,9 @@ static void join_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         cluster_logf(c, CLUSTER_LOG_NOTICE, "joined the cluster as node %llu",
                      (unsigned long long)c->cfg.node_id);
     else
-        cluster_logf(c, CLUSTER_LOG_WARNING, "join refused: %s", cluster_strerror(status));
+        cluster_logf(
+            c, status == -EBUSY ? CLUSTER_LOG_INFO : CLUSTER_LOG_WARNING, "join refused: %s",
+            status == -EBUSY ? "a membership change is in progress" : cluster_strerror(status));
 }
 
 static void join_dialed(void *data, int status, uv_tcp_t *stream, uint64_t peer_id)
@@ -443,7 +452,11 @@ void members_tick(struct cluster *c, uint64_t now_ms)
     } else if (c->was_member && !c->removed && c->raft.configuration.n > 0) {
         became_removed(c);
     }
-    if (!c->join_target || in || c->removed || c->join_dial || c->join_stream ||
+    /* Ask until this node is a voter: a join cut short (the leader died between the add
+     * and the promotion) leaves it a spare, which the next leader promotes on request. */
+    const struct raft_server *self = conf_find(c, c->cfg.node_id);
+    bool voter = self && self->role == RAFT_VOTER;
+    if (!c->join_target || voter || c->removed || c->join_dial || c->join_stream ||
         now_ms < c->join_next_ms)
         return;
     c->join_next_ms = now_ms + JOIN_RETRY_MS;

@@ -370,6 +370,12 @@ struct cluster_status {
     uint64_t applied_index; /* cluster_last_applied() */
     size_t n_members;       /* may exceed the cap passed to cluster_members */
 };
+/* True when this node holds the replicated state as a voter or standby of the configuration
+ * it knows and was not removed (one node: once started). For /readyz: ready when
+ * cluster_is_member() and cluster_last_applied() reached the commit_index that
+ * cluster_members() reported at start (or at the first moment this became true). */
+bool cluster_is_member(const struct cluster *c);
+
 /* A snapshot of the configuration as this node knows it, for the admin API. Fills
  * members[0..cap) and *st. */
 void cluster_members(const struct cluster *c, struct cluster_member *members, size_t cap,

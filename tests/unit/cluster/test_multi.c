@@ -426,6 +426,12 @@ static bool n4_voter(void *arg)
     return false;
 }
 
+static bool n4_member(void *arg)
+{
+    (void)arg;
+    return cluster_is_member(nodes[3].c);
+}
+
 static bool n4_removed(void *arg)
 {
     (void)arg;
@@ -446,6 +452,7 @@ static void join_and_remove(void **state)
     want_index = cluster_last_applied(agreed_leader()->c);
     assert_true(run_until(all_applied, NULL, 10000));
     assert_true(has_retained(nodes[3].c, "before/join"));
+    assert_true(run_until(n4_member, NULL, 10000));
     propose_everywhere(&nodes[3], "from/joined");
     want_live = 4;
     assert_true(run_until(live_everywhere, NULL, 10000));
@@ -455,6 +462,7 @@ static void join_and_remove(void **state)
     assert_true(run_until(n4_removed, NULL, 10000));
     struct cluster_cmd cmd = c_retain("x");
     assert_int_equal(cluster_propose(nodes[3].c, &cmd, NULL, NULL), CLUSTER_ENOTMEMBER);
+    assert_false(cluster_is_member(nodes[3].c));
     want_live = 3;
     node_stop(3);
     assert_true(run_until(live_everywhere, NULL, 10000));
