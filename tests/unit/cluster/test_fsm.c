@@ -17,6 +17,7 @@
 
 #include "cluster.h"
 #include "fsm.h"
+#include "ring.h"
 #include "testlib.h"
 
 #define S(lit)      ((struct store_str){lit, sizeof lit - 1})
@@ -437,6 +438,84 @@ static void snapshot_and_restore(void **state)
     fix_stop(&x);
 }
 
+static int ring_add_up(void *ctx, const struct store_node *n)
+{
+    uint64_t *ids = ctx;
+    if (n->up) ids[++ids[0]] = n->node_id;
+    return 0;
+}
+
+/* The ring of a server, from its nodes table alone (as cluster/owner.c builds it). */
+static void ring_of(struct server *s, struct ring *r)
+{
+    uint64_t ids[16] = {0};
+    struct store_txn *t;
+    assert_int_equal(store_read_begin(s->store, &t), 0);
+    assert_int_equal(store_node_foreach(t, ring_add_up, ids), 0);
+    store_txn_end(t);
+    ring_init(r);
+    assert_true(ring_set_members(r, ids + 1, ids[0]) >= 0);
+}
+
+static bool same_owners(struct server *a, struct server *b)
+{
+    struct ring ra, rb;
+    ring_of(a, &ra);
+    ring_of(b, &rb);
+    bool same = ra.n == rb.n;
+    char topic[32];
+    for (int i = 0; i < 500 && same; i++) {
+        int n = snprintf(topic, sizeof topic, "dev/%d/state", i);
+        same = ring_owner(&ra, topic, (size_t)n) == ring_owner(&rb, topic, (size_t)n);
+    }
+    ring_close(&ra);
+    ring_close(&rb);
+    return same;
+}
+
+static struct cluster_cmd c_node(uint64_t id, bool up)
+{
+    return (struct cluster_cmd){.type = up ? CLUSTER_CMD_NODE_UP : CLUSTER_CMD_NODE_DOWN,
+                                .node = {.node_id = id, .address = S("h:1"), .at_ms = 1}};
+}
+
+/* Liveness verdicts are committed commands: every server derives the same ring from them; a
+ * partitioned server keeps its old ring until it catches up, then agrees again. */
+static void ring_from_committed_verdicts(void **state)
+{
+    (void)state;
+    struct fix x;
+    fix_start(&x, 3, 0, 0, NULL);
+    struct cluster_cmd up[3] = {c_node(1, true), c_node(2, true), c_node(3, true)};
+    apply_and_wait(&x, up, 3, NULL);
+    assert_true(same_owners(&x.s[0], &x.s[1]));
+    assert_true(same_owners(&x.s[0], &x.s[2]));
+    struct ring r;
+    ring_of(&x.s[2], &r);
+    assert_int_equal(r.n, 3);
+    ring_close(&r);
+    raft_fixture_disconnect(&x.f, 0, 2);
+    raft_fixture_disconnect(&x.f, 1, 2);
+    x.n = 2;
+    struct cluster_cmd down = c_node(3, false);
+    apply_and_wait(&x, &down, 1, NULL);
+    assert_true(same_owners(&x.s[0], &x.s[1]));
+    assert_false(same_owners(&x.s[0], &x.s[2])); /* not yet */
+    ring_of(&x.s[0], &r);
+    assert_int_equal(r.n, 2);
+    ring_close(&r);
+    x.n = 3;
+    raft_fixture_reconnect(&x.f, 0, 2);
+    raft_fixture_reconnect(&x.f, 1, 2);
+    struct cluster_cmd back = c_node(3, true);
+    apply_and_wait(&x, &back, 1, NULL);
+    assert_true(same_owners(&x.s[0], &x.s[2]));
+    ring_of(&x.s[2], &r);
+    assert_int_equal(r.n, 3);
+    ring_close(&r);
+    fix_stop(&x);
+}
+
 /* A batch that overflows a small map grows it and commits everything. */
 static void map_full_grows(void **state)
 {
@@ -498,6 +577,7 @@ int main(void)
         cmocka_unit_test(corrupt_entry_is_skipped),
         cmocka_unit_test(already_applied_indices_are_skipped),
         cmocka_unit_test(snapshot_and_restore),
+        cmocka_unit_test(ring_from_committed_verdicts),
         cmocka_unit_test(map_full_grows),
         cmocka_unit_test(map_full_at_maximum_fails_safely),
     };
