@@ -34,7 +34,7 @@ struct tnode {
     char dir[512];
     char addr[64];
     bool open, closed, removed;
-    unsigned n_applied, n_ring, n_down_events;
+    unsigned n_applied, n_ring, n_down_events, n_restored;
     uint64_t last_applied_index;
     /* link frames received */
     uint32_t frames[MAX_FRAMES];
@@ -46,6 +46,7 @@ static struct tnode nodes[MAX_NODES];
 static struct cluster_peer peers[MAX_NODES];
 static size_t n_peers;
 static const char *secret = "s3cret";
+static unsigned snap_threshold; /* 0 = the default */
 
 static void log_line(void *ctx, enum cluster_log_level level, const char *line)
 {
@@ -60,6 +61,13 @@ static void ev_applied(void *ctx, const struct cluster_cmd *cmd, uint64_t index)
     (void)cmd;
     n->n_applied++;
     n->last_applied_index = index;
+}
+
+static void ev_restored(void *ctx, uint64_t index)
+{
+    struct tnode *n = ctx;
+    (void)index;
+    n->n_restored++;
 }
 
 static void ev_ring(void *ctx)
@@ -97,6 +105,7 @@ static void ev_frame(void *ctx, uint64_t from, uint8_t type, const uint8_t *buf,
 static const struct cluster_events events = {
     .applied = ev_applied,
     .ring_changed = ev_ring,
+    .restored = ev_restored,
     .node_changed = ev_node,
     .removed = ev_removed,
     .link_frame = ev_frame,
@@ -140,6 +149,8 @@ static void node_prepare(int i, const char *host)
         .secret = (const uint8_t *)secret,
         .secret_len = strlen(secret),
         .link_queue_max_bytes = 1 << 20,
+        .snapshot_threshold = snap_threshold,
+        .snapshot_trailing = snap_threshold ? 4 : 0,
     };
 }
 
@@ -443,15 +454,24 @@ static bool n4_removed(void *arg)
 static void join_and_remove(void **state)
 {
     (void)state;
+    snap_threshold = 16; /* the new node gets a snapshot, then entries */
     start_cluster(3, "127.0.0.1");
+    char topic[32];
+    for (int i = 0; i < 40; i++) {
+        snprintf(topic, sizeof topic, "before/%d", i);
+        propose_everywhere(agreed_leader(), topic);
+    }
     propose_everywhere(agreed_leader(), "before/join");
     node_prepare(3, "127.0.0.1");
+    snap_threshold = 0;
     nodes[3].cfg.join = a_follower()->addr;
     node_start(3);
     assert_true(run_until(n4_voter, NULL, 15000));
     want_index = cluster_last_applied(agreed_leader()->c);
     assert_true(run_until(all_applied, NULL, 10000));
     assert_true(has_retained(nodes[3].c, "before/join"));
+    assert_true(has_retained(nodes[3].c, "before/0"));
+    assert_true(nodes[3].n_restored >= 1); /* caught up from a snapshot */
     assert_true(run_until(n4_member, NULL, 10000));
     propose_everywhere(&nodes[3], "from/joined");
     want_live = 4;
