@@ -141,7 +141,7 @@ static void node_prepare(int i, const char *host)
         .node_id = n->id,
         .log = log_line,
         .log_ctx = n,
-        .election_timeout_ms = 300,
+        .election_timeout_ms = 500,
         .heartbeat_timeout_ms = 50,
         .listen_port = port,
         .listen_bind = "127.0.0.1",
@@ -321,10 +321,24 @@ static void propose_everywhere(struct tnode *n, const char *topic)
 {
     struct cluster_cmd cmd = c_retain(topic);
     struct done d = {0};
-    assert_int_equal(cluster_propose(n->c, &cmd, done_cb, &d), 0);
-    assert_false(d.fired);
-    assert_true(run_until(fired, &d, 10000));
-    assert_int_equal(d.status, 0);
+    /* A leader change in between (a loaded machine can miss a heartbeat) fails the proposal
+     * as documented; try again then, a bounded number of times. */
+    for (int attempt = 0;; attempt++) {
+        memset(&d, 0, sizeof d);
+        int rc = cluster_propose(n->c, &cmd, done_cb, &d);
+        if (rc == 0) {
+            assert_false(d.fired);
+            assert_true(run_until(fired, &d, 10000));
+            rc = d.status;
+        }
+        if (rc == 0) break;
+        assert_true(rc == CLUSTER_ELEADERSHIPLOST || rc == CLUSTER_ENOQUORUM ||
+                    rc == CLUSTER_ENOTLEADER);
+        assert_true(attempt < 5);
+        fprintf(stderr, "proposal on node %llu: %s; again\n", (unsigned long long)n->id,
+                cluster_strerror(rc));
+        assert_true(run_until(have_leader, NULL, 10000));
+    }
     assert_true(d.index > 0);
     /* Applied on the proposer before its callback. */
     assert_true(cluster_last_applied(n->c) >= d.index);
