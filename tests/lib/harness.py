@@ -117,10 +117,12 @@ class Broker:
     args: extra command-line arguments. expect_exit: exit status expected after SIGTERM.
     use_conf=False starts the binary without -c (give port= and args such as -p).
     env: extra environment variables for the broker process.
+    host: the loopback address the MQTT port is checked on (and clients connect to).
     """
 
     def __init__(self, conf=None, args=(), raw=False, start=True, expect_exit=0, wait_port=True,
-                 use_conf=True, port=None, env=None):
+                 use_conf=True, port=None, env=None, host="127.0.0.1"):
+        self.host = host
         self.tmp = tempfile.mkdtemp(prefix="starling-it-")
         self.data_dir = os.path.join(self.tmp, "data")
         os.mkdir(self.data_dir)
@@ -152,7 +154,7 @@ class Broker:
             pass  # the caller's conf (e.g. an include_dir) opens the given port
         elif "listener" not in keys and "port" not in keys:
             self.port = free_port()
-            extra.append("listener %d 127.0.0.1" % self.port)
+            extra.append("listener %d %s" % (self.port, self.host))
         else:
             for ln in text.splitlines():
                 p = ln.split()
@@ -186,8 +188,8 @@ class Broker:
                 if self.proc.poll() is not None:
                     raise AssertionError("broker exited with %s during start-up:\n%s"
                                          % (self.proc.returncode, self.log_text()))
-                return port_open(self.port)
-            wait_until(up, what="broker port %d" % self.port)
+                return port_open(self.port, self.host)
+            wait_until(up, what="broker port %s:%d" % (self.host, self.port))
         return self
 
     def stop(self, sig=signal.SIGTERM, timeout=WAIT):

@@ -56,8 +56,9 @@ class Msg:
 class Client:
     def __init__(self, broker, client_id="", proto=V311, clean=True, keepalive=60, will=None,
                  username=None, password=None, properties=None, connect=True, expect_rc=0,
-                 port=None):
+                 port=None, host=None):
         self.port = port if port is not None else broker.port
+        self.host = host if host is not None else getattr(broker, "host", "127.0.0.1")
         self.proto = proto
         self.client_id = client_id
         self.clean = clean
@@ -147,7 +148,7 @@ class Client:
         if self.proto == V5:
             kw["clean_start"] = self.clean
             kw["properties"] = self.properties
-        self.c.connect("127.0.0.1", self.port, self.keepalive, **kw)
+        self.c.connect(self.host, self.port, self.keepalive, **kw)
         if not self.started:
             self.c.loop_start()
             self.started = True

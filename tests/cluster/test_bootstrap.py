@@ -1,0 +1,103 @@
+"""Bootstrap of 3 (and 5) nodes, the cluster API and starling-ctl, cross-node publish /
+subscribe at QoS 0, 1 and 2, retained messages on every node."""
+
+import json
+
+import pytest
+
+import checker
+from cluster_harness import Cluster, ctl_bin
+from pahoclient import V5, V311, Client
+from scenarios import sizes
+
+
+@pytest.mark.parametrize("n", sizes())
+def test_bootstrap_members_and_leader(n):
+    with Cluster(n) as c:
+        lead = c.leader()
+        sts = c.statuses()
+        assert set(sts) == set(range(1, n + 1))
+        terms = set()
+        for nid, st in sts.items():
+            assert st["node_id"] == nid
+            assert st["leader"] == lead.id
+            assert st["applied_index"] <= st["commit_index"]
+            terms.add(st["term"])
+            ms = {m["id"]: m for m in st["members"]}
+            assert set(ms) == set(range(1, n + 1)), st
+            for i, m in ms.items():
+                assert m["role"] == "voter", st
+                assert m["address"] == c.nodes[i].advertise, st
+        assert len(terms) == 1
+        c.wait_alive_view(range(1, n + 1))
+        for nd in c.nodes.values():
+            st, body = nd.http("GET", "/healthz")
+            assert st == 200
+
+
+def test_starling_ctl_status_and_members():
+    if ctl_bin() is None:
+        pytest.skip("starling-ctl not built")
+    with Cluster(3) as c:
+        lead = c.leader()
+        r = c.ctl("status", "--json", node=c.nodes[2])
+        assert r.returncode == 0, r.stderr
+        st = json.loads(r.stdout)
+        assert st["leader"] == lead.id and st["node_id"] == 2
+        r = c.ctl("members", node=c.nodes[3])
+        assert r.returncode == 0, r.stderr
+        for i in (1, 2, 3):
+            assert c.nodes[i].advertise in r.stdout
+
+
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_cross_node_pubsub(qos):
+    """A publisher on each node reaches a subscriber on every node, in order."""
+    with Cluster(3) as c:
+        subs = {i: Client(nd, "sub%d" % i, V5) for i, nd in c.nodes.items()}
+        for s in subs.values():
+            assert s.subscribe("x/#", qos) == [qos]
+        for i, nd in c.nodes.items():
+            p = Client(nd, "pub%d" % i, V311)
+            for k in range(20):
+                p.publish("x/%d" % i, checker.payload("pub%d" % i, k), qos=qos)
+            p.disconnect()
+        for j, s in subs.items():
+            got = s.expect_n(60, timeout=20)
+            by = {}
+            for m in got:
+                assert m.qos == qos
+                pub, seq = checker.parse_payload(m.payload)
+                by.setdefault(m.topic, []).append(seq)
+            for i in c.nodes:
+                assert by.get("x/%d" % i) == list(range(20)), (j, i, by.get("x/%d" % i))
+            s.expect_nothing(0.3)
+            s.disconnect()
+
+
+def test_retained_visible_on_every_node():
+    with Cluster(3) as c:
+        h = checker.History()
+        topics = []
+        for i, nd in c.nodes.items():
+            rc = checker.RecClient(h, "ret%d" % i, lambda nd=nd: [nd], persistent=False)
+            assert rc.connect_to(nd)
+            for k in range(1, 4):
+                mid = rc.publish("r/%d" % i, k, 1, retain=True)
+                assert rc.wait_for(lambda: mid in rc.acked_mids, 10), "no PUBACK"
+                h.add("pub_ack", p=rc.cid, topic="r/%d" % i, seq=k, qos=1, retain=True,
+                      node=nd.id)
+            rc.disconnect()
+            topics.append("r/%d" % i)
+        checker.read_retained(c, h, topics)
+        h.add("end")
+        checker.assert_ok(h, "retained on 3 nodes")
+        # a cleared retained message is gone everywhere
+        p = Client(c.nodes[2], "clear", V311)
+        p.publish("r/1", b"", qos=1, retain=True)
+        p.disconnect()
+        for nd in c.nodes.values():
+            s = Client(nd, "chk%d" % nd.id, V311)
+            s.subscribe("r/1", 1)
+            s.expect_nothing(0.5)
+            s.disconnect()

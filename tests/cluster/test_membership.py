@@ -1,0 +1,56 @@
+"""Join a node and remove one under traffic; leadership transfer; SIGTERM on the leader hands
+leadership over before exit."""
+
+import time
+
+import pytest
+
+import checker
+import scenarios
+from cluster_harness import Cluster, CLUSTER_WAIT
+from harness import wait_until
+from scenarios import sizes
+
+
+@pytest.mark.parametrize("n", sizes())
+def test_join_and_remove_under_traffic(n):
+    with Cluster(n) as c:
+        h = scenarios.join_and_remove(c, seed=n)
+        scenarios.verify(h, "join and remove on %d nodes" % n)
+        st = c.leader().status()
+        assert len(st["members"]) == n, st
+
+
+def test_leader_transfer_and_sigterm_hands_over():
+    with Cluster(3) as c:
+        lead = c.leader()
+        target = next(x for x in c.running() if x.id != lead.id)
+        c.transfer(target.id)
+        assert c.leader().id == target.id
+        # SIGTERM on the leader: leadership moves before it exits (no election timeout gap)
+        t0 = time.monotonic()
+        target.sigterm()
+        new = c.wait_leader(exclude=[target])
+        took = time.monotonic() - t0
+        assert new.id != target.id
+        print("leadership after SIGTERM of the leader: %.2fs" % took)
+        target.start(wait=False)
+        c.wait_ready()
+
+
+def test_removed_node_stops_serving_cluster_state():
+    with Cluster(3) as c:
+        lead = c.leader()
+        victim = next(x for x in c.running() if x.id != lead.id)
+        c.remove_node(victim.id, stop=False)
+        wait_until(lambda: not victim.ready(), CLUSTER_WAIT, interval=0.2,
+                   what="the removed node to stop reporting ready")
+        h = checker.History()
+        rc = checker.RecClient(h, "on-removed", lambda: [victim], persistent=False)
+        if rc.connect_to(victim, timeout=3):
+            mid = rc.subscribe([("x/#", 1)])
+            rc.wait_for(lambda: mid not in rc.pending_sub or not rc.connected, 3)
+            assert not h.of("suback") or h.of("suback")[0]["g"] >= 0x80, \
+                "a removed node acknowledged a SUBSCRIBE"
+            rc.close()
+        victim.sigterm()
