@@ -733,6 +733,46 @@ static void wrong_secret(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* Configuration errors are refused; a cluster closed before or after a failed start frees
+ * everything (the loop closes). */
+static void config_errors_and_early_close(void **state)
+{
+    (void)state;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    memset(nodes, 0, sizeof nodes);
+    node_prepare(0, "127.0.0.1");
+    node_prepare(1, "127.0.0.1");
+    struct cluster_peer bad[] = {{1, nodes[0].addr}, {2, "no-port"}};
+    nodes[0].cfg.peers = bad;
+    nodes[0].cfg.n_peers = 2;
+    struct cluster *c;
+    assert_int_equal(cluster_new(&loop, &nodes[0].cfg, &events, &nodes[0], &c), -EINVAL);
+    struct cluster_peer good[] = {{1, nodes[0].addr}, {2, nodes[1].addr}};
+    nodes[0].cfg.peers = good;
+    node_start(0);
+    /* Its port is taken: the second node cannot start, and closes cleanly. */
+    nodes[1].cfg.peers = good;
+    nodes[1].cfg.n_peers = 2;
+    nodes[1].cfg.listen_port = nodes[0].cfg.listen_port;
+    assert_int_equal(cluster_new(&loop, &nodes[1].cfg, &events, &nodes[1], &nodes[1].c), 0);
+    assert_int_equal(cluster_start(nodes[1].c), UV_EADDRINUSE);
+    nodes[1].open = true;
+    node_stop(1);
+    /* Never started. */
+    node_prepare(2, "127.0.0.1");
+    nodes[2].cfg.peers = good;
+    nodes[2].cfg.n_peers = 2;
+    assert_int_equal(cluster_new(&loop, &nodes[2].cfg, &events, &nodes[2], &nodes[2].c), 0);
+    assert_int_equal(cluster_owner(nodes[2].c, "t", 1), 0); /* no verdict yet */
+    nodes[2].open = true;
+    node_stop(2);
+    /* One node alone of two: no leader, proposals refused. */
+    struct cluster_cmd cmd = c_retain("x");
+    assert_int_equal(cluster_propose(nodes[0].c, &cmd, NULL, NULL), CLUSTER_ENOQUORUM);
+    all_stop();
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1) cmocka_set_test_filter(argv[1]);
@@ -747,6 +787,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(wrong_secret),
         cmocka_unit_test(node_down_ends_its_sessions),
         cmocka_unit_test(throughput),
+        cmocka_unit_test(config_errors_and_early_close),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
