@@ -55,8 +55,11 @@ def test_persistent_session_resumes_on_another_node(n):
         assert s.subscribe("q/#", 2) == [2]
         s.disconnect()
         p = Client(c.nodes[2], "qpub", V311)
+        # one QoS per topic (paho hands a QoS 2 message over at PUBREL, so a mix of QoS on
+        # one topic is not seen in publish order even when sent in order)
+        qos_of = {0: 1, 1: 2, 2: 1}
         for k in range(30):
-            p.publish("q/%d" % (k % 3), checker.payload("qpub", k), qos=1 + k % 2)
+            p.publish("q/%d" % (k % 3), checker.payload("qpub", k), qos=qos_of[k % 3])
         p.disconnect()
         s2 = Client(c.nodes[n], "persist", V5, clean=False, properties=sp)
         assert s2.session_present, "session not present on node %d" % n
@@ -65,7 +68,7 @@ def test_persistent_session_resumes_on_another_node(n):
         for m in got:
             pub, k = checker.parse_payload(m.payload)
             seqs.setdefault(m.topic, []).append(k)
-            assert m.qos == 1 + k % 2
+            assert m.qos == qos_of[k % 3]
         for t, lst in seqs.items():
             assert lst == sorted(lst), (t, lst)
         assert sorted(sum(seqs.values(), [])) == list(range(30))

@@ -24,7 +24,9 @@ operation and every delivery; check(history) returns the violations:
              acknowledged by a node while it sits in a minority (a "minority" window event).
 
 Payloads are b"<publisher>|<seq>|<padding>": one sequence per publisher across its topics.
-Subscribers must not hold overlapping filters (MQTT allows one copy per matching filter).
+Subscribers must not hold overlapping filters (MQTT allows one copy per matching filter), and
+each topic carries one QoS (paho hands a QoS 2 message to the application at PUBREL, so QoS 1
+and 2 messages on one topic are not observed in their sending order).
 """
 
 import json
@@ -438,6 +440,7 @@ class RecClient:
         self.pending_unsub = {}
         self.acked_mids = set()
         self.on_deliver = None
+        self.ready = False  # for the workload: connected and subscribed
         kw = {"client_id": cid, "protocol": proto, "reconnect_on_failure": False}
         if proto != V5:
             kw["clean_session"] = not persistent
@@ -692,15 +695,17 @@ class Workload:
         subscribed = False
         while not self.stop_all.is_set():
             if not rc.connected:
+                rc.ready = False
                 if not rc.ensure_connected(time.monotonic() + 5, self.stop_all):
                     continue
                 if not rc.persistent or not rc.session_present:
                     subscribed = False
+                rc.ready = subscribed
             if not subscribed:
                 mid = rc.subscribe([("load/#", 2)])
                 ok = rc.wait_for(lambda: mid not in rc.pending_sub or not rc.connected, 15)
                 if ok and rc.connected:
-                    subscribed = True
+                    subscribed = rc.ready = True
                     if first:
                         first = False
                         self.sub_ready[rc.cid] = True
@@ -804,7 +809,7 @@ class Workload:
         end = time.monotonic() + settle
         while time.monotonic() < end:
             if not [v for v in check_delivery(self.h.snapshot()) if v.startswith("lost")]:
-                if all(s.connected for s in self.subs):
+                if all(s.connected and s.ready for s in self.subs):
                     break
             time.sleep(0.2)
         if probe:
