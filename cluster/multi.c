@@ -416,6 +416,22 @@ int cluster_link_send(struct cluster *c, uint64_t peer_id, uint8_t type, const v
                      flags & CLUSTER_LINK_QOS0 ? LINK_F_SHEDDABLE : 0);
 }
 
+void cluster_get_stats(const struct cluster *c, struct cluster_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!c->multi) return;
+    if (c->port) {
+        struct port_stats ps;
+        port_get_stats(c->port, &ps);
+        out->hello_accepted = ps.accepted + ps.dialed;
+        out->hello_refused = ps.refused;
+        out->dial_failures = ps.dial_failed;
+    }
+    out->forwarded = c->fwd.n_sent;
+    out->forward_retries = c->fwd.n_retried;
+    out->forward_failed = c->fwd.n_failed;
+}
+
 size_t cluster_link_stats(const struct cluster *c, struct cluster_link_stats *out, size_t cap)
 {
     if (!c->multi || !c->link || !c->raft_ready) return 0;

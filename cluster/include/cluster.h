@@ -341,6 +341,17 @@ struct cluster_link_stats {
  * (may exceed cap). */
 size_t cluster_link_stats(const struct cluster *c, struct cluster_link_stats *out, size_t cap);
 
+/* Counters of the multi-node machinery (all 0 on one node), for metrics. */
+struct cluster_stats {
+    uint64_t hello_accepted;  /* connections that passed the hello, both directions */
+    uint64_t hello_refused;   /* connections closed for a failed hello (secret, name, ...) */
+    uint64_t dial_failures;   /* dials that did not reach a peer */
+    uint64_t forwarded;       /* proposal batches sent to the leader */
+    uint64_t forward_retries; /* batches sent again after "not leader" */
+    uint64_t forward_failed;  /* forwarded proposals that failed */
+};
+void cluster_get_stats(const struct cluster *c, struct cluster_stats *out /* OUT */);
+
 /* The owner of a topic: the node id that rendezvous hashing picks among the live members of
  * the committed state (XXH3_64bits_withSeed(topic, len, member_id), highest wins). One node:
  * always this node. 0: no live member is committed yet (a new cluster's first moments). */

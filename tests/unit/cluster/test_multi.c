@@ -34,7 +34,7 @@ struct tnode {
     char dir[512];
     char addr[64];
     bool open, closed, removed;
-    unsigned n_applied, n_ring, n_down_events, n_restored;
+    unsigned n_applied, n_ring, n_down_events, n_restored, n_bulk;
     uint64_t last_applied_index;
     /* link frames received */
     uint32_t frames[MAX_FRAMES];
@@ -93,6 +93,10 @@ static void ev_removed(void *ctx)
 static void ev_frame(void *ctx, uint64_t from, uint8_t type, const uint8_t *buf, size_t len)
 {
     struct tnode *n = ctx;
+    if (type == 8) { /* the throughput run: counted only */
+        n->n_bulk++;
+        return;
+    }
     assert_int_equal(type, 7);
     assert_int_equal(len, 4);
     if (n->n_frames < MAX_FRAMES) {
@@ -612,6 +616,24 @@ static void throughput(void **state)
     start_cluster(3, "127.0.0.1");
     double leader = subscribe_rate(agreed_leader(), 20000, 500);
     double follower = subscribe_rate(a_follower(), 20000, 500);
+    struct cluster_stats cs;
+    cluster_get_stats(a_follower()->c, &cs);
+    assert_true(cs.forwarded > 0);
+    assert_true(cs.forwarded < 20000 / 10); /* batched */
+    /* Link frames of 100 bytes, leader to a follower, as fast as the queue takes them. */
+    struct tnode *from = agreed_leader(), *to = a_follower();
+    const unsigned frames = 200000;
+    static uint8_t payload[100];
+    uint64_t t0 = uv_hrtime();
+    for (unsigned sent = 0; sent < frames || to->n_bulk < frames;) {
+        while (sent < frames &&
+               cluster_link_send(from->c, to->id, 8, payload, sizeof payload, 0) == 0)
+            sent++;
+        uv_run(&loop, UV_RUN_ONCE);
+        assert_true(uv_hrtime() - t0 < 60 * (uint64_t)1000000000);
+    }
+    double link_rate = frames / ((double)(uv_hrtime() - t0) / 1e9);
+    printf("link frames of 100 bytes, one way, both ends on one loop: %.0f/s\n", link_rate);
     printf("committed SUBSCRIBEs/s, 3 nodes on one loop: %.0f proposed on the leader, %.0f on a "
            "follower\n",
            leader, follower);
@@ -725,6 +747,16 @@ static void wrong_secret(void **state)
     run_until(n4_voter, &never, 2000);
     assert_false(n4_voter(NULL));
     assert_int_equal(cluster_leader_id(nodes[3].c), 0);
+    struct cluster_stats cs;
+    uint64_t refused = 0;
+    for (int i = 0; i < 3; i++) {
+        cluster_get_stats(nodes[i].c, &cs);
+        refused += cs.hello_refused;
+    }
+    assert_true(refused >= 1);
+    cluster_get_stats(nodes[3].c, &cs);
+    assert_true(cs.hello_refused >= 1);
+    assert_int_equal(cs.hello_accepted, 0);
     struct cluster_cmd cmd = c_retain("x");
     assert_int_equal(cluster_propose(nodes[3].c, &cmd, NULL, NULL), CLUSTER_ENOQUORUM);
     node_stop(3);
