@@ -9,7 +9,6 @@ import time
 
 import checker
 from cluster_harness import CLUSTER_WAIT
-from harness import wait_until
 
 # Raft's election timeout is 1 s: a stop "longer than the election timeout" is 3 of them.
 ELECTION_S = float(os.environ.get("STARLING_ELECTION_S", "1.0"))
