@@ -6,8 +6,6 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 
 
-
-
 def pytest_report_header(config):
     full = os.environ.get("STARLING_CLUSTER_FULL") == "1"
     return "broker under test: %s; cluster variants: %s" % (
