@@ -22,9 +22,16 @@ def test_join_and_remove_under_traffic(n):
 
 
 def test_leader_transfer_and_sigterm_hands_over():
-    with Cluster(3) as c:
+    with Cluster(3, token="adm1n-t0ken") as c:
         lead = c.leader()
         target = next(x for x in c.running() if x.id != lead.id)
+        # mutating calls need the bearer token
+        saved, c.token = c.token, None
+        st, _ = lead.http("POST", "/api/v1/cluster/transfer", {"id": target.id})
+        c.token = saved
+        assert st == 401, "transfer without the token answered %s" % st
+        st, _ = lead.http("GET", "/api/v1/cluster")
+        assert st == 200
         c.transfer(target.id)
         assert c.leader().id == target.id
         # SIGTERM on the leader: leadership moves before it exits (no election timeout gap)
@@ -54,3 +61,19 @@ def test_removed_node_stops_serving_cluster_state():
                 "a removed node acknowledged a SUBSCRIBE"
             rc.close()
         victim.sigterm()
+
+
+def test_node_without_the_secret_stays_out():
+    with Cluster(3) as c:
+        lead = c.leader()
+        intruder = c.add_node(wait=False, secret="not-the-secret")
+        time.sleep(3 * scenarios.ELECTION_S)
+        st = c.leader().status()
+        assert intruder.id not in [m["id"] for m in st["members"]], st
+        assert not intruder.ready()
+        refused = any("secret" in nd.log_text().lower() for nd in c.nodes.values()
+                      if nd.id != intruder.id)
+        assert refused, "no member logged the dialer that could not prove the secret"
+        intruder.kill9()
+        intruder.removed = True
+        assert c.leader().id == lead.id, "the intruder disturbed the leadership"

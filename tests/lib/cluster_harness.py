@@ -253,6 +253,7 @@ class Node:
         self.peers_line = peers_line
         self.join = join
         self.removed = False
+        self.secret_file = cluster.secret_file  # another file: a node that cannot prove it
         self.broker = None
         self.stopped = False  # SIGSTOPped
 
@@ -264,8 +265,8 @@ class Node:
             "cluster_advertise %s" % self.advertise,
             "admin_listener %d %s" % (self.admin_port, self.host),
         ]
-        if self.cluster.secret_file:
-            lines.append("cluster_secret_file %s" % self.cluster.secret_file)
+        if self.secret_file:
+            lines.append("cluster_secret_file %s" % self.secret_file)
         if self.cluster.token_file:
             lines.append("admin_token_file %s" % self.cluster.token_file)
         if self.join:
@@ -630,9 +631,9 @@ class Cluster:
             time.sleep(0.3)
         raise AssertionError("POST %s %s failed: %s" % (path, body, last))
 
-    def add_node(self, node_id=None, wait=True, timeout=CLUSTER_WAIT):
+    def add_node(self, node_id=None, wait=True, timeout=CLUSTER_WAIT, secret=None):
         """Start a new node that joins through the leader; waits until it is a voter and
-        ready."""
+        ready. secret: another cluster secret for this node (it must not get in)."""
         if node_id is None:
             node_id = max(self.nodes) + 1
         assert node_id not in self.nodes
@@ -640,6 +641,11 @@ class Cluster:
             pytest.skip("cannot bind %s" % node_host(node_id))
         lead = self.leader()
         nd = Node(self, node_id, join=lead.advertise)
+        if secret is not None:
+            nd.secret_file = os.path.join(self.tmp, "secret-%d" % node_id)
+            with open(nd.secret_file, "w") as f:
+                f.write(secret + "\n")
+            os.chmod(nd.secret_file, 0o600)
         self.nodes[node_id] = nd
         nd.create()
         nd.start(wait=False)
