@@ -232,7 +232,9 @@ struct cluster_events {
      * commands purge them; only the leader's broker (is_leader) should fire them. */
     void (*node_changed)(void *ctx, uint64_t node_id, bool up, bool is_leader);
     /* This node was removed from the configuration: it no longer serves cluster state
-     * (proposals fail with CLUSTER_ENOTMEMBER). The broker should stop taking clients. */
+     * (proposals fail with CLUSTER_ENOTMEMBER). The broker should stop taking clients and
+     * exit; to serve again the node needs an empty data dir and cluster_join (its old Raft
+     * log still lists it as a member). */
     void (*removed)(void *ctx);
 };
 
