@@ -112,3 +112,11 @@ def test_sys_counters_follow_traffic(broker):
         _latest(c, "$SYS/broker/subscriptions/count", lambda v: int(v) >= subs + 2)
         for i in range(5):
             c.publish("sys/ret/%d" % i, b"", qos=1, retain=True)
+
+
+# sys_interval 0 turns the $SYS updates off (mosquitto.conf(5)).
+def test_sys_interval_zero_disables_updates():
+    with Broker({"sys_interval": 0}) as b:
+        with Client(b, "sys-off", V311) as c:
+            c.subscribe("$SYS/broker/uptime", 0)
+            c.expect_nothing(2.2, topic="$SYS/broker/uptime")

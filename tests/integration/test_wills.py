@@ -173,3 +173,22 @@ def test_will_on_protocol_error(broker, bad):
         assert w.expect().payload == b"err"
     finally:
         w.disconnect()
+
+
+# Session takeover closes the old connection without DISCONNECT from its client, so its will
+# is published (v5 3.1.4: "If the existing Client has a Will Message, that Will Message is
+# published"; 3.1.1 the same network close rule [MQTT-3.1.2-8]).
+@pytest.mark.parametrize("proto", PROTOCOLS, ids=PROTO_IDS.get)
+def test_will_on_session_takeover(broker, proto):
+    topic = "will/takeover/%d" % proto
+    w = _watch(broker, topic, "wt-w%d" % proto)
+    try:
+        old = Client(broker, "wt%d" % proto, proto, will={"topic": topic, "payload": b"old"})
+        new = Client(broker, "wt%d" % proto, proto)
+        old.wait_disconnected()
+        old.stop()
+        assert w.expect().payload == b"old"
+        new.disconnect()
+        w.expect_nothing(0.3)
+    finally:
+        w.disconnect()
