@@ -30,6 +30,13 @@ int multi_init(struct cluster *c)
     const char *adv = c->cfg.advertise;
     for (size_t i = 0; !adv && i < c->cfg.n_peers; i++)
         if (c->cfg.peers[i].id == c->cfg.node_id) adv = c->cfg.peers[i].address;
+    const char *bind = c->cfg.listen_bind;
+    if (!adv && bind && *bind && strcmp(bind, "0.0.0.0") != 0 && strcmp(bind, "::") != 0) {
+        /* A specific bind address is what peers reach. */
+        snprintf(buf, sizeof buf, strchr(bind, ':') ? "[%s]:%u" : "%s:%u", bind,
+                 c->cfg.listen_port);
+        adv = buf;
+    }
     if (!adv) {
         char host[256];
         if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "localhost");

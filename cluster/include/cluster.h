@@ -177,7 +177,8 @@ struct cluster_config {
     unsigned listen_port;
     const char *listen_bind;
     /* What peers dial to reach this node (cluster_advertise HOST:PORT); NULL = this node's
-     * own entry in peers, else "<gethostname()>:<listen_port>". Also the Raft address. */
+     * own entry in peers, else "<listen_bind>:<listen_port>" for a specific bind address,
+     * else "<gethostname()>:<listen_port>". Also the Raft address. */
     const char *advertise;
     /* The shared secret (cluster_secret_file contents, used as is); NULL/0 = none (anyone
      * reaching the port can join: log a warning in the broker). */

@@ -450,8 +450,11 @@ static bool n4_voter(void *arg)
     struct cluster_member m[MAX_NODES];
     struct cluster_status st;
     cluster_members(l->c, m, MAX_NODES, &st);
-    for (size_t i = 0; i < st.n_members && i < MAX_NODES; i++)
-        if (m[i].id == 4 && m[i].role == CLUSTER_ROLE_VOTER) return true;
+    for (size_t i = 0; i < st.n_members && i < MAX_NODES; i++) {
+        if (m[i].id != 4 || m[i].role != CLUSTER_ROLE_VOTER) continue;
+        assert_string_equal(m[i].address, nodes[3].addr);
+        return true;
+    }
     return false;
 }
 
@@ -483,6 +486,7 @@ static void join_and_remove(void **state)
     node_prepare(3, "127.0.0.1");
     snap_threshold = 0;
     nodes[3].cfg.join = a_follower()->addr;
+    nodes[3].cfg.advertise = NULL; /* derived from the bind address */
     node_start(3);
     assert_true(run_until(n4_voter, NULL, 15000));
     want_index = cluster_last_applied(agreed_leader()->c);
