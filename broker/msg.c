@@ -30,10 +30,12 @@ static bool prop_passes(uint8_t id)
  * size, or -1 for a malformed block. */
 static long props_filter(const uint8_t *props, size_t len, uint8_t *out)
 {
-    const uint8_t *pos = props, *end = props + len;
+    const uint8_t *pos, *end;
     struct mqtt_prop pr;
     size_t n = 0;
     if (!props) return 0;
+    pos = props;
+    end = props + len;
     for (;;) {
         const uint8_t *start = pos;
         int rc = mqtt_prop_next(&pos, end, &pr);
