@@ -142,7 +142,7 @@ static void broker_close_cluster_cb(uv_timer_t *t)
 void broker_maybe_finish_stop(struct broker *b)
 {
     if (!b->stopping || b->stopped || b->closing_cluster) return;
-    if (b->live_conns > 0 || b->auth_jobs > 0) return;
+    if (b->live_conns > 0 || b->auth_jobs > 0 || (b->dur_inflight > 0 && !b->stop_forced)) return;
     /* Last flush and the final state: close Raft and LMDB, from a callback of our own (not
      * from inside one of Raft's). */
     b->closing_cluster = true;
@@ -159,6 +159,8 @@ static void broker_stop_timer_cb(uv_timer_t *t)
 {
     struct broker *b = t->data;
     if (b->closing_cluster) return;
+    /* Proposals that do not complete in the grace period are not waited for any longer. */
+    b->stop_forced = true;
     /* Clients that do not take their last bytes are cut off. */
     conn_abort_all(b);
 }
@@ -193,34 +195,97 @@ static void broker_signal_cb(uv_signal_t *h, int signum)
 
 /* ---- auth files ---- */
 
-int broker_reload(struct broker *b)
+/* Loads the password and ACL files of one set of security settings. */
+static int broker_load_security(const struct config_security *sec, struct auth_db **db,
+                                struct acl **acl)
 {
-    const struct config_security *sec =
-        b->cfg->listener_count ? &b->cfg->listeners[0].security : &b->cfg->security;
     char err[512];
-    int rc = 0;
-    struct auth_db *db = NULL;
-    struct acl *acl = NULL;
+    *db = NULL;
+    *acl = NULL;
     if (sec->password_file) {
-        rc = auth_db_load(sec->password_file, &db, err, sizeof err);
+        int rc = auth_db_load(sec->password_file, db, err, sizeof err);
         if (rc < 0) {
-            log_at(LOG_TYPE_ERROR, "Error: %s (password file not reloaded).", err);
+            log_at(LOG_TYPE_ERROR, "Error: %s.", err);
             return rc;
         }
     }
     if (sec->acl_file) {
-        rc = acl_load(sec->acl_file, &acl, err, sizeof err);
+        int rc = acl_load(sec->acl_file, acl, err, sizeof err);
         if (rc < 0) {
-            log_at(LOG_TYPE_ERROR, "Error: %s (ACL file not reloaded).", err);
-            auth_db_unref(db);
+            log_at(LOG_TYPE_ERROR, "Error: %s.", err);
+            auth_db_unref(*db);
+            *db = NULL;
             return rc;
         }
     }
-    auth_db_unref(b->auth);
-    b->auth = db;
-    acl_free(b->acl);
-    b->acl = acl;
     return 0;
+}
+
+/* Drops what the listeners own (per_listener_settings) and the global files. */
+static void broker_release_security(struct broker *b)
+{
+    for (size_t i = 0; i < b->nlisteners; i++) {
+        struct listener *l = &b->listeners[i];
+        if (l->owns_security) {
+            auth_db_unref(l->auth);
+            acl_free(l->acl);
+        }
+        l->auth = NULL;
+        l->acl = NULL;
+        l->owns_security = false;
+    }
+    auth_db_unref(b->auth);
+    acl_free(b->acl);
+    b->auth = NULL;
+    b->acl = NULL;
+}
+
+int broker_reload(struct broker *b)
+{
+    const struct config *cfg = b->cfg;
+    size_t n = cfg->per_listener_settings ? b->nlisteners : 0;
+    struct auth_db *gdb = NULL, *dbs[64] = {0};
+    struct acl *gacl = NULL, *acls[64] = {0};
+    int rc = 0;
+    if (n > 64) n = 64;
+    if (!cfg->per_listener_settings) {
+        rc = broker_load_security(&cfg->security, &gdb, &gacl);
+    } else {
+        for (size_t i = 0; i < n && rc == 0; i++)
+            rc = broker_load_security(&b->listeners[i].cfg->security, &dbs[i], &acls[i]);
+    }
+    if (rc < 0) {
+        /* All or nothing: the files in force stay. */
+        auth_db_unref(gdb);
+        acl_free(gacl);
+        for (size_t i = 0; i < n; i++) {
+            auth_db_unref(dbs[i]);
+            acl_free(acls[i]);
+        }
+        log_at(LOG_TYPE_ERROR, "Error: password or ACL file not (re)loaded.");
+        return rc;
+    }
+    broker_release_security(b);
+    b->auth = gdb;
+    b->acl = gacl;
+    for (size_t i = 0; i < b->nlisteners; i++) {
+        struct listener *l = &b->listeners[i];
+        if (cfg->per_listener_settings && i < n) {
+            l->auth = dbs[i];
+            l->acl = acls[i];
+            l->owns_security = true;
+        } else {
+            l->auth = gdb;
+            l->acl = gacl;
+        }
+    }
+    return 0;
+}
+
+const struct acl *broker_session_acl(const struct broker *b, const struct listener *lst)
+{
+    if (lst) return lst->acl;
+    return b->nlisteners ? b->listeners[0].acl : b->acl;
 }
 
 /* ---- start ---- */
@@ -353,13 +418,13 @@ int broker_start(struct broker *b, char *err, size_t errlen)
     uv_signal_start(&b->sig_hup, broker_signal_cb, SIGHUP);
     int rc = broker_make_data_dir(b, err, errlen);
     if (rc < 0) return rc;
+    rc = broker_open_listeners(b, err, errlen);
+    if (rc < 0) return rc;
     rc = broker_reload(b);
     if (rc < 0) {
         snprintf(err, errlen, "cannot load the password or ACL file");
         return rc;
     }
-    rc = broker_open_listeners(b, err, errlen);
-    if (rc < 0) return rc;
     rc = broker_drop_privileges(b, err, errlen);
     if (rc < 0) return rc;
 
@@ -449,8 +514,7 @@ void broker_free(struct broker *b)
     htab_close(&b->conns);
     conn_pool_free(b);
     sys_free(b);
-    auth_db_unref(b->auth);
-    acl_free(b->acl);
+    broker_release_security(b);
     free(b->listeners);
     if (b->data_dir_temp && b->data_dir) broker_rmtree(b->data_dir);
     free(b->data_dir);

@@ -117,13 +117,14 @@ size_t deliver_publish(struct broker *b, struct session *publisher, struct msg *
     /* subs_collect's results live until the next subs_ call: nothing below calls one. */
     for (size_t i = 0; i < count; i++) {
         struct session *s = t[i].owner;
-        if (b->acl) {
+        const struct acl *acl = broker_session_acl(b, s->lst);
+        if (acl) {
             if (!have_topic) {
                 memcpy(topic, m->topic, m->topic_len);
                 topic[m->topic_len] = '\0';
                 have_topic = true;
             }
-            if (acl_check(b->acl, s->client_id, s->username, topic, ACL_READ) != 0) continue;
+            if (acl_check(acl, s->client_id, s->username, topic, ACL_READ) != 0) continue;
         }
         uint8_t qos =
             cfg->upgrade_outgoing_qos ? t[i].qos : (m->qos < t[i].qos ? m->qos : t[i].qos);
@@ -152,11 +153,12 @@ static void deliver_retained_cb(void *ctx, const char *topic, size_t topic_len, 
     struct msg *m = msgp;
     (void)topic_len;
     if (msg_is_expired(m, x->now)) return;
-    if (x->b->acl) {
+    const struct acl *acl = broker_session_acl(x->b, x->s->lst);
+    if (acl) {
         char t[65536];
         memcpy(t, topic, topic_len);
         t[topic_len] = '\0';
-        if (acl_check(x->b->acl, x->s->client_id, x->s->username, t, ACL_READ) != 0) return;
+        if (acl_check(acl, x->s->client_id, x->s->username, t, ACL_READ) != 0) return;
     }
     uint8_t qos = x->b->cfg->upgrade_outgoing_qos ? x->qos : (m->qos < x->qos ? m->qos : x->qos);
     /* Retained messages sent for a new subscription carry RETAIN 1 [MQTT-3.3.1-9]. */

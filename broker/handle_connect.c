@@ -200,6 +200,7 @@ static void connect_finish(struct conn *c, struct connect_req *r)
     free(s->username);
     s->username = c->username ? strdup(c->username) : NULL;
     s->conn = c;
+    s->lst = c->lst;
     c->sess = s;
     session_set_will(s, r->will, r->will_delay_s, r->will_expiry_s);
     r->will = NULL;
@@ -390,8 +391,8 @@ void handle_connect(struct conn *c, const struct mqtt_packet *pkt)
         why = "anonymous clients not allowed";
         goto refuse;
     }
-    if (ct->has_username && b->auth) {
-        r->db = auth_db_ref(b->auth);
+    if (ct->has_username && c->lst->auth) {
+        r->db = auth_db_ref(c->lst->auth);
         r->username = strdup(c->username);
         r->password_len = ct->has_password ? ct->password.len : 0;
         r->password = malloc(r->password_len + 1);

@@ -142,7 +142,7 @@ void handle_publish(struct conn *c, const struct mqtt_packet *pkt)
         }
         memcpy(t, topic, topic_len);
         t[topic_len] = '\0';
-        int rc = acl_check(b->acl, c->client_id, c->username, t, ACL_WRITE);
+        int rc = acl_check(c->lst->acl, c->client_id, c->username, t, ACL_WRITE);
         if (t != tbuf) free(t);
         if (rc != 0) {
             log_at(LOG_TYPE_DEBUG,

@@ -123,7 +123,7 @@ void handle_subscribe(struct conn *c, const struct mqtt_packet *pkt)
         }
         if (o.qos > c->lst->cfg->max_qos) o.qos = c->lst->cfg->max_qos;
         e->options = mqtt_sub_opts_byte(o);
-        if (acl_check(b->acl, c->client_id, c->username, e->filter, ACL_SUBSCRIBE) != 0) {
+        if (acl_check(c->lst->acl, c->client_id, c->username, e->filter, ACL_SUBSCRIBE) != 0) {
             e->reason = MQTT_RC_NOT_AUTHORIZED;
             continue;
         }

@@ -9,6 +9,8 @@
 
 #include <uv.h>
 
+struct acl;
+struct auth_db;
 struct broker;
 struct conn;
 struct config_listener;
@@ -25,8 +27,11 @@ struct listener {
     const struct config_listener *cfg;
     struct listener_sock socks[4];
     unsigned nsocks;
-    int connections; /* live connections accepted here */
-    uint16_t port;   /* the port bound (the configured one, or the one picked for 0) */
+    int connections;      /* live connections accepted here */
+    uint16_t port;        /* the port bound (the configured one, or the one picked for 0) */
+    struct auth_db *auth; /* password file in force for this listener (NULL: none) */
+    struct acl *acl;      /* ACL in force (NULL: none) */
+    bool owns_security;   /* per_listener_settings: auth and acl are this listener's */
 };
 
 /* Binds and listens on every address of cfg. Returns 0 (at least one socket listens) or a

@@ -11,6 +11,7 @@
 #include "core.h"
 #include "deliver.h"
 #include "durable.h"
+#include "listener.h"
 #include "log.h"
 #include "retain.h"
 #include "subs.h"
@@ -558,7 +559,8 @@ void session_fire_will(struct session *s)
     char topic[65536];
     memcpy(topic, send->topic, send->topic_len);
     topic[send->topic_len] = '\0';
-    if (acl_check(b->acl, s->client_id, s->username, topic, ACL_WRITE) == 0) {
+    if (acl_check(broker_session_acl(b, s->lst), s->client_id, s->username, topic, ACL_WRITE) ==
+        0) {
         if (send->retain && b->cfg->retain_available) {
             if (send->payload_len == 0)
                 dur_retain_clear(b, send->topic, send->topic_len, NULL, NULL);

@@ -20,6 +20,7 @@
 
 struct broker;
 struct conn;
+struct listener;
 
 enum session_out_state {
     OUT_QUEUED = 0,   /* not sent yet (window full or offline) */
@@ -57,6 +58,7 @@ struct session {
     size_t client_id_len;
     char *username; /* of the last connection, for ACL checks of deliveries; owned */
     struct conn *conn;
+    struct listener *lst; /* of the last connection (its ACL applies); NULL if loaded */
     uint8_t version;
     bool persistent;     /* outlives its connection */
     bool durable;        /* a SESSION_OPEN was committed for it */
