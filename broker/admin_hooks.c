@@ -47,30 +47,28 @@ static int admin_hooks_members(struct broker *b, struct cluster_member **members
     }
 }
 
-/* Ready: a member of the configuration that has applied the commit index it learned once a
- * leader was first known, and not stopping. Catching up is sticky: a later election or a
- * lost quorum does not make the node unready (that would empty a Service of every pod). */
+/* Ready: a member of the configuration (a voter or standby, not removed) that has applied
+ * the commit index it learned when it first was a member with a known leader, and not
+ * stopping. Catching up is sticky: a later election or a lost quorum does not make the node
+ * unready (that would empty a Service of every pod); leaving the configuration does. */
 static bool admin_hooks_ready(void *ctx)
 {
     struct admin_view *v = ctx;
     struct broker *b = v->b;
-    struct cluster_member *m;
-    struct cluster_status st;
     if (b->cluster == NULL || b->stopping || b->loading || b->cluster_failed) return false;
-    if (admin_hooks_members(b, &m, &st) != 0) return false;
-    bool member = false;
-    for (size_t i = 0; i < st.n_members && !member; i++)
-        member = m[i].id == st.node_id;
-    mem_free(m);
-    if (!member) return false;
+    if (!cluster_is_member(b->cluster)) return false;
     if (!v->caught_up) {
+        struct cluster_member *m;
+        struct cluster_status st;
+        if (admin_hooks_members(b, &m, &st) != 0) return false;
+        mem_free(m);
         if (!v->target_known) {
             if (st.leader_id == 0) return false;
             v->target = st.commit_index;
             v->target_known = true;
         }
-        /* The leader has applied what it committed (applied_index may count commands only,
-         * while the commit index counts configuration entries too). */
+        /* The leader has applied what it committed (applied_index counts commands only,
+         * the commit index configuration entries too). */
         v->caught_up = st.applied_index >= v->target || st.leader_id == st.node_id;
     }
     return v->caught_up;
