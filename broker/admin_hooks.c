@@ -166,9 +166,17 @@ static void admin_hooks_cluster_metrics(struct broker *b, struct textbuf *out)
                   "Size of the LMDB memory map holding the state, in bytes.",
                   store_map_size(cluster_storage(b->cluster)));
 
-    struct cluster_link_stats ls[ADMIN_HOOKS_MEMBERS];
-    size_t n = cluster_link_stats(b->cluster, ls, ADMIN_HOOKS_MEMBERS);
-    if (n > ADMIN_HOOKS_MEMBERS) n = ADMIN_HOOKS_MEMBERS;
+    struct cluster_link_stats few[ADMIN_HOOKS_MEMBERS], *ls = few;
+    size_t n = cluster_link_stats(b->cluster, few, ADMIN_HOOKS_MEMBERS);
+    if (n > ADMIN_HOOKS_MEMBERS) {
+        ls = mem_calloc(n, sizeof *ls);
+        if (ls == NULL) {
+            if (out->error == 0) out->error = -ENOMEM;
+            return;
+        }
+        size_t again = cluster_link_stats(b->cluster, ls, n);
+        n = again < n ? again : n;
+    }
     uint64_t shed = 0;
     for (size_t i = 0; i < n; i++)
         shed += ls[i].shed;
@@ -206,6 +214,7 @@ static void admin_hooks_cluster_metrics(struct broker *b, struct textbuf *out)
     struct metrics_label link_reason[] = {{"reason", "node_link"}};
     metrics_sample(out, "starling_messages_dropped_total", broker_reason, 1, b->stats.pub_dropped);
     metrics_sample(out, "starling_messages_dropped_total", link_reason, 1, shed);
+    if (ls != few) mem_free(ls);
 }
 
 static int admin_hooks_metrics(void *ctx, struct textbuf *out)
