@@ -338,7 +338,13 @@ int conn_send(struct conn *c, const struct mqtt_packet *pkt)
     uint8_t version = c->version ? c->version : MQTT_V311;
     size_t n = mqtt_encoded_size(pkt, version);
     if (n == 0) return -EINVAL;
-    if (c->max_packet_out && n > c->max_packet_out) return -EMSGSIZE;
+    if (c->max_packet_out && n > c->max_packet_out) {
+        /* [MQTT-3.1.2-25]: the Reason String is the first thing to go. */
+        if (!(pkt->props.present & MQTT_PROP_BIT(MQTT_PROP_REASON_STRING))) return -EMSGSIZE;
+        struct mqtt_packet bare = *pkt;
+        bare.props.present &= ~MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);
+        return conn_send(c, &bare);
+    }
     uint8_t *p = conn_reserve(c, n);
     if (!p) return -ENOMEM;
     if (mqtt_encode(pkt, version, p, n) != n) return -EINVAL;
@@ -398,11 +404,23 @@ void conn_reply_finish(struct conn *c, uint64_t seq, const struct mqtt_packet *p
     conn_replies_drain(c);
 }
 
+void conn_reason_string(const struct conn *c, struct mqtt_packet *pkt, uint8_t reason,
+                        const char *why)
+{
+    if (c->version != MQTT_V5 || reason < 0x80) return;
+    /* [MQTT-3.1.2-29]: without Request Problem Information only CONNACK, PUBLISH and
+     * DISCONNECT may carry one. */
+    if (!c->want_problem_info && pkt->type != MQTT_CONNACK && pkt->type != MQTT_DISCONNECT) return;
+    pkt->props.present |= MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);
+    pkt->props.reason_string = MQTT_STR(why ? why : mqtt_reason_str(reason));
+}
+
 int conn_send_ack(struct conn *c, uint8_t type, uint16_t packet_id, uint8_t reason)
 {
     struct mqtt_packet pkt = {.type = type};
     pkt.u.ack.packet_id = packet_id;
     pkt.u.ack.reason = reason;
+    conn_reason_string(c, &pkt, reason, NULL);
     if (!c->replies) return conn_send(c, &pkt);
     uint64_t seq = conn_reply_defer(c);
     if (!seq) return -ENOMEM;
@@ -746,6 +764,7 @@ void conn_close(struct conn *c, uint8_t reason, const char *why)
         /* Refused before CONNACK: CONNACK carries the reason [MQTT-3.2.2-6]. */
         struct mqtt_packet pkt = {.type = MQTT_CONNACK};
         pkt.u.connack.reason = reason;
+        conn_reason_string(c, &pkt, reason, why);
         if (c->version == MQTT_V5 || conn_v3_refusal(reason)) conn_send(c, &pkt);
     }
     conn_end(c, reason, why);

@@ -124,6 +124,10 @@ int conn_write_shared(struct conn *c, struct msg *m, const uint8_t *base, size_t
 /* Encodes pkt for the connection's protocol version and queues it. Returns 0, -ENOMEM, or
  * -EMSGSIZE when it exceeds the client's Maximum Packet Size (nothing queued). */
 int conn_send(struct conn *c, const struct mqtt_packet *pkt);
+/* Adds a Reason String (why, or the reason's name) to an MQTT 5 packet with an error reason,
+ * where the client's Request Problem Information allows it. why must outlive the encoding. */
+void conn_reason_string(const struct conn *c, struct mqtt_packet *pkt, uint8_t reason,
+                        const char *why);
 /* Sends an ack-type packet (PUBACK/PUBREC/PUBREL/PUBCOMP) with reason (v5) at once, or after
  * pending deferred replies. */
 int conn_send_ack(struct conn *c, uint8_t type, uint16_t packet_id, uint8_t reason);

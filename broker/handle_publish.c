@@ -30,6 +30,7 @@ static void publish_acked(struct conn *c, uint8_t qos, uint16_t pid, uint8_t rea
     struct mqtt_packet pkt = {.type = qos == 1 ? MQTT_PUBACK : MQTT_PUBREC};
     pkt.u.ack.packet_id = pid;
     pkt.u.ack.reason = c->version == MQTT_V5 ? reason : 0;
+    conn_reason_string(c, &pkt, pkt.u.ack.reason, NULL);
     if (reply_seq)
         conn_reply_finish(c, reply_seq, &pkt);
     else
