@@ -282,6 +282,14 @@ int broker_reload(struct broker *b)
     return 0;
 }
 
+void broker_ready(struct broker *b)
+{
+    if (b->accepting) return;
+    b->accepting = true;
+    for (size_t i = 0; i < b->nlisteners; i++)
+        listener_accept_pending(&b->listeners[i]);
+}
+
 const struct acl *broker_session_acl(const struct broker *b, const struct listener *lst)
 {
     if (lst) return lst->acl;

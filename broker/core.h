@@ -100,6 +100,7 @@ struct broker {
     bool stopping;
     bool stopped;
     bool closing_cluster;
+    bool accepting;             /* clients are accepted (a Raft leader is known) */
     bool stop_forced;           /* the stop's grace period is over */
     size_t dur_inflight;        /* proposals not yet applied or failed */
     struct dur_prop *dur_props; /* those proposals */
@@ -116,6 +117,8 @@ uint32_t broker_max_packet_in(const struct broker *b);
 uint16_t broker_receive_max(const struct broker *b);
 /* The ACL that applies to a session of listener lst (NULL: loaded from storage). */
 const struct acl *broker_session_acl(const struct broker *b, const struct listener *lst);
+/* A Raft leader is known: clients waiting in the listen backlogs are accepted now. */
+void broker_ready(struct broker *b);
 /* Called by a connection's close callback: finishes a stop once everything is closed. */
 void broker_maybe_finish_stop(struct broker *b);
 

@@ -458,7 +458,7 @@ void dur_leader_changed(void *ctx, uint64_t leader_id, bool is_self)
 {
     struct broker *b = ctx;
     static bool swept;
-    (void)leader_id;
+    if (leader_id != 0) broker_ready(b);
     if (!is_self || swept) return;
     swept = true;
     struct store_txn *t = NULL;

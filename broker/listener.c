@@ -22,6 +22,12 @@ static void listener_accept_cb(uv_stream_t *server, int status)
         return;
     }
     if (b->stopping) return;
+    if (!b->accepting) {
+        /* The durable state is not ready (no Raft leader yet): the connection waits in the
+         * backlog; listener_accept_pending() takes it then. */
+        ls->pending = true;
+        return;
+    }
     int max = l->cfg->max_connections;
     if (max >= 0 && l->connections >= max) {
         /* Accept and close at once, as mosquitto does, so the backlog does not fill. */
@@ -38,6 +44,17 @@ static void listener_accept_cb(uv_stream_t *server, int status)
     if (rc < 0)
         log_at(LOG_TYPE_ERROR, "Error accepting a connection on %s: %s.", ls->addr,
                uv_strerror(rc));
+}
+
+void listener_accept_pending(struct listener *l)
+{
+    for (unsigned i = 0; i < l->nsocks; i++) {
+        struct listener_sock *ls = &l->socks[i];
+        if (ls->pending && ls->open) {
+            ls->pending = false;
+            listener_accept_cb((uv_stream_t *)&ls->tcp, 0);
+        }
+    }
 }
 
 void listener_conn_opened(struct listener *l, struct conn *c)

@@ -20,6 +20,7 @@ struct listener_sock {
     struct listener *lst;
     char addr[64]; /* "address:port" as bound */
     bool open;
+    bool pending; /* a connection waits until the broker accepts (durable state ready) */
 };
 
 struct listener {
@@ -40,6 +41,9 @@ int listener_open(struct broker *b, struct listener *l, const struct config_list
                   char *err, size_t errlen);
 /* Stops accepting: closes the listening sockets (connections stay). */
 void listener_close(struct listener *l);
+
+/* Accepts the connections that arrived before the broker was ready. */
+void listener_accept_pending(struct listener *l);
 
 void listener_conn_opened(struct listener *l, struct conn *c);
 void listener_conn_closed(struct listener *l, struct conn *c);
