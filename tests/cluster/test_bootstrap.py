@@ -40,7 +40,7 @@ def test_starling_ctl_status_and_members():
         pytest.skip("starling-ctl not built")
     with Cluster(3) as c:
         lead = c.leader()
-        r = c.ctl("status", "--json", node=c.nodes[2])
+        r = c.ctl("--json", "status", node=c.nodes[2])
         assert r.returncode == 0, r.stderr
         st = json.loads(r.stdout)
         assert st["leader"] == lead.id and st["node_id"] == 2

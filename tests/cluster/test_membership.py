@@ -67,6 +67,7 @@ def test_node_without_the_secret_stays_out():
     with Cluster(3) as c:
         lead = c.leader()
         intruder = c.add_node(wait=False, secret="not-the-secret")
+        intruder.removed = True  # never a member: left out of the cluster's views
         time.sleep(3 * scenarios.ELECTION_S)
         st = c.leader().status()
         assert intruder.id not in [m["id"] for m in st["members"]], st
@@ -75,5 +76,4 @@ def test_node_without_the_secret_stays_out():
                       if nd.id != intruder.id)
         assert refused, "no member logged the dialer that could not prove the secret"
         intruder.kill9()
-        intruder.removed = True
         assert c.leader().id == lead.id, "the intruder disturbed the leadership"
