@@ -28,11 +28,13 @@ def test_minority_node_log_says_so_once():
         before = len([ln for ln in lead.log_text().lower().splitlines()
                       if any(w in ln for w in words)])
         others = [x.id for x in c.running() if x.id != lead.id]
+        h = checker.History()
+        cl = checker.RecClient(h, "knock", lambda: [lead], persistent=False,
+                               keepalive=30)
+        assert cl.connect_to(lead)
         c.partition([lead.id], others)
         c.wait_leader(nodes=[c.nodes[i] for i in others])
-        h = checker.History()
-        cl = checker.RecClient(h, "knock", lambda: [lead], persistent=False)
-        if cl.connect_to(lead):
+        if cl.connected:
             for i in range(10):
                 cl.subscribe([("knock/%d" % i, 1)])
             cl.wait_for(lambda: False, 3 * scenarios.ELECTION_S)

@@ -165,13 +165,19 @@ def partition_leader(cluster, seed=0, hold=None):
     majority = others[k:]
     h = w.h
     # local QoS 0 pair on the old leader, subscribed before the partition
-    lsub = checker.RecClient(h, "local-sub", lambda: [lead], persistent=False)
+    lsub = checker.RecClient(h, "local-sub", lambda: [lead], persistent=False,
+                             keepalive=30)
     assert lsub.connect_to(lead)
     mid = lsub.subscribe([("local/q0", 0)])
     assert lsub.wait_for(lambda: mid not in lsub.pending_sub, CLUSTER_WAIT)
-    lpub = checker.RecClient(h, "local-pub", lambda: [lead], persistent=False)
+    lpub = checker.RecClient(h, "local-pub", lambda: [lead], persistent=False,
+                             keepalive=30)
     assert lpub.connect_to(lead)
     h.add("subscriber", c="local-sub", persistent=False)
+    # a client that will ask for things needing a commit once the partition is in place
+    probe = checker.RecClient(h, "minority-probe", lambda: [lead], persistent=False,
+                              keepalive=30)
+    assert probe.connect_to(lead)
 
     cluster.partition([x.id for x in minority], [x.id for x in majority])
     window = h.add("minority", nodes=[x.id for x in minority], until=None)
@@ -180,11 +186,10 @@ def partition_leader(cluster, seed=0, hold=None):
     w.wait_acks(10, timeout=CLUSTER_WAIT)
 
     # things that need a commit, sent into the minority: no acknowledgement while cut off
-    probe = checker.RecClient(h, "minority-probe", lambda: [lead], persistent=False)
-    assert probe.connect_to(lead), "the minority node stopped taking clients"
     smid = probe.subscribe([("minority/sub", 1)])
     rmid = probe.publish("minority/retained", 1, 1, retain=True)
     rsent = time.monotonic()
+    # a new persistent session there: no CONNACK (or a refusal) until the heal
     pers = checker.RecClient(h, "minority-persistent", lambda: [lead], persistent=True)
     pers.begin_connect(lead)
 
