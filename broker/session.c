@@ -54,6 +54,7 @@ struct session *session_new(struct broker *b, const char *client_id, size_t len)
     s->client_id_len = len;
     s->b = b;
     s->expiry_s = UINT32_MAX;
+    htab_init(&s->pids);
     wheel_entry_init(&s->expiry_entry, session_expiry_cb);
     wheel_entry_init(&s->will_entry, session_will_cb);
     if (htab_insert(&b->sessions, &s->node, htab_hash_bytes(client_id, len)) < 0) {
@@ -109,6 +110,7 @@ void session_free(struct session *s)
     wheel_remove(&b->wheel, &s->expiry_entry);
     wheel_remove(&b->wheel, &s->will_entry);
     out_list_free(b, s->inflight);
+    htab_close(&s->pids);
     out_list_free(b, s->queue);
     msg_unref(s->will.m);
     free(s->qos2_in);
@@ -154,21 +156,21 @@ static bool session_online(const struct session *s)
     return s->conn && s->conn->state == CONN_ACTIVE;
 }
 
+/* In-flight records are found by packet id through a per-session table (the id is its own
+ * hash), and kept in send order in a doubly linked list. */
 static struct session_out *inflight_find(struct session *s, uint16_t pid, struct session_out **prev)
 {
-    struct session_out *p = NULL;
-    for (struct session_out *o = s->inflight; o; p = o, o = o->next) {
-        if (o->pid == pid) {
-            if (prev) *prev = p;
-            return o;
-        }
-    }
-    return NULL;
+    struct htab_node *n = htab_find(&s->pids, pid, NULL, NULL);
+    if (!n) return NULL;
+    struct session_out *o =
+        (struct session_out *)((char *)n - offsetof(struct session_out, pid_node));
+    if (prev) *prev = o->prev;
+    return o;
 }
 
 static bool pid_in_use(struct session *s, uint16_t pid)
 {
-    return inflight_find(s, pid, NULL) != NULL;
+    return htab_find(&s->pids, pid, NULL, NULL) != NULL;
 }
 
 /* The next free packet id (1..65535), reusing ids once acknowledged. */
@@ -184,24 +186,34 @@ static uint16_t session_next_pid(struct session *s)
 
 static void inflight_unlink(struct session *s, struct session_out *o, struct session_out *prev)
 {
-    if (prev)
-        prev->next = o->next;
+    (void)prev;
+    if (o->prev)
+        o->prev->next = o->next;
     else
         s->inflight = o->next;
-    if (s->inflight_tail == o) s->inflight_tail = prev;
-    o->next = NULL;
+    if (o->next)
+        o->next->prev = o->prev;
+    else
+        s->inflight_tail = o->prev;
+    o->next = o->prev = NULL;
+    htab_remove(&s->pids, &o->pid_node);
     s->inflight_count--;
+    if (s->inflight_count == 0) htab_close(&s->pids); /* an idle session keeps no table */
 }
 
-static void inflight_append(struct session *s, struct session_out *o)
+/* Returns 0, or -ENOMEM (then o is not in flight). */
+static int inflight_append(struct session *s, struct session_out *o)
 {
+    if (htab_insert(&s->pids, &o->pid_node, o->pid) < 0) return -ENOMEM;
     o->next = NULL;
+    o->prev = s->inflight_tail;
     if (s->inflight_tail)
         s->inflight_tail->next = o;
     else
         s->inflight = o;
     s->inflight_tail = o;
     s->inflight_count++;
+    return 0;
 }
 
 /* The message is done (acknowledged, or impossible to send): leaves the durable queue. */
@@ -285,11 +297,13 @@ void session_pump(struct session *s)
             continue;
         }
         o->state = o->qos == 1 ? OUT_WAIT_PUBACK : OUT_WAIT_PUBREC;
-        inflight_append(s, o);
+        if (inflight_append(s, o) < 0) {
+            s->b->stats.pub_dropped++;
+            out_done(s, o);
+            continue;
+        }
         if (!out_send(s, o)) {
-            struct session_out *prev = NULL;
-            inflight_find(s, o->pid, &prev);
-            inflight_unlink(s, o, prev);
+            inflight_unlink(s, o, NULL);
             out_done(s, o);
         }
     }

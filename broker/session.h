@@ -33,6 +33,8 @@ enum session_out_state {
  * message once warm). */
 struct session_out {
     struct session_out *next;
+    struct session_out *prev;  /* in flight: the one sent before */
+    struct htab_node pid_node; /* in flight: in the session's table by packet id */
     struct msg *m;
     uint64_t msg_id; /* durable queue id; 0 when not in the durable queue */
     uint16_t pid;
@@ -71,6 +73,7 @@ struct session {
     /* outbound */
     struct session_out *inflight, *inflight_tail; /* in send order */
     uint32_t inflight_count;
+    struct htab pids; /* in-flight records by packet id */
     struct session_out *queue, *queue_tail;
     uint32_t queue_count;
     uint64_t queue_bytes;
