@@ -798,7 +798,7 @@ class Workload:
         for t in self.threads:
             t.join(timeout=30)
 
-    def finish(self, settle=20.0, probe=True, retained=True):
+    def finish(self, settle=15.0, probe=True, retained=True):
         """Stop publishing, let deliveries settle, probe every acknowledged subscription,
         read retained messages on every running node, stop; returns the History."""
         self.stop_pub.set()
@@ -827,7 +827,7 @@ class Workload:
         return self.h
 
 
-def probe_routes(cluster, hist, targets, topic, timeout=20.0):
+def probe_routes(cluster, hist, targets, topic, timeout=10.0):
     """Publish one QoS 1 probe on topic from a running node and record who must get it."""
     nodes = cluster.running()
     prober = RecClient(hist, "probe", lambda: nodes, persistent=False,
@@ -853,7 +853,7 @@ def probe_routes(cluster, hist, targets, topic, timeout=20.0):
         time.sleep(0.1)
 
 
-def read_retained(cluster, hist, topics, timeout=15.0):
+def read_retained(cluster, hist, topics, timeout=10.0):
     """On every running node, read each topic's retained message with a fresh clean client,
     retrying until it is at least the last acknowledged one (bounded); records the last read."""
     acked = {}
@@ -862,8 +862,8 @@ def read_retained(cluster, hist, topics, timeout=15.0):
             acked[e["topic"]] = max(acked.get(e["topic"], 0), e["seq"])
     nodes = cluster.running()
     hist.add("retained_sweep", nodes=[n.id for n in nodes])
+    end = time.monotonic() + timeout  # for the whole sweep
     for nd in nodes:
-        end = time.monotonic() + timeout
         while True:
             got = _read_retained_once(nd, topics)
             done = all(got.get(t, (None, -1))[1] is not None and
