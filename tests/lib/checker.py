@@ -818,10 +818,11 @@ class Workload:
         if retained:
             topics = ["ret/%s" % p.cid for p in self.pubs]
             read_retained(self.cluster, self.h, topics)
+        # the end of the observed run: connections still up now count as up to the end
+        self.h.add("end")
         self.stop_all.set()
         for t in self.threads:
             t.join(timeout=30)
-        self.h.add("end")
         if self.errors:
             raise AssertionError("workload errors: %s" % self.errors)
         return self.h
