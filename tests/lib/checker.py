@@ -798,6 +798,13 @@ class Workload:
         for t in self.threads:
             t.join(timeout=30)
 
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, et, ev, tb):
+        self.stop()  # every client thread ends on every path (finish() already did it)
+        return False
+
     def finish(self, settle=15.0, probe=True, retained=True):
         """Stop publishing, let deliveries settle, probe every acknowledged subscription,
         read retained messages on every running node, stop; returns the History."""

@@ -65,88 +65,88 @@ def timed_retained_ack(cluster, topic="t/after-fault", timeout=CLUSTER_WAIT):
 
 
 def kill_leader(cluster, seed=0, restart=True):
-    w = workload(cluster, seed).start()
-    w.run_for(phase())
-    lead = cluster.leader()
-    lead.kill9()
-    t0 = time.monotonic()
-    new = cluster.wait_leader(exclude=[lead])
-    took = time.monotonic() - t0
-    w.wait_acks(20, timeout=CLUSTER_WAIT)
-    w.run_for(phase())
-    if restart:
-        lead.start(wait=False)
-        cluster.wait_ready()
-        w.run_for(1.0)
-    h = w.finish()
-    h.add("note", what="leader %d killed, node %d led after %.2fs" % (lead.id, new.id, took))
-    return h
+    with workload(cluster, seed) as w:
+        w.run_for(phase())
+        lead = cluster.leader()
+        lead.kill9()
+        t0 = time.monotonic()
+        new = cluster.wait_leader(exclude=[lead])
+        took = time.monotonic() - t0
+        w.wait_acks(20, timeout=CLUSTER_WAIT)
+        w.run_for(phase())
+        if restart:
+            lead.start(wait=False)
+            cluster.wait_ready()
+            w.run_for(1.0)
+        h = w.finish()
+        h.add("note", what="leader %d killed, node %d led after %.2fs" % (lead.id, new.id, took))
+        return h
 
 
 def kill_follower(cluster, seed=0, restart=True):
-    w = workload(cluster, seed).start()
-    w.run_for(phase())
-    f = cluster.followers()[0]
-    f.kill9()
-    w.wait_acks(20, timeout=CLUSTER_WAIT)
-    w.run_for(phase())
-    if restart:
-        f.start(wait=False)
-        cluster.wait_ready()
-        w.run_for(1.0)
-    return w.finish()
+    with workload(cluster, seed) as w:
+        w.run_for(phase())
+        f = cluster.followers()[0]
+        f.kill9()
+        w.wait_acks(20, timeout=CLUSTER_WAIT)
+        w.run_for(phase())
+        if restart:
+            f.start(wait=False)
+            cluster.wait_ready()
+            w.run_for(1.0)
+        return w.finish()
 
 
 def stop_node(cluster, leader=True, seconds=None, seed=0):
     """SIGSTOP a node (the leader by default) for longer than the election timeout."""
     seconds = seconds if seconds is not None else 3 * ELECTION_S + 1
-    w = workload(cluster, seed).start()
-    w.run_for(phase())
-    nd = cluster.leader() if leader else cluster.followers()[0]
-    nd.sigstop()
-    if leader:
-        cluster.wait_leader(exclude=[nd])
-    time.sleep(seconds)
-    w.wait_acks(10, timeout=CLUSTER_WAIT)
-    nd.sigcont()
-    cluster.wait_ready()
-    w.run_for(phase())
-    return w.finish()
+    with workload(cluster, seed) as w:
+        w.run_for(phase())
+        nd = cluster.leader() if leader else cluster.followers()[0]
+        nd.sigstop()
+        if leader:
+            cluster.wait_leader(exclude=[nd])
+        time.sleep(seconds)
+        w.wait_acks(10, timeout=CLUSTER_WAIT)
+        nd.sigcont()
+        cluster.wait_ready()
+        w.run_for(phase())
+        return w.finish()
 
 
 def rolling_restart(cluster, seed=0):
-    w = workload(cluster, seed).start()
-    w.run_for(phase())
+    with workload(cluster, seed) as w:
+        w.run_for(phase())
 
-    def between(nd):
-        w.wait_acks(10, timeout=CLUSTER_WAIT)
-    cluster.rolling_restart(between=between)
-    w.run_for(phase())
-    return w.finish()
+        def between(nd):
+            w.wait_acks(10, timeout=CLUSTER_WAIT)
+        cluster.rolling_restart(between=between)
+        w.run_for(phase())
+        return w.finish()
 
 
 def join_and_remove(cluster, seed=0):
     """Add a node under traffic, then remove a follower (not the new one) under traffic."""
-    w = workload(cluster, seed).start()
-    w.run_for(phase())
-    nd = cluster.add_node()
-    w.wait_acks(10, timeout=CLUSTER_WAIT)
-    # the new node serves clients: a subscriber there gets cross-node traffic
-    probe_h = checker.History()
-    rc = checker.RecClient(probe_h, "on-new-node", lambda: [nd], persistent=False)
-    assert rc.connect_to(nd), "no CONNACK from the new node %d" % nd.id
-    mid = rc.subscribe([("load/#", 1)])
-    assert rc.wait_for(lambda: mid not in rc.pending_sub, CLUSTER_WAIT), "no SUBACK on new node"
-    assert rc.wait_for(lambda: len(probe_h.of("deliver")) >= 5, CLUSTER_WAIT), \
-        "the new node's subscriber gets no traffic"
-    rc.disconnect()
-    w.run_for(phase())
-    lead = cluster.leader()
-    victim = next(x for x in cluster.running() if x.id not in (lead.id, nd.id))
-    cluster.remove_node(victim.id)
-    w.wait_acks(10, timeout=CLUSTER_WAIT)
-    w.run_for(phase())
-    return w.finish()
+    with workload(cluster, seed) as w:
+        w.run_for(phase())
+        nd = cluster.add_node()
+        w.wait_acks(10, timeout=CLUSTER_WAIT)
+        # the new node serves clients: a subscriber there gets cross-node traffic
+        probe_h = checker.History()
+        rc = checker.RecClient(probe_h, "on-new-node", lambda: [nd], persistent=False)
+        assert rc.connect_to(nd), "no CONNACK from the new node %d" % nd.id
+        mid = rc.subscribe([("load/#", 1)])
+        assert rc.wait_for(lambda: mid not in rc.pending_sub, CLUSTER_WAIT), "no SUBACK on new node"
+        assert rc.wait_for(lambda: len(probe_h.of("deliver")) >= 5, CLUSTER_WAIT), \
+            "the new node's subscriber gets no traffic"
+        rc.disconnect()
+        w.run_for(phase())
+        lead = cluster.leader()
+        victim = next(x for x in cluster.running() if x.id not in (lead.id, nd.id))
+        cluster.remove_node(victim.id)
+        w.wait_acks(10, timeout=CLUSTER_WAIT)
+        w.run_for(phase())
+        return w.finish()
 
 
 def partition_leader(cluster, seed=0, hold=None):
@@ -156,74 +156,74 @@ def partition_leader(cluster, seed=0, hold=None):
     QoS 1 publish sent there get no acknowledgement until the heal; the majority elects a
     leader and keeps acknowledging. Returns the History (with a "minority" window)."""
     hold = hold if hold is not None else max(phase(), 4 * ELECTION_S)
-    w = workload(cluster, seed).start()
-    w.run_for(phase())
-    lead = cluster.leader()
-    others = [x for x in cluster.running() if x.id != lead.id]
-    k = (len(cluster.running()) - 1) // 2 - 1  # extra minority members, keep it a minority
-    minority = [lead] + others[:k]
-    majority = others[k:]
-    h = w.h
-    # local QoS 0 pair on the old leader, subscribed before the partition
-    lsub = checker.RecClient(h, "local-sub", lambda: [lead], persistent=False,
-                             keepalive=30)
-    assert lsub.connect_to(lead)
-    mid = lsub.subscribe([("local/q0", 0)])
-    assert lsub.wait_for(lambda: mid not in lsub.pending_sub, CLUSTER_WAIT)
-    lpub = checker.RecClient(h, "local-pub", lambda: [lead], persistent=False,
-                             keepalive=30)
-    assert lpub.connect_to(lead)
-    h.add("subscriber", c="local-sub", persistent=False)
-    # a client that will ask for things needing a commit once the partition is in place
-    probe = checker.RecClient(h, "minority-probe", lambda: [lead], persistent=False,
-                              keepalive=30)
-    assert probe.connect_to(lead)
+    with workload(cluster, seed) as w:
+        w.run_for(phase())
+        lead = cluster.leader()
+        others = [x for x in cluster.running() if x.id != lead.id]
+        k = (len(cluster.running()) - 1) // 2 - 1  # extra minority members, keep it a minority
+        minority = [lead] + others[:k]
+        majority = others[k:]
+        h = w.h
+        # local QoS 0 pair on the old leader, subscribed before the partition
+        lsub = checker.RecClient(h, "local-sub", lambda: [lead], persistent=False,
+                                 keepalive=30)
+        assert lsub.connect_to(lead)
+        mid = lsub.subscribe([("local/q0", 0)])
+        assert lsub.wait_for(lambda: mid not in lsub.pending_sub, CLUSTER_WAIT)
+        lpub = checker.RecClient(h, "local-pub", lambda: [lead], persistent=False,
+                                 keepalive=30)
+        assert lpub.connect_to(lead)
+        h.add("subscriber", c="local-sub", persistent=False)
+        # a client that will ask for things needing a commit once the partition is in place
+        probe = checker.RecClient(h, "minority-probe", lambda: [lead], persistent=False,
+                                  keepalive=30)
+        assert probe.connect_to(lead)
 
-    cluster.partition([x.id for x in minority], [x.id for x in majority])
-    window = h.add("minority", nodes=[x.id for x in minority], until=None)
-    new = cluster.wait_leader(nodes=majority)
-    assert new.id not in {x.id for x in minority}
-    w.wait_acks(10, timeout=CLUSTER_WAIT)
+        cluster.partition([x.id for x in minority], [x.id for x in majority])
+        window = h.add("minority", nodes=[x.id for x in minority], until=None)
+        new = cluster.wait_leader(nodes=majority)
+        assert new.id not in {x.id for x in minority}
+        w.wait_acks(10, timeout=CLUSTER_WAIT)
 
-    # things that need a commit, sent into the minority: no acknowledgement while cut off
-    smid = probe.subscribe([("minority/sub", 1)])
-    rmid = probe.publish("minority/retained", 1, 1, retain=True)
-    rsent = time.monotonic()
-    # a new persistent session there: no CONNACK (or a refusal) until the heal
-    pers = checker.RecClient(h, "minority-persistent", lambda: [lead], persistent=True)
-    pers.begin_connect(lead)
+        # things that need a commit, sent into the minority: no acknowledgement while cut off
+        smid = probe.subscribe([("minority/sub", 1)])
+        rmid = probe.publish("minority/retained", 1, 1, retain=True)
+        rsent = time.monotonic()
+        # a new persistent session there: no CONNACK (or a refusal) until the heal
+        pers = checker.RecClient(h, "minority-persistent", lambda: [lead], persistent=True)
+        pers.begin_connect(lead)
 
-    # local QoS 0 keeps flowing inside the minority
-    base = len([e for e in h.of("deliver") if e["c"] == "local-sub"])
-    for i in range(20):
-        lpub.publish("local/q0", 1000 + i, 0)
-        lpub.loop(0.01)
-    got_local = lsub.wait_for(
-        lambda: len([e for e in h.of("deliver") if e["c"] == "local-sub"]) >= base + 20, 5.0)
-    recorded = []
+        # local QoS 0 keeps flowing inside the minority
+        base = len([e for e in h.of("deliver") if e["c"] == "local-sub"])
+        for i in range(20):
+            lpub.publish("local/q0", 1000 + i, 0)
+            lpub.loop(0.01)
+        got_local = lsub.wait_for(
+            lambda: len([e for e in h.of("deliver") if e["c"] == "local-sub"]) >= base + 20, 5.0)
+        recorded = []
 
-    def pump(t):
-        for c in (probe, pers, lsub, lpub):
-            c.loop(t)
-        if rmid in probe.acked_mids and not recorded:
-            recorded.append(h.add("pub_ack", p="minority-probe", topic="minority/retained",
-                                  seq=1, qos=1, retain=True, node=lead.id, sent=rsent))
-    end = time.monotonic() + hold
-    while time.monotonic() < end:
-        pump(0.02)
-    cluster.heal()
-    window["until"] = time.monotonic()
-    # after the heal the probe's operations complete (or its connection was closed)
-    end = time.monotonic() + CLUSTER_WAIT
-    while time.monotonic() < end and probe.connected and not (
-            smid not in probe.pending_sub and recorded):
-        pump(0.05)
-    pers.close()
-    probe.disconnect()
-    lsub.disconnect()
-    lpub.disconnect()
-    cluster.wait_ready()
-    w.run_for(phase())
-    hist = w.finish()
-    assert got_local, "local QoS 0 between two clients of the minority node stopped"
-    return hist
+        def pump(t):
+            for c in (probe, pers, lsub, lpub):
+                c.loop(t)
+            if rmid in probe.acked_mids and not recorded:
+                recorded.append(h.add("pub_ack", p="minority-probe", topic="minority/retained",
+                                      seq=1, qos=1, retain=True, node=lead.id, sent=rsent))
+        end = time.monotonic() + hold
+        while time.monotonic() < end:
+            pump(0.02)
+        cluster.heal()
+        window["until"] = time.monotonic()
+        # after the heal the probe's operations complete (or its connection was closed)
+        end = time.monotonic() + CLUSTER_WAIT
+        while time.monotonic() < end and probe.connected and not (
+                smid not in probe.pending_sub and recorded):
+            pump(0.05)
+        pers.close()
+        probe.disconnect()
+        lsub.disconnect()
+        lpub.disconnect()
+        cluster.wait_ready()
+        w.run_for(phase())
+        hist = w.finish()
+        assert got_local, "local QoS 0 between two clients of the minority node stopped"
+        return hist
