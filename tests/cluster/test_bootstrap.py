@@ -2,6 +2,7 @@
 subscribe at QoS 0, 1 and 2, retained messages on every node."""
 
 import json
+import subprocess
 
 import pytest
 
@@ -48,6 +49,16 @@ def test_starling_ctl_status_and_members():
         assert r.returncode == 0, r.stderr
         for i in (1, 2, 3):
             assert c.nodes[i].advertise in r.stdout
+        # mutating commands go to the leader's admin API
+        target = next(i for i in (1, 2, 3) if i != lead.id)
+        r = c.ctl("transfer", str(target), node=lead, timeout=30)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert c.wait_leader().id == target
+        r = c.ctl("remove", "99", node=c.nodes[target])
+        assert r.returncode == 1, "removing an unknown node: %s %s" % (r.stdout, r.stderr)
+        r = subprocess.run([ctl_bin(), "-H", "127.0.0.1:1", "status"], capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 3, r.stderr
 
 
 def test_cross_node_pubsub():
