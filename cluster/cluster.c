@@ -340,10 +340,12 @@ static char *path_join(const char *dir, const char *name)
     return p;
 }
 
-static void cluster_free(struct cluster *c)
+/* Everything but the cluster object itself (which holds the raft_io and struct raft). */
+static void cluster_release(struct cluster *c)
 {
     fsm_close(&c->fsm);
     store_close(c->store);
+    c->store = NULL;
     free(c->queued);
     free(c->queued_bufs);
     free(c->data_dir);
@@ -353,6 +355,15 @@ static void cluster_free(struct cluster *c)
     ring_close(&c->ring);
     free(c->nodes);
     free(c->join_target);
+    c->queued = NULL;
+    c->queued_bufs = NULL;
+    c->data_dir = c->raft_dir = c->state_dir = c->address = c->join_target = NULL;
+    c->nodes = NULL;
+}
+
+static void cluster_free(struct cluster *c)
+{
+    cluster_release(c);
     free(c);
 }
 
@@ -407,11 +418,12 @@ int cluster_new(uv_loop_t *loop, const struct cluster_config *cfg, const struct 
     uv_check_init(loop, &c->check);
     uv_idle_init(loop, &c->idle);
     uv_timer_init(loop, &c->retry);
-    c->check.data = c->idle.data = c->retry.data = c;
+    uv_timer_init(loop, &c->reap);
+    c->check.data = c->idle.data = c->retry.data = c->reap.data = c;
     uv_unref((uv_handle_t *)&c->check);
     uv_unref((uv_handle_t *)&c->idle);
     uv_unref((uv_handle_t *)&c->retry);
-    c->handles_open = 3;
+    c->handles_open = 3; /* reap is closed on its own, last */
     uv_check_start(&c->check, check_cb);
     *out = c;
     return 0;
@@ -572,14 +584,50 @@ uint64_t cluster_last_applied(const struct cluster *c)
     return c->fsm.last_applied;
 }
 
+/* ---- closing ----
+ *
+ * libraft 0.15's raft_uv can invoke the raft_io close callback (libraft's own, which frees
+ * struct raft's address, log and configuration and then calls raft_close's callback) more than
+ * once: it takes a log segment off its list before that segment's file writer has closed, so
+ * the callback can fire while a writer still closes (a write still on the thread pool, as
+ * after ENOSPC on the log), and the writer's close then fires it again, on memory that the
+ * first call let its owner free. So after the first call io.data points at a zeroed struct
+ * raft (a second call frees NULLs and calls nothing), and the cluster object, which holds io
+ * and raft, and raft_uv's own state are freed only once the loop has had no request in flight
+ * for two ticks of the reap timer (raft_uv's writes and segment finalizations are thread-pool
+ * requests; a writer's handles close in the iteration its last request finished). */
+
+#define REAP_TICK_MS 20u
+#define REAP_MAX_MS  10000u
+
+static void reap_closed(uv_handle_t *h)
+{
+    struct cluster *c = h->data;
+    cluster_close_cb cb = c->close_cb;
+    void *data = c->close_data;
+    if (c->io_ready && !c->io_closed) raft_uv_close(&c->io);
+    if (c->transport_ready && c->use_tcp) raft_uv_tcp_close(&c->tcp);
+    free(c);
+    if (cb) cb(data);
+}
+
+static void reap_cb(uv_timer_t *t)
+{
+    struct cluster *c = t->data;
+    c->reap_ticks++;
+    c->reap_quiet = c->loop->active_reqs.count == 0 ? c->reap_quiet + 1 : 0;
+    bool timed_out = c->reap_ticks * REAP_TICK_MS >= REAP_MAX_MS;
+    if (c->reap_quiet < 2 && !timed_out) return;
+    uv_timer_stop(t);
+    uv_close((uv_handle_t *)t, reap_closed);
+}
+
 static void handle_closed(uv_handle_t *h)
 {
     struct cluster *c = h->data;
     if (--c->handles_open > 0) return;
-    cluster_close_cb cb = c->close_cb;
-    void *data = c->close_data;
-    cluster_free(c);
-    if (cb) cb(data);
+    cluster_release(c); /* LMDB is closed from here on */
+    uv_timer_start(&c->reap, reap_cb, REAP_TICK_MS, REAP_TICK_MS);
 }
 
 static void close_handles(struct cluster *c)
@@ -592,11 +640,19 @@ static void close_handles(struct cluster *c)
     uv_close((uv_handle_t *)&c->retry, handle_closed);
 }
 
+/* A second close callback of raft_io (see above): logged at debug level, nothing else. */
+static void raft_closed_again(struct raft *r)
+{
+    struct cluster *c = (struct cluster *)((char *)r - offsetof(struct cluster, spent));
+    c->spent.close_cb = raft_closed_again; /* libraft leaves it, but do not depend on that */
+    cluster_logf(c, CLUSTER_LOG_DEBUG, "raft storage reported closed once more; ignored");
+}
+
 static void raft_closed(struct raft *r)
 {
     struct cluster *c = (struct cluster *)((char *)r - offsetof(struct cluster, raft));
-    raft_uv_close(&c->io);
-    if (c->use_tcp) raft_uv_tcp_close(&c->tcp);
+    c->spent.close_cb = raft_closed_again;
+    c->io.data = &c->spent;
     if (c->multi)
         multi_close(c, close_handles);
     else
@@ -614,9 +670,12 @@ void cluster_close(struct cluster *c, cluster_close_cb cb, void *data)
         raft_close(&c->raft, raft_closed);
         return;
     }
-    /* raft never initialized: release what cluster_start got to. */
+    /* raft never initialized: release what cluster_start got to (nothing of raft_uv runs:
+     * its close was never started). */
     if (c->io_ready) raft_uv_close(&c->io);
+    c->io_closed = true;
     if (c->transport_ready && c->use_tcp) raft_uv_tcp_close(&c->tcp);
+    c->transport_ready = false;
     if (c->multi)
         multi_close(c, close_handles);
     else

@@ -56,6 +56,13 @@ struct cluster {
     uv_idle_t idle;   /* active while something waits: keeps poll from blocking */
     uv_timer_t retry; /* retries commits in the failed state */
     int handles_open;
+    /* After raft_close: libraft 0.15 may still call the raft_io's close callback (see
+     * raft_closed in cluster.c), so the memory holding io and raft lives on until the loop has
+     * no request in flight; io.data then points at spent (zeroed: nothing to free). */
+    uv_timer_t reap;
+    struct raft spent;
+    unsigned reap_quiet, reap_ticks;
+    bool io_closed;
 
     /* Queued (not yet given to raft) proposals, in order, with their encoded buffers. */
     struct proposal **queued;
