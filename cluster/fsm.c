@@ -174,6 +174,18 @@ int fsm_flush(struct fsm *f)
     return rc;
 }
 
+uint64_t fsm_applied_index(const struct fsm *f)
+{
+    uint64_t index;
+    if (f->head)
+        index = f->head->index - 1;
+    else if (f->failed || !f->raft)
+        index = f->last_applied;
+    else
+        index = raft_last_applied(f->raft);
+    return index > f->last_applied ? index : f->last_applied;
+}
+
 /* ---- snapshots ---- */
 
 /* A memory file (memfd) holds the copy, mapped as the snapshot's data buffer: no second copy

@@ -86,6 +86,12 @@ void fsm_close(struct fsm *f);
  * else the error, and the FSM is in the failed state. */
 int fsm_flush(struct fsm *f);
 
+/* The Raft index this node's state reflects: like last_applied, but counting the entries
+ * that change nothing in LMDB (configuration, barriers) once raft applied them, so that it
+ * reaches the commit index without a command after them. Everything below the first pending
+ * entry is applied; in the failed state nothing past last_applied counts. */
+uint64_t fsm_applied_index(const struct fsm *f);
+
 /* Logs through the hooks' sink. */
 void fsm_log(const struct fsm *f, enum cluster_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

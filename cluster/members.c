@@ -57,7 +57,7 @@ void cluster_members(const struct cluster *c, struct cluster_member *members, si
     memset(st, 0, sizeof *st);
     st->node_id = c->cfg.node_id;
     st->leader_id = c->leader_id;
-    st->applied_index = c->fsm.last_applied;
+    st->applied_index = c->raft_ready ? fsm_applied_index(&c->fsm) : c->fsm.last_applied;
     if (!c->raft_ready) return;
     st->term = c->raft.current_term;
     st->commit_index = c->raft.commit_index;

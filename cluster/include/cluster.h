@@ -381,12 +381,14 @@ struct cluster_status {
     uint64_t leader_id; /* 0 = none known */
     uint64_t term;
     uint64_t commit_index;
-    uint64_t applied_index; /* cluster_last_applied() */
+    uint64_t applied_index; /* Raft's applied index, as far as LMDB holds it: reaches
+                             * commit_index also when configuration or barrier entries came
+                             * last (cluster_last_applied() counts commands only) */
     size_t n_members;       /* may exceed the cap passed to cluster_members */
 };
 /* True when this node holds the replicated state as a voter or standby of the configuration
  * it knows and was not removed (one node: once started). For /readyz: ready when
- * cluster_is_member() and cluster_last_applied() reached the commit_index that
+ * cluster_is_member() and cluster_status.applied_index reached the commit_index that
  * cluster_members() reported at start (or at the first moment this became true). */
 bool cluster_is_member(const struct cluster *c);
 

@@ -458,6 +458,51 @@ static void lost_raft_log_keeps_state(void **state)
 }
 
 /* Closing without ever starting releases everything too. */
+static bool status_caught_up(struct node *n)
+{
+    struct cluster_member m[4];
+    struct cluster_status st;
+    cluster_members(n->c, m, 4, &st);
+    return st.commit_index > 0 && st.applied_index == st.commit_index;
+}
+
+/* cluster_status.applied_index follows Raft's applied index: a fresh node, whose log holds
+ * only the bootstrap configuration (and whatever a new leader appends), is caught up without
+ * any command; cluster_last_applied() still counts commands only (LMDB's last_applied). */
+static void status_applied_index_counts_every_entry(void **state)
+{
+    (void)state;
+    const char *dir = test_mkdtemp();
+    struct node n;
+    node_open(&n, dir, NULL);
+    struct cluster_member m[4];
+    struct cluster_status st;
+    cluster_members(n.c, m, 4, &st);
+    assert_int_equal(st.applied_index, 0);
+    assert_int_equal(cluster_start(n.c), 0);
+    run_until(&n, is_leader);
+    run_until(&n, status_caught_up);
+    assert_int_equal(cluster_last_applied(n.c), 0);
+
+    propose_batch(&n, "t", 3);
+    run_until(&n, status_caught_up);
+    cluster_members(n.c, m, 4, &st);
+    assert_true(st.applied_index >= n.index[2]);
+    assert_int_equal(cluster_last_applied(n.c), n.index[2]);
+    uint64_t last = n.index[2];
+    node_close(&n);
+
+    node_open(&n, dir, NULL);
+    cluster_members(n.c, m, 4, &st);
+    assert_int_equal(st.applied_index, last); /* what LMDB holds, before raft starts */
+    assert_int_equal(cluster_start(n.c), 0);
+    run_until(&n, is_leader);
+    run_until(&n, status_caught_up);
+    assert_int_equal(cluster_last_applied(n.c), last);
+    node_close(&n);
+    test_rmdir(dir);
+}
+
 static void close_without_start(void **state)
 {
     (void)state;
@@ -477,6 +522,7 @@ int main(void)
         cmocka_unit_test(tcp_transport),
         cmocka_unit_test(map_full_refuses_then_recovers_on_restart),
         cmocka_unit_test(lost_raft_log_keeps_state),
+        cmocka_unit_test(status_applied_index_counts_every_entry),
         cmocka_unit_test(close_without_start),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
