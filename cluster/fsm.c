@@ -109,6 +109,7 @@ static int fsm_commit_some(struct fsm *f, size_t n, struct fsm_entry **last_out)
             }
         }
         if (rc == 0) rc = store_meta_set_last_applied(t, last->index);
+        bool committing = rc == 0;
         if (rc == 0) {
             rc = store_write_commit(t);
         } else {
@@ -118,7 +119,9 @@ static int fsm_commit_some(struct fsm *f, size_t n, struct fsm_entry **last_out)
             *last_out = last;
             return 0;
         }
-        if (rc != -ENOSPC) return rc;
+        /* A full disk: a larger map does not help. */
+        if (committing && store_commit_disk_error(f->store)) f->disk_failed = true;
+        if (rc != -ENOSPC || f->disk_failed) return rc;
         int grc = store_grow(f->store);
         if (grc != 0) return rc; /* at the maximum map size, or the disk is full */
         f->n_grows++;
@@ -130,6 +133,7 @@ int fsm_flush(struct fsm *f)
 {
     if (f->flushing) return 0;
     f->flushing = true;
+    f->disk_failed = false;
     int rc = 0;
     while (f->head && rc == 0) {
         size_t n = f->n_pending < FLUSH_MAX_BATCH ? f->n_pending : FLUSH_MAX_BATCH;
@@ -163,11 +167,15 @@ int fsm_flush(struct fsm *f)
         bool first = f->failed == 0;
         f->failed = rc;
         size_t map = store_map_size(f->store), max = store_map_size_max(f->store);
+        const char *why = "";
+        if (f->disk_failed && (rc == -ENOSPC || rc == -EIO))
+            why = ": disk full?";
+        else if (rc == -ENOSPC && map >= max)
+            why = ": state map full";
         fsm_log(f, CLUSTER_LOG_ERR,
                 "cannot write state (%s%s, map %zu of at most %zu bytes): %zu committed entries "
                 "wait in memory; durable work is refused until this is resolved",
-                store_strerror(rc), rc == -ENOSPC && map >= max ? ": state map full" : "", map, max,
-                f->n_pending);
+                store_strerror(rc), why, map, max, f->n_pending);
         if (first && f->hooks.failed) f->hooks.failed(f->hooks.ctx, rc);
     }
     f->flushing = false;

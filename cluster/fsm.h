@@ -12,7 +12,9 @@
  * callbacks in which raft applied; the snapshot path and close call it as well.
  *
  * Keeping the copies until the commit is also what makes a full map survivable: on -ENOSPC
- * the transaction is aborted, the map grown, and the whole batch executed again. If the map
+ * from the puts (MDB_MAP_FULL) the transaction is aborted, the map grown, and the whole batch
+ * executed again; -ENOSPC or -EIO from the commit's writes is a full disk (a larger map would
+ * not help, so it is not grown). If the map
  * cannot grow (or the disk is full), the FSM enters the failed state: the pending entries
  * stay, further entries are added behind them, nothing is committed, and each later
  * fsm_flush() retries. LMDB therefore never holds a later entry without an earlier one.
@@ -72,6 +74,7 @@ struct fsm {
     size_t n_pending;
     int failed; /* 0, or the error that stops commits */
     bool flushing;
+    bool disk_failed; /* the last flush failed in the commit's writes, not in the map */
     /* Counters, for tests and metrics. */
     uint64_t n_skipped, n_corrupt, n_batches, n_grows;
 };

@@ -234,7 +234,14 @@ int store_write_commit(struct store_txn *txn)
 {
     int rc = mdb_txn_commit(txn->txn);
     txn->txn = NULL;
+    /* LMDB returns errno for a failed write (ENOSPC) and EIO for a short one. */
+    txn->s->commit_disk_error = rc > 0;
     return store_rc(rc);
+}
+
+bool store_commit_disk_error(const struct store *s)
+{
+    return s->commit_disk_error;
 }
 
 void store_txn_end(struct store_txn *txn)

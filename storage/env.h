@@ -32,7 +32,8 @@ struct store {
     char *dir;
     size_t map_size;
     size_t map_size_max;
-    struct store_txn wtxn; /* the one write transaction, when wtxn.txn != NULL */
+    struct store_txn wtxn;  /* the one write transaction, when wtxn.txn != NULL */
+    bool commit_disk_error; /* the last store_write_commit failed in its file writes */
 };
 
 /* MDB_* and errno values to 0 / -errno / STORE_E*. */

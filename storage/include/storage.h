@@ -148,6 +148,9 @@ int store_write_begin(struct store *s, struct store_txn **out /* OUT */);
 /* Commits a write transaction; the txn is gone afterwards whatever the result. -ENOSPC if the
  * map or the disk is full (nothing of the txn was written). */
 int store_write_commit(struct store_txn *txn);
+/* Whether the last failed store_write_commit failed writing the files (disk full: -ENOSPC, or
+ * -EIO for a short write), where growing the map does not help, rather than in the map. */
+bool store_commit_disk_error(const struct store *s);
 /* Ends a read transaction or aborts a write transaction. NULL is a no-op. */
 void store_txn_end(struct store_txn *txn);
 /* Grows the map (doubling, capped at map_size_max). No transaction may be open.
