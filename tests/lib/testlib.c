@@ -55,6 +55,5 @@ static int remove_cb(const char *path, const struct stat *st, int flag, struct F
 
 void test_rmdir(const char *path)
 {
-    if (path != NULL)
-        nftw(path, remove_cb, 16, FTW_DEPTH | FTW_PHYS);
+    if (path != NULL) nftw(path, remove_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
