@@ -437,6 +437,11 @@ static void hs_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             hs_refuse(h, "closed without proving the cluster secret");
             return;
         }
+        if (nread == UV_ENOBUFS) {
+            /* hs_alloc_cb had no room left: more bytes than any hello message. */
+            hs_refuse(h, "hello too long");
+            return;
+        }
         hs_fail(h, (int)nread);
         return;
     }
@@ -625,9 +630,14 @@ void port_dial_cancel(struct port_dial *d)
     hs_fail(h, -ECANCELED);
 }
 
+static void stream_free_cb(uv_handle_t *handle)
+{
+    raft_free(handle); /* called through its own type, not a cast of raft_free */
+}
+
 void port_stream_close(uv_tcp_t *stream)
 {
-    uv_close((uv_handle_t *)stream, (uv_close_cb)raft_free);
+    uv_close((uv_handle_t *)stream, stream_free_cb);
 }
 
 /* ---- listener and lifecycle ---- */

@@ -192,12 +192,165 @@ static void dials(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* ---- closing with connections in every state of the hello ---- */
+
+struct raw {
+    uv_tcp_t tcp;
+    uv_connect_t conn;
+    uv_write_t w;
+    bool connected, eof;
+};
+
+static void raw_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    static char sink[256];
+    (void)h;
+    (void)suggested;
+    *buf = uv_buf_init(sink, sizeof sink);
+}
+
+static void raw_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct raw *r = s->data;
+    (void)buf;
+    if (nread < 0) {
+        r->eof = true;
+        uv_read_stop(s);
+    }
+}
+
+static void raw_written(uv_write_t *w, int status)
+{
+    (void)w;
+    (void)status;
+}
+
+static void raw_connected(uv_connect_t *c, int status)
+{
+    struct raw *r = c->data;
+    if (status != 0) return;
+    r->connected = true;
+    /* The start of a hello: the acceptor waits for the rest. */
+    static char partial[] = "STCH\1\2";
+    uv_buf_t b = uv_buf_init(partial, 6);
+    uv_write(&r->w, (uv_stream_t *)&r->tcp, &b, 1, raw_written);
+    uv_read_start((uv_stream_t *)&r->tcp, raw_alloc, raw_read);
+}
+
+/* A listener that accepts and never answers: dials to it wait for the challenge. */
+static uv_tcp_t mute_listener, mute_conn[4];
+static int n_mute;
+
+static void mute_on_connection(uv_stream_t *server, int status)
+{
+    if (status < 0 || n_mute == 4) return;
+    uv_tcp_init(&loop, &mute_conn[n_mute]);
+    if (uv_accept(server, (uv_stream_t *)&mute_conn[n_mute]) == 0) n_mute++;
+}
+
+struct count {
+    int n, status;
+};
+
+static void count_dial(void *data, int status, uv_tcp_t *stream, uint64_t peer)
+{
+    struct count *c = data;
+    (void)peer;
+    c->n++;
+    c->status = status;
+    if (stream) port_stream_close(stream);
+}
+
+static void expire_cb(uv_timer_t *t)
+{
+    *(bool *)t->data = true;
+}
+
+static void run_ms(unsigned ms)
+{
+    uv_timer_t t;
+    bool expired = false;
+    uv_timer_init(&loop, &t);
+    t.data = &expired;
+    uv_timer_start(&t, expire_cb, ms, 0);
+    while (!expired)
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT);
+}
+
+/* port_close with an acceptor in its hello, a dial still resolving and a dial waiting for the
+ * challenge: each dial callback fires exactly once with -ECANCELED, nothing fires after the
+ * close callback, every handle is closed (uv_loop_close() == 0; ASan checks the lifetimes). A
+ * canceled dial never calls back. */
+static void close_mid_hello(void **state)
+{
+    (void)state;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct acc acc = {0}, none = {0};
+    struct port *server = mkport(1, "secret", NULL, &acc);
+    assert_int_equal(port_listen(server, "127.0.0.1", 0), 0);
+    char a4[64], amute[64];
+    snprintf(a4, sizeof a4, "127.0.0.1:%u", port_bound(server));
+
+    uv_tcp_init(&loop, &mute_listener);
+    struct sockaddr_in sa;
+    uv_ip4_addr("127.0.0.1", 0, &sa);
+    assert_int_equal(uv_tcp_bind(&mute_listener, (struct sockaddr *)&sa, 0), 0);
+    assert_int_equal(uv_listen((uv_stream_t *)&mute_listener, 8, mute_on_connection), 0);
+    struct sockaddr_in bound;
+    int blen = sizeof bound;
+    uv_tcp_getsockname(&mute_listener, (struct sockaddr *)&bound, &blen);
+    snprintf(amute, sizeof amute, "127.0.0.1:%u", ntohs(bound.sin_port));
+
+    struct raw raw = {0};
+    uv_tcp_init(&loop, &raw.tcp);
+    raw.tcp.data = &raw;
+    raw.conn.data = &raw;
+    uv_ip4_addr("127.0.0.1", (int)port_bound(server), &sa);
+    assert_int_equal(uv_tcp_connect(&raw.conn, &raw.tcp, (struct sockaddr *)&sa, raw_connected), 0);
+
+    struct port *dialer = mkport(2, "secret", NULL, &none);
+    struct count waiting = {0}, canceled = {0}, resolving = {0};
+    assert_int_equal(port_dial(dialer, amute, HELLO_CHANNEL_LINK, count_dial, &waiting, NULL), 0);
+    struct port_dial *d;
+    assert_int_equal(port_dial(dialer, amute, HELLO_CHANNEL_RAFT, count_dial, &canceled, &d), 0);
+    run_ms(200);
+    assert_true(raw.connected);
+    assert_int_equal(n_mute, 2);
+    assert_int_equal(waiting.n + canceled.n, 0);
+    port_dial_cancel(d);
+    assert_int_equal(port_dial(dialer, a4, HELLO_CHANNEL_LINK, count_dial, &resolving, NULL), 0);
+
+    int n_closed = 0;
+    port_close(dialer, closed, &n_closed); /* one dial waits for the challenge, one resolves */
+    port_close(server, closed, &n_closed); /* the raw client is in the middle of its hello */
+    assert_int_equal(n_closed, 0);
+    assert_int_equal(resolving.n + waiting.n, 0); /* never from inside port_close */
+    uv_close((uv_handle_t *)&mute_listener, NULL);
+    for (int i = 0; i < n_mute; i++)
+        uv_close((uv_handle_t *)&mute_conn[i], NULL);
+    run_ms(300);
+    assert_int_equal(n_closed, 2);
+    assert_int_equal(waiting.n, 1);
+    assert_int_equal(waiting.status, -ECANCELED);
+    assert_int_equal(resolving.n, 1);
+    assert_int_equal(resolving.status, -ECANCELED);
+    assert_int_equal(canceled.n, 0);
+    assert_int_equal(acc.n, 0);
+    assert_true(raw.eof); /* the server closed the half-done hello */
+    uv_close((uv_handle_t *)&raw.tcp, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(hello_roundtrip),
         cmocka_unit_test(dials),
+        cmocka_unit_test(close_mid_hello),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
