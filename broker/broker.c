@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "acl.h"
+#include "admin_hooks.h"
 #include "auth.h"
 #include "config.h"
 #include "conn.h"
@@ -23,6 +24,7 @@
 #include "log.h"
 #include "msg.h"
 #include "retain.h"
+#include "route.h"
 #include "session.h"
 #include "subs.h"
 #include "sys.h"
@@ -130,13 +132,44 @@ static void broker_cluster_closed_cb(void *data)
     broker_close_handles(b);
 }
 
+static void broker_transferred_cb(void *data, int status)
+{
+    struct broker *b = data;
+    if (status < 0)
+        log_at(LOG_TYPE_WARNING, "Leadership not handed over: %s.", cluster_strerror(status));
+    if (!b->cluster_closing_called) {
+        b->cluster_closing_called = true;
+        cluster_close(b->cluster, broker_cluster_closed_cb, b);
+    }
+}
+
+/* A hand-over that does not finish in time does not hold the stop. */
+static void broker_transfer_timeout_cb(uv_timer_t *t)
+{
+    struct broker *b = t->data;
+    if (b->cluster && !b->cluster_closing_called) {
+        log_at(LOG_TYPE_WARNING, "Leadership hand-over timed out.");
+        b->cluster_closing_called = true;
+        cluster_close(b->cluster, broker_cluster_closed_cb, b);
+    }
+}
+
 static void broker_close_cluster_cb(uv_timer_t *t)
 {
     struct broker *b = t->data;
-    if (b->cluster)
-        cluster_close(b->cluster, broker_cluster_closed_cb, b);
-    else
+    if (!b->cluster) {
         broker_cluster_closed_cb(b);
+        return;
+    }
+    /* The leader of several nodes hands over before it goes. */
+    if (b->clustered && cluster_is_leader(b->cluster) &&
+        cluster_transfer(b->cluster, 0, broker_transferred_cb, b) == 0) {
+        log_at(LOG_TYPE_NOTICE, "Handing over the cluster's leadership.");
+        uv_timer_start(&b->stop_timer, broker_transfer_timeout_cb, BROKER_STOP_GRACE_MS, 0);
+        return;
+    }
+    b->cluster_closing_called = true;
+    cluster_close(b->cluster, broker_cluster_closed_cb, b);
 }
 
 void broker_maybe_finish_stop(struct broker *b)
@@ -163,6 +196,7 @@ static void broker_stop_timer_cb(uv_timer_t *t)
     b->stop_forced = true;
     /* Clients that do not take their last bytes are cut off. */
     conn_abort_all(b);
+    broker_maybe_finish_stop(b);
 }
 
 void broker_stop(struct broker *b)
@@ -172,6 +206,8 @@ void broker_stop(struct broker *b)
     log_at(LOG_TYPE_NOTICE, "Starling version %s terminating.", STARLING_VERSION);
     for (size_t i = 0; i < b->nlisteners; i++)
         listener_close(&b->listeners[i]);
+    admin_hooks_stop(b->admin);
+    b->admin = NULL;
     /* Wills that are due by now are sent before the end. */
     wheel_advance(&b->wheel, uv_now(b->loop));
     conn_close_all(b, MQTT_RC_SERVER_SHUTTING_DOWN);
@@ -297,6 +333,60 @@ const struct acl *broker_session_acl(const struct broker *b, const struct listen
 }
 
 /* ---- start ---- */
+
+/* "host:port", or "[host]:port" for an IPv6 address. NULL without memory. */
+static char *broker_hostport(const char *host, unsigned port)
+{
+    char buf[600];
+    bool v6 = strchr(host, ':') != NULL;
+    snprintf(buf, sizeof buf, v6 ? "[%s]:%u" : "%s:%u", host, port);
+    return strdup(buf);
+}
+
+/* The cluster directives into cc (strings kept in b until broker_free). */
+static int broker_cluster_config(struct broker *b, struct cluster_config *cc, char *err,
+                                 size_t errlen)
+{
+    const struct config *cfg = b->cfg;
+    if (!config_is_clustered(cfg)) return 0;
+    b->clustered = true;
+    if (cfg->cluster_peer_count) {
+        b->cl_peers = calloc(cfg->cluster_peer_count, sizeof *b->cl_peers);
+        if (!b->cl_peers) goto nomem;
+        for (size_t i = 0; i < cfg->cluster_peer_count; i++) {
+            b->cl_peers[i].id = cfg->cluster_peers[i].id;
+            b->cl_peers[i].address =
+                broker_hostport(cfg->cluster_peers[i].host, cfg->cluster_peers[i].port);
+            b->cl_npeers++;
+            if (!b->cl_peers[i].address) goto nomem;
+        }
+    }
+    if (cfg->cluster_join_host) {
+        b->cl_join = broker_hostport(cfg->cluster_join_host, cfg->cluster_join_port);
+        if (!b->cl_join) goto nomem;
+    }
+    if (cfg->cluster_advertise_set && cfg->cluster_advertise_host) {
+        b->cl_advertise = broker_hostport(cfg->cluster_advertise_host,
+                                          cfg->cluster_advertise_port ? cfg->cluster_advertise_port
+                                                                      : cfg->cluster_port);
+        if (!b->cl_advertise) goto nomem;
+    }
+    cc->peers = b->cl_peers;
+    cc->n_peers = b->cl_npeers;
+    cc->join = b->cl_join;
+    cc->listen_port = cfg->cluster_port;
+    cc->listen_bind = cfg->cluster_bind_address;
+    cc->advertise = b->cl_advertise;
+    cc->secret = cfg->cluster_secret;
+    cc->secret_len = cfg->cluster_secret_len;
+    if (!cfg->cluster_secret)
+        log_at(LOG_TYPE_WARNING, "Warning: no cluster_secret_file: anyone who reaches the cluster "
+                                 "port can join this cluster.");
+    return 0;
+nomem:
+    snprintf(err, errlen, "out of memory");
+    return -ENOMEM;
+}
 
 static int broker_drop_privileges(struct broker *b, char *err, size_t errlen)
 {
@@ -442,15 +532,27 @@ int broker_start(struct broker *b, char *err, size_t errlen)
         .log = dur_log,
         .log_ctx = b,
     };
+    rc = broker_cluster_config(b, &cc, err, errlen);
+    if (rc < 0) return rc;
     struct cluster_events ev = {
         .applied = dur_applied,
         .restored = dur_restored,
         .leader_changed = dur_leader_changed,
         .failed = dur_failed,
     };
+    if (b->clustered) {
+        ev.link_frame = route_link_frame;
+        ev.ring_changed = route_ring_changed;
+        ev.node_changed = route_node_changed;
+        ev.removed = route_removed;
+    }
     rc = cluster_new(b->loop, &cc, &ev, b, &b->cluster);
     if (rc < 0) {
         snprintf(err, errlen, "cannot open the data dir %s: %s", b->data_dir, cluster_strerror(rc));
+        return rc;
+    }
+    if (b->clustered && (rc = route_new(b)) < 0) {
+        snprintf(err, errlen, "out of memory");
         return rc;
     }
     rc = dur_load(b);
@@ -478,6 +580,8 @@ int broker_start(struct broker *b, char *err, size_t errlen)
     uv_timer_init(b->loop, &b->stop_timer);
     b->stop_timer.data = b;
     uv_unref((uv_handle_t *)&b->stop_timer);
+    rc = admin_hooks_start(b, &b->admin, err, errlen);
+    if (rc < 0) return rc;
     sys_start(b);
     broker_print_where(b);
     return 0;
@@ -515,6 +619,7 @@ static void broker_rmtree(const char *dir)
 void broker_free(struct broker *b)
 {
     if (!b) return;
+    route_free(b);
     session_table_close(b);
     subs_free(b->subs);
     retain_free(b->retain);
@@ -524,6 +629,11 @@ void broker_free(struct broker *b)
     sys_free(b);
     broker_release_security(b);
     free(b->listeners);
+    for (size_t i = 0; i < b->cl_npeers; i++)
+        free((char *)b->cl_peers[i].address);
+    free(b->cl_peers);
+    free(b->cl_join);
+    free(b->cl_advertise);
     if (b->data_dir_temp && b->data_dir) broker_rmtree(b->data_dir);
     free(b->data_dir);
     free(b->scratch);

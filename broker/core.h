@@ -14,11 +14,13 @@
 #include "wheel.h"
 
 struct acl;
+struct admin;
 struct auth_db;
 struct config;
 struct conn;
 struct listener;
 struct retain;
+struct route;
 struct session_out;
 struct sys_state;
 struct dur_prop;
@@ -84,6 +86,7 @@ struct broker {
     uv_signal_t sig_int, sig_term, sig_hup;
     uv_timer_t stop_timer;
     struct sys_state *sys;
+    struct admin *admin; /* admin HTTP API (admin_listener); NULL without */
 
     /* auth */
     struct auth_db *auth;
@@ -95,15 +98,22 @@ struct broker {
     bool cluster_failed; /* LMDB full: durable work refused */
     bool loading;        /* start-up: applied events come from the replayed tail */
     bool memory_only;    /* no cluster (fuzzing): commands apply at once, in memory */
+    bool clustered;      /* several nodes (cluster_peers / cluster_join) */
+    /* struct cluster_config strings (they must outlive the cluster); owned */
+    struct cluster_peer *cl_peers;
+    size_t cl_npeers;
+    char *cl_join, *cl_advertise;
+    struct route *route; /* publish forwarding between nodes (route.h); NULL on one node */
 
     struct broker_stats stats;
     bool stopping;
     bool stopped;
     bool closing_cluster;
-    bool accepting;             /* clients are accepted (a Raft leader is known) */
-    bool stop_forced;           /* the stop's grace period is over */
-    size_t dur_inflight;        /* proposals not yet applied or failed */
-    struct dur_prop *dur_props; /* those proposals */
+    bool cluster_closing_called; /* cluster_close was called */
+    bool accepting;              /* clients are accepted (a Raft leader is known) */
+    bool stop_forced;            /* the stop's grace period is over */
+    size_t dur_inflight;         /* proposals not yet applied or failed */
+    struct dur_prop *dur_props;  /* those proposals */
     int exit_code;
     void (*stop_cb)(struct broker *b);
 };

@@ -11,6 +11,7 @@
 #include "durable.h"
 #include "msg.h"
 #include "retain.h"
+#include "route.h"
 #include "session.h"
 #include "subs.h"
 
@@ -117,6 +118,19 @@ size_t deliver_publish(struct broker *b, struct session *publisher, struct msg *
     /* subs_collect's results live until the next subs_ call: nothing below calls one. */
     for (size_t i = 0; i < count; i++) {
         struct session *s = t[i].owner;
+        if (b->route && !s->conn) {
+            /* Several nodes: a copy from the owner goes to this node's clients only; the owner
+             * leaves a session connected on another live node to that node, and queues for
+             * persistent sessions connected nowhere. */
+            if (route_local_only(b)) continue;
+            if (s->node_id && s->node_id != cluster_node_id(b->cluster) &&
+                route_node_live(b, s->node_id)) {
+                route_note_target(b, s->node_id);
+                sent++;
+                continue;
+            }
+            if (!s->persistent) continue;
+        }
         const struct acl *acl = broker_session_acl(b, s->lst);
         if (acl) {
             if (!have_topic) {

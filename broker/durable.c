@@ -12,6 +12,7 @@
 #include "log.h"
 #include "msg.h"
 #include "retain.h"
+#include "route.h"
 #include "session.h"
 #include "subs.h"
 
@@ -141,8 +142,8 @@ int dur_session_open(struct broker *b, const struct session *s, bool clean_start
     cmd.session_open.created_at_ms = broker_wall_ms();
     cmd.session_open.expiry_interval_s = s->expiry_s;
     cmd.session_open.protocol_version = s->version;
-    cmd.session_open.flags =
-        (uint8_t)(STORE_SESSION_PERSISTENT | (clean_start ? STORE_SESSION_CLEAN_START : 0));
+    cmd.session_open.flags = (uint8_t)((s->persistent ? STORE_SESSION_PERSISTENT : 0) |
+                                       (clean_start ? STORE_SESSION_CLEAN_START : 0));
     return dur_propose(b, &cmd, cb, data);
 }
 
@@ -265,6 +266,12 @@ static struct session *dur_session_offline(struct broker *b, const struct store_
     if (s->conn) return s;
     s->persistent = (ss->flags & STORE_SESSION_PERSISTENT) != 0;
     s->durable = true;
+    s->node_id = ss->connected ? ss->node_id : 0;
+    if (b->route && s->node_id && s->node_id != cluster_node_id(b->cluster)) {
+        /* Connected on another node: that node expires it once it disconnects there. */
+        wheel_remove(&b->wheel, &s->expiry_entry);
+        return s;
+    }
     s->version = ss->protocol_version;
     s->expiry_s = ss->expiry_interval_s;
     if (s->version != MQTT_V5) {
@@ -308,6 +315,9 @@ static void dur_apply_will(struct broker *b, const struct store_will *sw)
 {
     struct session *s = session_find(b, sw->client_id.ptr, sw->client_id.len);
     if (s && (s->conn || s->will.m)) return;
+    /* Several nodes: the will of a client connected elsewhere is that node's (or, when it
+     * dies, the leader's, from storage). */
+    if (b->route && s && s->node_id && s->node_id != cluster_node_id(b->cluster)) return;
     if (!s) {
         /* A will whose session is not persistent: it fires after its delay. */
         s = session_new(b, sw->client_id.ptr, sw->client_id.len);
@@ -337,6 +347,26 @@ static void dur_apply_queued(struct broker *b, const struct store_queued *q, boo
     session_queue_durable(s, m, q->msg_id);
 }
 
+/* A SESSION_OPEN committed by another node: a connection of that client here is taken over
+ * (v5 0x8E); the session stays known here as connected there. */
+static void dur_apply_remote_open(struct broker *b, struct session *s,
+                                  const struct store_session *so)
+{
+    if (s && s->conn) {
+        /* A CONNECT of this client in progress here: its own open follows and wins. */
+        if (s->conn->state != CONN_ACTIVE) return;
+        s->node_id = so->node_id;
+        conn_close(s->conn, MQTT_RC_SESSION_TAKEN_OVER, "session taken over on another node");
+        s = dur_session(b, &so->client_id);
+        if (s && s->conn) return;
+    }
+    s = dur_session_offline(b, so);
+    if (!s) return;
+    s->node_id = so->node_id;
+    wheel_remove(&b->wheel, &s->expiry_entry);
+    if (so->flags & STORE_SESSION_CLEAN_START) dur_purge_memory(b, s);
+}
+
 void dur_applied(void *ctx, const struct cluster_cmd *cmd, uint64_t index)
 {
     struct broker *b = ctx;
@@ -345,10 +375,19 @@ void dur_applied(void *ctx, const struct cluster_cmd *cmd, uint64_t index)
     switch (cmd->type) {
     case CLUSTER_CMD_SESSION_OPEN:
         s = dur_session(b, &cmd->session_open.client_id);
+        if (b->route && cmd->session_open.node_id != cluster_node_id(b->cluster)) {
+            dur_apply_remote_open(b, s, &cmd->session_open);
+            break;
+        }
+        if (s && s->conn) s->node_id = cmd->session_open.node_id;
         if (!s || !s->conn) {
             s = dur_session_offline(b, &cmd->session_open);
             if (s && (cmd->session_open.flags & STORE_SESSION_CLEAN_START)) dur_purge_memory(b, s);
         }
+        break;
+    case CLUSTER_CMD_SESSION_CLOSE:
+        s = dur_session(b, &cmd->client.client_id);
+        if (s && !s->conn) s->node_id = 0;
         break;
     case CLUSTER_CMD_SESSION_EXPIRE:
     case CLUSTER_CMD_SESSION_DELETE:
@@ -497,7 +536,10 @@ void dur_log(void *ctx, enum cluster_log_level level, const char *line)
 static int dur_load_session(void *ctx, const struct store_session *ss)
 {
     struct broker *b = ctx;
-    if (ss->flags & STORE_SESSION_PERSISTENT) dur_session_offline(b, ss);
+    if (ss->flags & STORE_SESSION_PERSISTENT)
+        dur_session_offline(b, ss);
+    else if (b->route && ss->connected && ss->node_id != cluster_node_id(b->cluster))
+        dur_session_offline(b, ss); /* a clean session connected on another node */
     return 0;
 }
 

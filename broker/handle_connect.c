@@ -204,7 +204,7 @@ static void connect_finish(struct conn *c, struct connect_req *r)
     c->sess = s;
     session_set_will(s, r->will, r->will_delay_s, r->will_expiry_s);
     r->will = NULL;
-    if (!persistent) {
+    if (!persistent && !b->clustered) {
         if (was_durable)
             dur_session_client(b, CLUSTER_CMD_SESSION_DELETE, s->client_id, s->client_id_len);
         if (s->will.m && s->will.delay_s > 0) dur_will_set(b, s);
@@ -212,7 +212,8 @@ static void connect_finish(struct conn *c, struct connect_req *r)
         connect_req_free(r);
         return;
     }
-    /* A persistent session: CONNACK once its open is committed. */
+    /* A persistent session (or any session on several nodes, where the open moves the client
+     * id here): CONNACK once its open is committed. */
     struct dur_wait *w = dur_wait_new(b, connect_opened_cb);
     if (!w) {
         conn_close(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");

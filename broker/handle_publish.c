@@ -15,6 +15,7 @@
 #include "listener.h"
 #include "log.h"
 #include "msg.h"
+#include "route.h"
 #include "session.h"
 
 /* The reason to acknowledge with for a durable failure. */
@@ -55,6 +56,9 @@ static void publish_done_cb(struct broker *b, struct dur_wait *w, int status)
     }
     free(w);
 }
+
+static void publish_wait(struct conn *c, const struct mqtt_publish *p, struct dur_wait *w,
+                         uint8_t reason);
 
 void handle_publish(struct conn *c, const struct mqtt_packet *pkt)
 {
@@ -170,6 +174,31 @@ void handle_publish(struct conn *c, const struct mqtt_packet *pkt)
     }
 
     struct dur_wait *w = NULL;
+    if (b->route) {
+        /* Several nodes: the topic's owner sequences it (route.h). */
+        uint64_t owner = route_remote_owner(b, topic, topic_len);
+        if (owner && p->qos == 0) {
+            route_forward(b, owner, c->client_id, m, NULL);
+            msg_unref(m);
+            return;
+        }
+        if (owner) {
+            w = dur_wait_new(b, publish_done_cb);
+            if (!w) {
+                msg_unref(m);
+                conn_close(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+                return;
+            }
+            route_forward(b, owner, c->client_id, m, w);
+        } else {
+            size_t n = route_owner_publish(b, s, c->client_id, m, true, p->qos > 0 ? &w : NULL,
+                                           publish_done_cb);
+            if (c->version == MQTT_V5 && n == 0) reason = MQTT_RC_NO_MATCHING_SUBSCRIBERS;
+        }
+        msg_unref(m);
+        publish_wait(c, p, w, reason);
+        return;
+    }
     if (p->retain) {
         /* Retained set or clear [MQTT-3.3.1-5..7]: acknowledged after the commit. */
         w = dur_wait_new(b, publish_done_cb);
@@ -187,6 +216,14 @@ void handle_publish(struct conn *c, const struct mqtt_packet *pkt)
     msg_unref(m);
     if (c->version == MQTT_V5 && n == 0 && reason == MQTT_RC_SUCCESS)
         reason = MQTT_RC_NO_MATCHING_SUBSCRIBERS;
+    publish_wait(c, p, w, reason);
+}
+
+/* The acknowledgement of a publish: now, or once the durable parts held by w are done. */
+static void publish_wait(struct conn *c, const struct mqtt_publish *p, struct dur_wait *w,
+                         uint8_t reason)
+{
+    struct session *s = c->sess;
     if (p->qos == 2) session_qos2_in_add(s, p->packet_id);
     if (!w) {
         if (p->qos > 0) publish_acked(c, p->qos, p->packet_id, reason, 0);

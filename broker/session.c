@@ -14,6 +14,7 @@
 #include "listener.h"
 #include "log.h"
 #include "retain.h"
+#include "route.h"
 #include "subs.h"
 
 #define SESSION_OUT_POOL_MAX 4096
@@ -481,6 +482,13 @@ void session_detach(struct session *s, struct conn *c, uint8_t reason)
     /* A normal DISCONNECT discards the will [MQTT-3.1.2-10]. A stop ends connections like
      * any abnormal close: wills that are due go out before the end. */
     if (s->will.m && reason == MQTT_RC_SUCCESS) session_set_will(s, NULL, 0, 0);
+    if (b->route && s->node_id && s->node_id != cluster_node_id(b->cluster)) {
+        /* Taken over on another node (its SESSION_OPEN was applied): the session lives on
+         * there; nothing is proposed from here, and the will is that node's now. */
+        s->will.durable = false;
+        session_set_will(s, NULL, 0, 0);
+        return;
+    }
     if (!s->persistent || s->expiry_s == 0) {
         session_end(s, false);
         return;
@@ -575,6 +583,15 @@ void session_fire_will(struct session *s)
     topic[send->topic_len] = '\0';
     if (acl_check(broker_session_acl(b, s->lst), s->client_id, s->username, topic, ACL_WRITE) ==
         0) {
+        if (b->route) {
+            uint64_t owner = route_remote_owner(b, send->topic, send->topic_len);
+            if (owner)
+                route_forward(b, owner, s->client_id, send, NULL);
+            else
+                route_owner_publish(b, s, s->client_id, send, true, NULL, NULL);
+            msg_unref(send);
+            return;
+        }
         if (send->retain && b->cfg->retain_available) {
             if (send->payload_len == 0)
                 dur_retain_clear(b, send->topic, send->topic_len, NULL, NULL);

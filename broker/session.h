@@ -65,7 +65,10 @@ struct session {
     bool persistent;     /* outlives its connection */
     bool durable;        /* a SESSION_OPEN was committed for it */
     bool committed_subs; /* subscriptions were proposed: purge them when it ends */
-    uint32_t expiry_s;   /* after disconnect; UINT32_MAX: never */
+    /* Several nodes: the node the client is connected to per the committed state (the last
+     * applied SESSION_OPEN), 0 once it disconnected there. */
+    uint64_t node_id;
+    uint32_t expiry_s; /* after disconnect; UINT32_MAX: never */
     struct wheel_entry expiry_entry;
     struct session_will will;
     struct wheel_entry will_entry;
