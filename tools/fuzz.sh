@@ -16,17 +16,22 @@
 # flags (include dirs, pkg-config libraries). The main CMake build replays the same target's
 # corpus with gcc under `ctest -L fuzz` (tests/fuzz/CMakeLists.txt).
 set -euo pipefail
+shopt -s extglob
 cd "$(dirname "$0")/.."
 
 declare -A SOURCES=(
     [parse]="proto/*.c"
     [command]="cluster/command.c proto/*.c"
     [config]=""
+    [session]="broker/!(main).c cluster/*.c storage/*.c proto/*.c"
 )
 declare -A FLAGS=(
     [parse]="-Iproto/include -Iproto"
     [command]="-Icluster/include -Icluster -Istorage/include -Iproto/include"
     [config]="-Ibroker/include -Ibroker -Icluster/include -Istorage/include -Iproto/include"
+    [session]="-DSTARLING_VERSION=\"fuzz\" -Ibroker/include -Ibroker -Icluster/include -Icluster -Istorage/include -Istorage
+               -Iproto/include -Iproto $(pkg-config --cflags --libs libuv raft wolfssl lmdb libxxhash)
+               -lwslay -lhttp_parser -lpthread"
 )
 
 usage() {
