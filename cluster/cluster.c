@@ -243,6 +243,16 @@ static void watch_leader(struct cluster *c)
 {
     raft_id id = 0;
     const char *addr = NULL;
+    if (!c->unavailable_logged && raft_state(&c->raft) == RAFT_UNAVAILABLE) {
+        /* libraft 0.15 stops for good after a failed write of its log or metadata (a full
+         * disk among others); only a restart brings it back. */
+        c->unavailable_logged = true;
+        const char *msg = raft_errmsg(&c->raft);
+        cluster_logf(c, CLUSTER_LOG_ERR,
+                     "raft stopped after an error of its log in %s (disk full?)%s%s: durable work "
+                     "is refused until a restart",
+                     c->raft_dir, msg && *msg ? ": " : "", msg ? msg : "");
+    }
     raft_leader(&c->raft, &id, &addr);
     if (id == c->leader_id) return;
     c->leader_id = id;

@@ -74,6 +74,7 @@ struct cluster {
     uint64_t leader_id;
     uint64_t restored_index; /* a restore to report from the next check, or 0 */
     bool closing;
+    bool unavailable_logged; /* raft stopped after an I/O error (logged once) */
     cluster_close_cb close_cb;
     void *close_data;
 
