@@ -262,7 +262,9 @@ typedef void (*cluster_close_cb)(void *data);
 /* Stops everything: pending proposals fail with CLUSTER_ESHUTDOWN, applied-but-uncommitted
  * entries are committed, then raft_close, raft_uv_close, the transport, the loop handles,
  * LMDB. cb(data) fires on the loop once all of it is closed and the cluster is freed (so
- * uv_loop_close() can then return 0). Works whether or not cluster_start was called.
+ * uv_loop_close() can then return 0): LMDB closes first, the memory libraft may still touch
+ * is freed once the loop had no request in flight for 40 ms (at most 2 s; see cluster.c).
+ * Works whether or not cluster_start was called.
  * cb may be NULL. Call once; no other call on c afterwards. */
 void cluster_close(struct cluster *c, cluster_close_cb cb, void *data);
 
