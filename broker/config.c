@@ -259,11 +259,43 @@ static void listener_init(struct config_listener *l, int line)
     security_defaults(&l->security);
 }
 
+static void tls_free(struct config_tls *t)
+{
+    mem_free(t->cafile);
+    mem_free(t->capath);
+    mem_free(t->certfile);
+    mem_free(t->keyfile);
+    mem_free(t->ciphers);
+    mem_free(t->ciphers_tls13);
+    mem_free(t->crlfile);
+    memset(t, 0, sizeof *t);
+}
+
+/* Deep copy of src's strings into dst (dst's own are not freed). */
+static int tls_copy(struct config_tls *dst, const struct config_tls *src)
+{
+    *dst = *src;
+    dst->cafile = dst->capath = dst->certfile = dst->keyfile = NULL;
+    dst->ciphers = dst->ciphers_tls13 = dst->crlfile = NULL;
+    if (dup_or_null(src->cafile, &dst->cafile) != 0 ||
+        dup_or_null(src->capath, &dst->capath) != 0 ||
+        dup_or_null(src->certfile, &dst->certfile) != 0 ||
+        dup_or_null(src->keyfile, &dst->keyfile) != 0 ||
+        dup_or_null(src->ciphers, &dst->ciphers) != 0 ||
+        dup_or_null(src->ciphers_tls13, &dst->ciphers_tls13) != 0 ||
+        dup_or_null(src->crlfile, &dst->crlfile) != 0) {
+        tls_free(dst);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 static void listener_free(struct config_listener *l)
 {
     mem_free(l->bind_address);
     mem_free(l->file);
     security_free(&l->security);
+    tls_free(&l->tls);
 }
 
 /* Appends a listener declared at file:line (the name is copied), with defaults; returns its
@@ -360,9 +392,35 @@ static int dir_protocol(struct parser *p, const struct directive *d, char *value
     }
     if (strcmp(w, "websockets") == 0) {
         cur_listener(p)->protocol = CONFIG_PROTOCOL_WEBSOCKETS;
-        return fail(p, -ENOTSUP, "websockets not supported yet");
+        return 0;
     }
     return fail(p, -EINVAL, "invalid value '%s' (expected mqtt or websockets)", w);
+}
+
+static int dir_tls_version(struct parser *p, const struct directive *d, char *value)
+{
+    (void)d;
+    char *w = next_word(&value);
+    int rc;
+    if (w == NULL) return fail(p, -EINVAL, "missing value (tlsv1.2 or tlsv1.3)");
+    if ((rc = no_more(p, value)) != 0) return rc;
+    if (strcmp(w, "tlsv1.2") == 0)
+        cur_listener(p)->tls.version = CONFIG_TLS_1_2;
+    else if (strcmp(w, "tlsv1.3") == 0)
+        cur_listener(p)->tls.version = CONFIG_TLS_1_3;
+    else if (strcmp(w, "tlsv1.1") == 0 || strcmp(w, "tlsv1") == 0)
+        return fail(p, -ENOTSUP, "%s is not supported (tlsv1.2 or tlsv1.3)", w);
+    else
+        return fail(p, -EINVAL, "invalid value '%s' (expected tlsv1.2 or tlsv1.3)", w);
+    return 0;
+}
+
+/* Options the TLS library of this build cannot provide (wolfSSL without PSK). */
+static int dir_not_in_build(struct parser *p, const struct directive *d, char *value)
+{
+    (void)d;
+    (void)value;
+    return fail(p, -ENOTSUP, "not supported by this build (TLS-PSK is not available)");
 }
 
 static int dir_socket_domain(struct parser *p, const struct directive *d, char *value)
@@ -939,6 +997,14 @@ out:
     {                                                                                              \
         name, SCOPE_GLOBAL, TYPE_INT, F(struct config, field), true, lo, hi, NULL                  \
     }
+#define L_STR(name, field)                                                                         \
+    {                                                                                              \
+        name, SCOPE_LISTENER, TYPE_STRING, F(struct config_listener, field), 0, 0, 0, NULL         \
+    }
+#define L_BOOL(name, field)                                                                        \
+    {                                                                                              \
+        name, SCOPE_LISTENER, TYPE_BOOL, F(struct config_listener, field), 0, 0, 0, NULL           \
+    }
 #define L_UINT(name, field, lo, hi)                                                                \
     {                                                                                              \
         name, SCOPE_LISTENER, TYPE_INT, F(struct config_listener, field), false, lo, hi, NULL      \
@@ -1041,23 +1107,23 @@ static const struct directive directives[] = {
     UNSUPPORTED("websockets_log_level"),
     UNSUPPORTED("websockets_headers_size"),
     /* TLS */
-    UNSUPPORTED("cafile"),
-    UNSUPPORTED("capath"),
-    UNSUPPORTED("certfile"),
-    UNSUPPORTED("keyfile"),
-    UNSUPPORTED("ciphers"),
-    UNSUPPORTED("ciphers_tls1.3"),
-    UNSUPPORTED("crlfile"),
+    L_STR("cafile", tls.cafile),
+    L_STR("capath", tls.capath),
+    L_STR("certfile", tls.certfile),
+    L_STR("keyfile", tls.keyfile),
+    L_STR("ciphers", tls.ciphers),
+    L_STR("ciphers_tls1.3", tls.ciphers_tls13),
+    L_STR("crlfile", tls.crlfile),
     UNSUPPORTED("dhparamfile"),
-    UNSUPPORTED("require_certificate"),
+    L_BOOL("require_certificate", tls.require_certificate),
     UNSUPPORTED("tls_engine"),
     UNSUPPORTED("tls_engine_kpass_sha1"),
     UNSUPPORTED("tls_keyform"),
-    UNSUPPORTED("tls_version"),
-    UNSUPPORTED("use_identity_as_username"),
-    UNSUPPORTED("use_subject_as_username"),
-    UNSUPPORTED("psk_hint"),
-    UNSUPPORTED("psk_file"),
+    SPECIAL("tls_version", SCOPE_LISTENER, dir_tls_version),
+    L_BOOL("use_identity_as_username", tls.use_identity_as_username),
+    L_BOOL("use_subject_as_username", tls.use_subject_as_username),
+    SPECIAL("psk_hint", SCOPE_LISTENER, dir_not_in_build),
+    SPECIAL("psk_file", SCOPE_GLOBAL, dir_not_in_build),
     /* plugins and other mosquitto features */
     UNSUPPORTED("auth_plugin"),
     UNSUPPORTED("auth_plugin_deny_special_chars"),
@@ -1289,6 +1355,7 @@ static bool deflt_is_used(const struct parser *p)
     const struct config_listener *d = &p->deflt;
     return p->deflt_port_set || p->deflt_bind_set || d->max_connections >= 0 || d->max_qos != 2 ||
            d->socket_domain != CONFIG_SOCKET_DOMAIN_ANY || d->protocol != CONFIG_PROTOCOL_MQTT ||
+           d->tls.certfile != NULL || d->tls.keyfile != NULL || d->tls.cafile != NULL ||
            (p->cfg->per_listener_settings &&
             (d->security.password_file != NULL || d->security.acl_file != NULL));
 }
@@ -1309,7 +1376,9 @@ static int listener_push_copy(struct config *cfg, const struct config_listener *
     l->port = port;
     l->bind_address = NULL;
     security_defaults(&l->security);
-    if (security_copy(&l->security, sec) != 0 || dup_or_null(addr, &l->bind_address) != 0) {
+    memset(&l->tls, 0, sizeof l->tls);
+    if (security_copy(&l->security, sec) != 0 || dup_or_null(addr, &l->bind_address) != 0 ||
+        tls_copy(&l->tls, &tmpl->tls) != 0) {
         listener_free(l);
         cfg->listener_count--;
         return -ENOMEM;
@@ -1320,6 +1389,30 @@ static int listener_push_copy(struct config *cfg, const struct config_listener *
                 (cfg->listener_count - 1) * sizeof *cfg->listeners);
         cfg->listeners[0] = tmp;
     }
+    return 0;
+}
+
+/* The TLS options of one listener hang together (reported at the listener's line). */
+static int tls_check(struct parser *p, const struct config_listener *l)
+{
+    const struct config_tls *t = &l->tls;
+    p->file = l->file;
+    p->line = l->line;
+    p->directive = l->line > 0 ? "listener" : NULL;
+    if (t->certfile == NULL) {
+        if (t->keyfile != NULL) return fail(p, -EINVAL, "keyfile given without certfile");
+        if (t->cafile || t->capath || t->ciphers || t->ciphers_tls13 || t->crlfile ||
+            t->require_certificate || t->use_identity_as_username || t->use_subject_as_username ||
+            t->version != CONFIG_TLS_ANY)
+            return fail(p, -EINVAL, "TLS options given without certfile (TLS is off)");
+        return 0;
+    }
+    if (t->keyfile == NULL) return fail(p, -EINVAL, "certfile given without keyfile");
+    if (t->require_certificate && t->cafile == NULL && t->capath == NULL)
+        return fail(p, -EINVAL, "require_certificate needs cafile or capath");
+    if (t->use_identity_as_username && t->use_subject_as_username)
+        return fail(p, -EINVAL,
+                    "use_identity_as_username and use_subject_as_username are exclusive");
     return 0;
 }
 
@@ -1383,6 +1476,8 @@ static int resolve(struct parser *p, const struct config_args *args)
     }
     cfg->max_qos = p->deflt.max_qos;
     cfg->max_topic_alias = p->deflt.max_topic_alias;
+    for (size_t i = 0; i < cfg->listener_count; i++)
+        if ((rc = tls_check(p, &cfg->listeners[i])) != 0) return rc;
 
     if (args != NULL) {
         if (args->verbose) {

@@ -27,7 +27,30 @@
 
 enum config_protocol {
     CONFIG_PROTOCOL_MQTT = 0,
-    CONFIG_PROTOCOL_WEBSOCKETS, /* recorded; config_load() currently refuses it */
+    CONFIG_PROTOCOL_WEBSOCKETS, /* MQTT over WebSocket (subprotocol mqtt) */
+};
+
+/* tls_version: which TLS versions a listener accepts. */
+enum config_tls_version {
+    CONFIG_TLS_ANY = 0, /* TLS 1.2 and 1.3 (default) */
+    CONFIG_TLS_1_2,     /* tlsv1.2 only */
+    CONFIG_TLS_1_3,     /* tlsv1.3 only */
+};
+
+/* A listener's TLS settings (Mosquitto's meaning). TLS is on when certfile is set; load
+ * checks that certfile and keyfile come together and that the other options need them. */
+struct config_tls {
+    char *cafile;        /* PEM CA certificates for client certificates; NULL: none */
+    char *capath;        /* directory of PEM CA certificates; NULL: none */
+    char *certfile;      /* PEM server certificate (chain); NULL: no TLS */
+    char *keyfile;       /* PEM private key without password */
+    char *ciphers;       /* TLS 1.2 cipher list (OpenSSL names); NULL: the library's default */
+    char *ciphers_tls13; /* ciphers_tls1.3: TLS 1.3 suites; NULL: the library's default */
+    char *crlfile;       /* PEM CRL checked against client certificates; NULL: none */
+    uint8_t version;     /* enum config_tls_version */
+    bool require_certificate;
+    bool use_identity_as_username; /* the client certificate's CN is the username */
+    bool use_subject_as_username;  /* the client certificate's subject is the username */
 };
 
 /* socket_domain: which address family a listener's bind address resolves to. */
@@ -55,6 +78,7 @@ struct config_listener {
     int max_connections;      /* -1: unlimited (default) */
     uint8_t max_qos;          /* default 2 (mosquitto 2: a listener setting) */
     uint16_t max_topic_alias; /* default 10 (a listener setting) */
+    struct config_tls tls;    /* TLS on this listener when tls.certfile is set */
     /* true for the implicit 127.0.0.1/::1 listeners of local-only mode */
     bool local_only;
     /* Effective auth settings for clients of this listener (see the header comment). */

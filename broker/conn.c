@@ -13,6 +13,19 @@
 #include "listener.h"
 #include "log.h"
 #include "session.h"
+#include "tls.h"
+#include "ws.h"
+
+/* A TLS and/or WebSocket connection's transport state (plain TCP has none). */
+struct conn_xport {
+    struct tls_conn *tls; /* NULL: no TLS */
+    struct ws_conn *ws;   /* NULL: no WebSocket */
+    uint8_t *out;         /* transport bytes for the next uv_write */
+    uint32_t olen, ocap;
+    bool flushing; /* conn_x_flush() is producing output (no new flush to schedule) */
+    bool shut;     /* close_notify / close frame queued */
+    char why[192]; /* why the transport failed */
+};
 
 /* A uv_write in flight: the own bytes and the shared references it keeps alive. */
 struct conn_wreq {
@@ -101,6 +114,26 @@ static bool conn_publish_alias_zero(const uint8_t *buf, size_t len)
     return false;
 }
 
+/* use_identity_as_username / use_subject_as_username: the certificate names the client, the
+ * CONNECT's username and password are not used. Returns false when the connection was refused
+ * (no usable certificate). */
+static bool conn_cert_username(struct conn *c, struct mqtt_packet *pkt)
+{
+    bool missing;
+    const char *user = tls_conn_cert_username(c->x->tls, &missing);
+    if (missing) {
+        c->version = pkt->u.connect.version; /* the refusal is a CONNACK in its version */
+        conn_close(c, MQTT_RC_NOT_AUTHORIZED, "no client certificate name to use as username");
+        return false;
+    }
+    if (user && strlen(user) <= UINT16_MAX) {
+        pkt->u.connect.has_username = true;
+        pkt->u.connect.username = MQTT_STR(user);
+        pkt->u.connect.has_password = false;
+    }
+    return true;
+}
+
 /* Parses and handles whole packets from buf[0..len). Returns bytes consumed; stops early when
  * the connection pauses or ends. */
 static size_t conn_process(struct conn *c, const uint8_t *buf, size_t len)
@@ -130,6 +163,8 @@ static size_t conn_process(struct conn *c, const uint8_t *buf, size_t len)
         off += pkt.wire_len;
         c->b->stats.bytes_received += pkt.wire_len;
         c->b->stats.msgs_received++;
+        if (pkt.type == MQTT_CONNECT && c->x && c->x->tls && !conn_cert_username(c, &pkt))
+            return len;
         handle_packet(c, &pkt);
     }
     return off;
@@ -200,11 +235,108 @@ void conn_feed(struct conn *c, const uint8_t *data, size_t len)
     if (c->state != CONN_CLOSING) conn_input(c, data, len);
 }
 
+/* ---- transports (TLS, WebSocket) ---- */
+
+static void conn_schedule_flush(struct conn *c);
+
+/* Appends transport bytes (handshake, encrypted records, frames) to the next write. */
+static int conn_x_out(void *arg, const uint8_t *data, size_t len)
+{
+    struct conn *c = arg;
+    struct conn_xport *x = c->x;
+    if ((size_t)x->olen + len > x->ocap) {
+        size_t cap = x->ocap ? x->ocap : 1024;
+        while (cap < (size_t)x->olen + len)
+            cap *= 2;
+        if (cap > UINT32_MAX) return -ENOMEM;
+        uint8_t *p = realloc(x->out, cap);
+        if (!p) return -ENOMEM;
+        x->out = p;
+        x->ocap = (uint32_t)cap;
+    }
+    memcpy(x->out + x->olen, data, len);
+    x->olen += (uint32_t)len;
+    if (!x->flushing) conn_schedule_flush(c);
+    return 0;
+}
+
+/* WebSocket output goes through TLS when the connection has it. */
+static int conn_x_ws_out(void *arg, const uint8_t *data, size_t len)
+{
+    struct conn *c = arg;
+    if (c->x->tls) return tls_conn_write(c->x->tls, data, len) == 0 ? 0 : -ENOMEM;
+    return conn_x_out(arg, data, len);
+}
+
+/* Plain MQTT bytes out of the transport. */
+static int conn_x_plain(void *arg, const uint8_t *data, size_t len)
+{
+    struct conn *c = arg;
+    conn_input(c, data, len);
+    return c->state == CONN_CLOSING ? -ECONNRESET : 0;
+}
+
+static int conn_x_after_tls(void *arg, const uint8_t *data, size_t len)
+{
+    struct conn *c = arg;
+    struct conn_xport *x = c->x;
+    if (!x->ws) return conn_x_plain(c, data, len);
+    return ws_conn_input(x->ws, data, len, conn_x_plain, c, x->why, sizeof x->why);
+}
+
+static void conn_x_input(struct conn *c, const uint8_t *data, size_t len)
+{
+    struct conn_xport *x = c->x;
+    x->why[0] = '\0';
+    int rc = x->tls ? tls_conn_input(x->tls, data, len, conn_x_after_tls, c, x->why, sizeof x->why)
+                    : conn_x_after_tls(c, data, len);
+    if (rc >= 0 || c->state == CONN_CLOSING) return;
+    if (rc == -EPIPE) {
+        /* The client closed the TLS session or the WebSocket: as a closed socket. */
+        conn_drop(c, MQTT_RC_UNSPECIFIED_ERROR, NULL);
+    } else if (c->state == CONN_NEW) {
+        log_at(LOG_TYPE_NOTICE, "Client connection from %s refused: %s.", c->addr,
+               x->why[0] ? x->why : "transport error");
+        conn_drop(c, MQTT_RC_UNSPECIFIED_ERROR, NULL);
+    } else {
+        conn_drop(c, MQTT_RC_PROTOCOL_ERROR, x->why[0] ? x->why : "transport error");
+    }
+}
+
+static int conn_x_new(struct conn *c)
+{
+    struct listener *lst = c->lst;
+    struct conn_xport *x = calloc(1, sizeof *x);
+    if (!x) return -ENOMEM;
+    c->x = x;
+    if (lst->tls && !(x->tls = tls_conn_new(lst->tls, conn_x_out, c))) return -ENOMEM;
+    if (lst->cfg->protocol == CONFIG_PROTOCOL_WEBSOCKETS) {
+        /* A message holds one packet or a few: bound it as packets are (0: no limit but the
+         * protocol's 256 MB). */
+        size_t max = broker_max_packet_in(c->b);
+        if (max == 0) max = 268435455 + 5;
+        if (!(x->ws = ws_conn_new(conn_x_ws_out, c, max + 64 * 1024))) return -ENOMEM;
+    }
+    return 0;
+}
+
+static void conn_x_free(struct conn_xport *x)
+{
+    if (!x) return;
+    tls_conn_free(x->tls);
+    ws_conn_free(x->ws);
+    free(x->out);
+    free(x);
+}
+
 static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct conn *c = s->data;
     if (nread > 0) {
-        if (!c->in_input) conn_input(c, (const uint8_t *)buf->base, (size_t)nread);
+        if (c->x)
+            conn_x_input(c, (const uint8_t *)buf->base, (size_t)nread);
+        else if (!c->in_input)
+            conn_input(c, (const uint8_t *)buf->base, (size_t)nread);
         return;
     }
     if (nread == 0) return;
@@ -245,9 +377,15 @@ void conn_resume(struct conn *c)
 static void conn_keepalive_cb(struct wheel_entry *e)
 {
     struct conn *c = (struct conn *)((char *)e - offsetof(struct conn, keepalive));
-    if (c->state == CONN_ACTIVE)
+    if (c->state == CONN_ACTIVE) {
         conn_close(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keepalive timeout"); /* [MQTT-3.1.2-22] */
-    else
+    } else if (c->state == CONN_NEW && c->x && c->x->tls && !tls_conn_established(c->x->tls)) {
+        log_at(LOG_TYPE_NOTICE,
+               "Client connection from %s refused: TLS handshake not completed "
+               "in %d s.",
+               c->addr, BROKER_CONNECT_TIMEOUT_S);
+        conn_drop(c, MQTT_RC_MAXIMUM_CONNECT_TIME, NULL);
+    } else
         conn_drop(c, MQTT_RC_MAXIMUM_CONNECT_TIME, "no CONNECT in time");
 }
 
@@ -488,6 +626,7 @@ static void conn_close_cb(uv_handle_t *h)
     }
     alias_in_close(&c->alias_in);
     alias_out_close(&c->alias_out);
+    conn_x_free(c->x);
     free(c->client_id);
     free(c->username);
     if (c->all_prev)
@@ -516,10 +655,76 @@ static void conn_shutdown_cb(uv_shutdown_t *req, int status)
     conn_free(c);
 }
 
+/* TLS / WebSocket: the queued MQTT bytes are framed and encrypted as one batch, and the
+ * transport's bytes leave in one uv_write. */
+static void conn_x_flush(struct conn *c)
+{
+    struct broker *b = c->b;
+    struct conn_xport *x = c->x;
+    x->flushing = true;
+    if (c->nsegs > 0 && !c->closed) {
+        size_t total = 0;
+        for (uint32_t i = 0; i < c->nsegs; i++)
+            total += c->segs[i].len;
+        uint8_t *tmp = malloc(total ? total : 1);
+        int rc = -ENOMEM;
+        if (tmp) {
+            size_t off = 0;
+            for (uint32_t i = 0; i < c->nsegs; i++) {
+                const struct conn_seg *s = &c->segs[i];
+                memcpy(tmp + off, s->ref ? s->ref->body + s->off : c->obuf + s->off, s->len);
+                off += s->len;
+            }
+            rc = x->ws ? ws_conn_write(x->ws, tmp, total) : tls_conn_write(x->tls, tmp, total);
+            free(tmp);
+        }
+        for (uint32_t i = 0; i < c->nsegs; i++)
+            msg_unref(c->segs[i].ref);
+        c->nsegs = 0;
+        c->olen = 0;
+        c->out_queued -= total;
+        if (c->ocap > 4096) {
+            free(c->obuf);
+            c->obuf = NULL;
+            c->ocap = 0;
+        }
+        if (rc < 0) conn_drop(c, MQTT_RC_UNSPECIFIED_ERROR, "cannot encode output");
+    }
+    if (c->state == CONN_CLOSING && !c->closed && !x->shut) {
+        x->shut = true;
+        if (x->ws) ws_conn_shutdown(x->ws);
+        if (x->tls) tls_conn_shutdown(x->tls);
+    }
+    x->flushing = false;
+    if (x->olen == 0 || c->closed) return;
+    struct conn_wreq *w = conn_wreq_get(b);
+    if (!w) {
+        conn_drop(c, MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
+        return;
+    }
+    uv_buf_t buf = uv_buf_init((char *)x->out, x->olen);
+    w->c = c;
+    w->own = x->out;
+    w->nsegs = 0;
+    w->bytes = x->olen;
+    x->out = NULL;
+    x->olen = x->ocap = 0;
+    c->out_queued += w->bytes;
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, conn_write_cb);
+    if (rc < 0) {
+        c->out_queued -= w->bytes;
+        conn_wreq_put(b, w);
+        conn_drop(c, MQTT_RC_UNSPECIFIED_ERROR, uv_strerror(rc));
+    } else {
+        c->writes_active++;
+    }
+}
+
 /* Hands the queued output to one uv_write. */
 static void conn_flush(struct conn *c)
 {
     struct broker *b = c->b;
+    if (c->x) conn_x_flush(c);
     if (c->nsegs > 0 && !c->closed) {
         struct conn_wreq *w = conn_wreq_get(b);
         uv_buf_t stackbufs[64];
@@ -682,8 +887,13 @@ int conn_accept(struct broker *b, struct listener *lst, uv_stream_t *server)
     listener_conn_opened(lst, c);
     b->stats.clients_connecting++;
     b->stats.sockets++;
-    /* A client that never sends CONNECT is dropped after a grace period. */
+    /* A client that never sends CONNECT (or never completes its TLS handshake) is dropped
+     * after a grace period. */
     wheel_add(&b->wheel, &c->keepalive, uv_now(b->loop) + BROKER_CONNECT_TIMEOUT_S * 1000);
+    if ((lst->tls || lst->cfg->protocol == CONFIG_PROTOCOL_WEBSOCKETS) && conn_x_new(c) < 0) {
+        conn_drop(c, MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
+        return 0;
+    }
     rc = uv_read_start((uv_stream_t *)&c->tcp, conn_alloc_cb, conn_read_cb);
     if (rc < 0) {
         conn_drop(c, MQTT_RC_UNSPECIFIED_ERROR, uv_strerror(rc));

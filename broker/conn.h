@@ -5,7 +5,14 @@
  *
  * Ownership: the broker owns every struct conn; it is freed in the uv_close callback. Code
  * that outlives a loop iteration (an off-loop job, a proposal's callback) keeps the id and
- * finds the connection again with conn_find(), which returns NULL once the connection ended. */
+ * finds the connection again with conn_find(), which returns NULL once the connection ended.
+ *
+ * Transports: plain TCP, TLS, WebSocket, or WebSocket over TLS. Above this file every
+ * connection reads and writes plain MQTT bytes. A TLS or WebSocket connection carries its
+ * state in a separately allocated struct conn_xport (plain TCP: c->x is NULL and costs
+ * nothing more): input is decrypted / unframed before it reaches the MQTT parser, and the
+ * output queued during an iteration is framed / encrypted as one batch and leaves in one
+ * uv_write, as for plain TCP. */
 #ifndef STARLING_BROKER_CONN_H
 #define STARLING_BROKER_CONN_H
 
@@ -21,6 +28,7 @@
 #include "wheel.h"
 
 struct broker;
+struct conn_xport;
 struct listener;
 struct session;
 
@@ -70,9 +78,10 @@ struct conn {
     bool server_keepalive;        /* v5: CONNACK announces keepalive_s as Server Keep Alive */
     struct wheel_entry keepalive; /* in the broker's wheel */
     struct session *sess;
-    char *client_id; /* owned copy, for log lines; NULL before CONNECT */
-    char *username;  /* owned, NULL when none */
-    char addr[64];   /* "address:port" of the peer */
+    struct conn_xport *x; /* TLS / WebSocket state; NULL for plain TCP (owned) */
+    char *client_id;      /* owned copy, for log lines; NULL before CONNECT */
+    char *username;       /* owned, NULL when none */
+    char addr[64];        /* "address:port" of the peer */
     struct mqtt_parser parser;
 
     /* input: only a partial packet (or input held while paused) lives here */

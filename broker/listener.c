@@ -11,6 +11,7 @@
 #include "conn.h"
 #include "core.h"
 #include "log.h"
+#include "tls.h"
 
 static void listener_accept_cb(uv_stream_t *server, int status)
 {
@@ -107,6 +108,29 @@ fail:
     return rc;
 }
 
+int listener_reload_tls(struct listener *l)
+{
+    if (!l->cfg->tls.certfile) return 0;
+    struct tls_ctx *ctx;
+    char err[512];
+    int rc = tls_ctx_new(&l->cfg->tls, &ctx, err, sizeof err);
+    if (rc < 0) {
+        log_at(LOG_TYPE_ERROR, "Error: listener on port %u: %s; the certificates in force stay.",
+               l->port, err);
+        return rc;
+    }
+    tls_ctx_unref(l->tls);
+    l->tls = ctx;
+    log_at(LOG_TYPE_NOTICE, "Reloaded the TLS certificates of the listener on port %u.", l->port);
+    return 0;
+}
+
+static void listener_hup_cb(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    listener_reload_tls(h->data);
+}
+
 int listener_open(struct broker *b, struct listener *l, const struct config_listener *cfg,
                   char *err, size_t errlen)
 {
@@ -114,6 +138,25 @@ int listener_open(struct broker *b, struct listener *l, const struct config_list
     l->b = b;
     l->cfg = cfg;
     l->port = cfg->port;
+    if (cfg->tls.certfile) {
+        char terr[400];
+        int trc = tls_ctx_new(&cfg->tls, &l->tls, terr, sizeof terr);
+        if (trc < 0) {
+            snprintf(err, errlen, "listener on port %u: %s", cfg->port, terr);
+            return trc == -ENOMEM ? UV_ENOMEM : UV_EINVAL;
+        }
+        /* A second SIGHUP watcher (libuv calls every one): the certificates are the
+         * listener's own business. It does not keep the loop alive. */
+        l->hup = malloc(sizeof *l->hup);
+        if (l->hup && uv_signal_init(b->loop, l->hup) == 0) {
+            l->hup->data = l;
+            uv_signal_start(l->hup, listener_hup_cb, SIGHUP);
+            uv_unref((uv_handle_t *)l->hup);
+        } else {
+            free(l->hup);
+            l->hup = NULL;
+        }
+    }
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     if (cfg->socket_domain == CONFIG_SOCKET_DOMAIN_IPV4)
         hints.ai_family = AF_INET;
@@ -149,6 +192,7 @@ int listener_open(struct broker *b, struct listener *l, const struct config_list
     }
     freeaddrinfo(res);
     if (ok == 0) {
+        listener_close(l);
         snprintf(err, errlen, "%s", lasterr[0] ? lasterr : "no address to listen on");
         return last ? last : UV_EADDRNOTAVAIL;
     }
@@ -168,4 +212,10 @@ void listener_close(struct listener *l)
             uv_close((uv_handle_t *)&ls->tcp, NULL);
         }
     }
+    if (l->hup) {
+        uv_close((uv_handle_t *)l->hup, (uv_close_cb)free);
+        l->hup = NULL;
+    }
+    tls_ctx_unref(l->tls);
+    l->tls = NULL;
 }

@@ -492,8 +492,6 @@ static void error_messages(void **state)
         {"listener 1883 127.0.0.1 x\n", -EINVAL, "t.conf:1: listener: unexpected extra value 'x'"},
         {"listener 1883\nlistener 1883\n", -EINVAL,
          "t.conf:2: listener: port 1883 is already a listener (t.conf:1)"},
-        {"listener 1883\nprotocol websockets\n", -ENOTSUP,
-         "t.conf:2: protocol: websockets not supported yet"},
         {"protocol foo\n", -EINVAL,
          "t.conf:1: protocol: invalid value 'foo' (expected mqtt or websockets)"},
         {"socket_domain foo\n", -EINVAL,
@@ -516,11 +514,29 @@ static void error_messages(void **state)
          "number and h, d, w, m or y)"},
         {"allow_anonymous true\nper_listener_settings true\n", -EINVAL,
          "t.conf:2: per_listener_settings: must be set before any other security settings"},
-        {"cafile /etc/ca.pem\n", -ENOTSUP, "t.conf:1: cafile: not supported yet"},
-        {"listener 8883\ncertfile /c\n", -ENOTSUP, "t.conf:2: certfile: not supported yet"},
-        {"require_certificate true\n", -ENOTSUP,
-         "t.conf:1: require_certificate: not supported yet"},
-        {"psk_hint x\n", -ENOTSUP, "t.conf:1: psk_hint: not supported yet"},
+        {"cafile /etc/ca.pem\n", -EINVAL,
+         "t.conf: TLS options given without certfile (TLS is off)"},
+        {"listener 8883\ncertfile /c\n", -EINVAL,
+         "t.conf:1: listener: certfile given without keyfile"},
+        {"listener 8883\nkeyfile /k\n", -EINVAL,
+         "t.conf:1: listener: keyfile given without certfile"},
+        {"listener 1\nlistener 8883\ncertfile /c\nkeyfile /k\nrequire_certificate true\n", -EINVAL,
+         "t.conf:2: listener: require_certificate needs cafile or capath"},
+        {"listener 8883\ncertfile /c\nkeyfile /k\ncafile /ca\nuse_identity_as_username "
+         "true\nuse_subject_as_username true\n",
+         -EINVAL,
+         "t.conf:1: listener: use_identity_as_username and use_subject_as_username are "
+         "exclusive"},
+        {"listener 8883\ncertfile /c\ncertfile /d\n", -EINVAL, "t.conf:3: certfile: given twice"},
+        {"listener 8883\ntls_version tlsv1.1\n", -ENOTSUP,
+         "t.conf:2: tls_version: tlsv1.1 is not supported (tlsv1.2 or tlsv1.3)"},
+        {"listener 8883\ntls_version ssl3\n", -EINVAL,
+         "t.conf:2: tls_version: invalid value 'ssl3' (expected tlsv1.2 or tlsv1.3)"},
+        {"psk_hint x\n", -ENOTSUP,
+         "t.conf:1: psk_hint: not supported by this build (TLS-PSK is not available)"},
+        {"psk_file /p\n", -ENOTSUP,
+         "t.conf:1: psk_file: not supported by this build (TLS-PSK is not available)"},
+        {"dhparamfile /p\n", -ENOTSUP, "t.conf:1: dhparamfile: not supported yet"},
         {"http_dir /www\n", -ENOTSUP, "t.conf:1: http_dir: not supported yet"},
         {"connection bridge1\n", -ENOTSUP, "t.conf:1: connection: not supported yet"},
         {"bridge_cafile /x\n", -ENOTSUP, "t.conf:1: bridge_cafile: not supported yet"},
@@ -752,6 +768,52 @@ static void log_settings(void **state)
 }
 
 /* max_connections: any negative value means unlimited (-1), as in Mosquitto. */
+/* TLS and WebSocket options are the listener's own (the default listener takes those given
+ * before any `listener`); each listener gets its own copy. */
+static void tls_and_websockets(void **state)
+{
+    struct config c;
+    (void)state;
+    load_ok("certfile /s.pem\nkeyfile /s.key\n"
+            "listener 8883\ncertfile /c.pem\nkeyfile /k.pem\ncafile /ca.pem\ncapath /cad\n"
+            "require_certificate true\nuse_identity_as_username true\ntls_version tlsv1.3\n"
+            "ciphers ECDHE-RSA-AES128-GCM-SHA256\nciphers_tls1.3 TLS13-AES128-GCM-SHA256\n"
+            "crlfile /crl.pem\n"
+            "listener 9001\nprotocol websockets\n"
+            "listener 9443\nprotocol websockets\ncertfile /c2.pem\nkeyfile /k2.pem\n"
+            "use_subject_as_username true\ntls_version tlsv1.2\n",
+            &c);
+    assert_int_equal(c.listener_count, 4);
+    const struct config_listener *d = &c.listeners[0], *t = &c.listeners[1];
+    const struct config_listener *w = &c.listeners[2], *wt = &c.listeners[3];
+    assert_int_equal(d->port, 1883);
+    assert_string_equal(d->tls.certfile, "/s.pem");
+    assert_string_equal(d->tls.keyfile, "/s.key");
+    assert_null(d->tls.cafile);
+    assert_int_equal(t->port, 8883);
+    assert_string_equal(t->tls.certfile, "/c.pem");
+    assert_string_equal(t->tls.keyfile, "/k.pem");
+    assert_string_equal(t->tls.cafile, "/ca.pem");
+    assert_string_equal(t->tls.capath, "/cad");
+    assert_string_equal(t->tls.ciphers, "ECDHE-RSA-AES128-GCM-SHA256");
+    assert_string_equal(t->tls.ciphers_tls13, "TLS13-AES128-GCM-SHA256");
+    assert_string_equal(t->tls.crlfile, "/crl.pem");
+    assert_true(t->tls.require_certificate);
+    assert_true(t->tls.use_identity_as_username);
+    assert_false(t->tls.use_subject_as_username);
+    assert_int_equal(t->tls.version, CONFIG_TLS_1_3);
+    assert_int_equal(t->protocol, CONFIG_PROTOCOL_MQTT);
+    assert_int_equal(w->protocol, CONFIG_PROTOCOL_WEBSOCKETS);
+    assert_null(w->tls.certfile);
+    assert_int_equal(w->tls.version, CONFIG_TLS_ANY);
+    assert_int_equal(wt->protocol, CONFIG_PROTOCOL_WEBSOCKETS);
+    assert_string_equal(wt->tls.certfile, "/c2.pem");
+    assert_true(wt->tls.use_subject_as_username);
+    assert_false(wt->tls.require_certificate);
+    assert_int_equal(wt->tls.version, CONFIG_TLS_1_2);
+    config_free(&c);
+}
+
 static void max_connections_negative(void **state)
 {
     struct config c;
@@ -945,6 +1007,8 @@ static void out_of_memory(void **state)
     static const char text[] = "per_listener_settings true\n"
                                "port 1999\n"
                                "bind_address 127.0.0.1\n"
+                               "certfile /c0\n"
+                               "keyfile /k0\n"
                                "password_file /pw0\n"
                                "listener 1883 ::1\n"
                                "password_file /pw\n"
@@ -1008,6 +1072,7 @@ int main(void)
         cmocka_unit_test(durations),
         cmocka_unit_test(log_settings),
         cmocka_unit_test(max_connections_negative),
+        cmocka_unit_test(tls_and_websockets),
         cmocka_unit_test(cluster_directives),
         cmocka_unit_test(cluster_errors),
         cmocka_unit_test(cluster_out_of_memory),
