@@ -5,6 +5,7 @@ returns the History; callers assert checker.check(history) == [].
 """
 
 import os
+import tempfile
 import time
 
 import checker
@@ -37,7 +38,17 @@ def workload(cluster, seed=0, **kw):
 
 
 def verify(history, what):
-    checker.assert_ok(history, what)
+    """Assert the history holds; on failure it is saved as JSON (path in the message) under
+    $STARLING_CLUSTER_HISTORY_DIR (default the temp dir) for checker.check(History.load())."""
+    bad = checker.check(history)
+    if bad:
+        d = os.environ.get("STARLING_CLUSTER_HISTORY_DIR") or tempfile.gettempdir()
+        os.makedirs(d, exist_ok=True)
+        fd, path = tempfile.mkstemp(prefix="history-", suffix=".json", dir=d)
+        os.close(fd)
+        history.dump(path)
+        raise AssertionError("%s violates the guarantees (history: %s):\n  %s"
+                             % (what, path, "\n  ".join(bad)))
 
 
 def timed_retained_ack(cluster, topic="t/after-fault", timeout=CLUSTER_WAIT):
