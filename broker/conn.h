@@ -76,6 +76,7 @@ struct conn {
     bool send_will;       /* the session's will fires on close */
     uint16_t keepalive_s;
     bool server_keepalive;        /* v5: CONNACK announces keepalive_s as Server Keep Alive */
+    bool want_problem_info;       /* v5 Request Problem Information (default 1) */
     struct wheel_entry keepalive; /* in the broker's wheel */
     struct session *sess;
     struct conn_xport *x; /* TLS / WebSocket state; NULL for plain TCP (owned) */
@@ -95,6 +96,8 @@ struct conn {
     uint32_t nsegs, segcap;
     uint64_t out_queued;    /* bytes queued or being written */
     uint32_t writes_active; /* uv_write requests in flight */
+    /* inbound QoS > 0 publishes not yet acknowledged (our Receive Maximum) */
+    uint32_t inflight_in;
     struct conn *flush_next;
     struct conn *all_prev, *all_next; /* b->all_conns */
 
@@ -107,10 +110,6 @@ struct conn {
     uint16_t receive_max_out;   /* the client's Receive Maximum (65535 when absent) */
     struct alias_in alias_in;   /* aliases the client set */
     struct alias_out alias_out; /* aliases we set */
-    bool want_problem_info;     /* Request Problem Information (default 1) */
-
-    /* inbound QoS > 0 publishes not yet acknowledged (our Receive Maximum) */
-    uint32_t inflight_in;
 };
 
 /* Accepts a pending connection on server into a new struct conn (registered, reading).

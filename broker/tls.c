@@ -255,8 +255,15 @@ static void tls_cert_identity(struct tls_conn *t)
             char *p = NULL;
             long n = wolfSSL_BIO_get_mem_data(bio, &p);
             if (n > 0 && p && (t->cert_user = malloc((size_t)n + 1)) != NULL) {
-                memcpy(t->cert_user, p, (size_t)n);
-                t->cert_user[n] = '\0';
+                /* wolfSSL separates the RDNs with ", ", OpenSSL (and so Mosquitto's ACLs)
+                 * with ",": drop the space after an unescaped comma. */
+                size_t o = 0;
+                for (long i = 0; i < n; i++) {
+                    t->cert_user[o++] = p[i];
+                    if (p[i] == ',' && (i == 0 || p[i - 1] != '\\') && i + 1 < n && p[i + 1] == ' ')
+                        i++;
+                }
+                t->cert_user[o] = '\0';
             }
         }
         if (bio) wolfSSL_BIO_free(bio);

@@ -100,11 +100,23 @@ def tls_fails(port, ca, cert=None, key=None, context=None):
     """True when a TLS connection (and MQTT CONNECT) with these credentials does not work."""
     try:
         p = Paho(port, ca, cert, key, context=context)
-        rc = p.connect()
-        p.close()
-        return rc != 0
-    except (ssl.SSLError, OSError, queue.Empty):
+        p.c.connect("127.0.0.1", port, keepalive=30)
+        p.c.loop_start()
+    except (ssl.SSLError, OSError):
         return True
+    # With TLS 1.3 the refusal of a client certificate arrives after connect() returned: the
+    # client's network thread then ends with the error.
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        try:
+            rc = p.connack.get(timeout=0.05)
+            p.close()
+            return rc != 0
+        except queue.Empty:
+            if p.c._thread is None or not p.c._thread.is_alive():
+                return True
+    p.c.loop_stop()
+    return True
 
 
 def pub_sub_roundtrip(port, pki, cert=None, key=None, topic="tls/t"):
@@ -183,20 +195,26 @@ def test_mtls_and_refused_cases(pki):
         assert b.alive()
 
 
-def test_use_identity_as_username_with_acl(pki):
-    starling_only("the log line checked is Starling's")
+@pytest.mark.parametrize("option", ["use_identity_as_username", "use_subject_as_username"])
+def test_certificate_name_as_username_with_acl(pki, option):
     port = free_port()
     with tempfile.TemporaryDirectory() as d:
         acl = os.path.join(d, "acl")
+        if option == "use_identity_as_username":
+            alice_name, bob_name = "alice", "bob"
+        else:
+            alice_name, bob_name = "CN=alice,O=Starling Test", "CN=bob,O=Starling Test"
         with open(acl, "w") as f:
-            f.write("user alice\ntopic readwrite alice/#\n\nuser bob\ntopic readwrite bob/#\n")
-        conf = tls_conf(pki, port, "require_certificate true\nuse_identity_as_username true\n"
-                        "allow_anonymous false\nacl_file %s\n" % acl)
+            f.write("user %s\ntopic readwrite alice/#\n\nuser %s\ntopic readwrite bob/#\n"
+                    % (alice_name, bob_name))
+        conf = tls_conf(pki, port, "require_certificate true\n%s true\n"
+                        "allow_anonymous false\nacl_file %s\n" % (option, acl))
         with Broker(conf) as b:
             alice = Paho(port, pki("ca.crt"), pki("alice.crt"), pki("alice.key"), "a1")
             assert alice.connect() == 0
             assert alice.subscribe("alice/#", 1) == (1,)
-            assert alice.subscribe("bob/#", 1) == (128,)  # the ACL denies it to alice
+            # the ACL denies it to alice (Mosquitto grants it and filters the deliveries)
+            assert alice.subscribe("bob/#", 1) == ((1,) if is_mosquitto() else (128,))
             bob = Paho(port, pki("ca.crt"), pki("bob.crt"), pki("bob.key"), "b1")
             assert bob.connect() == 0
             bob.publish("alice/in", b"allowed?")  # bob may not write alice/#: dropped
@@ -208,6 +226,8 @@ def test_use_identity_as_username_with_acl(pki):
             alice.close()
             bob.close()
             b.wait_log("as a1")
+            if not is_mosquitto():
+                b.wait_log("u'%s'" % alice_name)
 
 
 @pytest.mark.parametrize("version", ["tlsv1.2", "tlsv1.3"])
@@ -223,8 +243,8 @@ def test_tls_version_restricts(pki, version):
             return c
 
         assert not tls_fails(port, None, context=ctx(ok))
-        assert tls_fails(port, None, context=ctx(bad))
-        if not is_mosquitto():
+        if not is_mosquitto():  # Mosquitto 2.0.11 with tlsv1.2 still accepts TLS 1.3
+            assert tls_fails(port, None, context=ctx(bad))
             b.wait_log("refused: TLS handshake failed")
         assert not tls_fails(port, None, context=ctx(ok))
 
@@ -298,11 +318,16 @@ def test_bad_certificate_files_stop_start_up(pki):
 
 def test_stalled_handshake_does_not_block_others(pki):
     port = free_port()
-    with Broker(tls_conf(pki, port)):
+    with Broker(tls_conf(pki, port)) as b:
         # a client that sends half a ClientHello and waits
         stalled = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
         stalled.sendall(bytes([0x16, 0x03, 0x01, 0x02, 0x00, 0x01]))
         try:
             pub_sub_roundtrip(port, pki)
+            # ... and is dropped after the connect grace period (10 s)
+            if not is_mosquitto():
+                b.wait_log("TLS handshake not completed in 10 s", timeout=WAIT + 10)
+                stalled.settimeout(WAIT)
+                assert stalled.recv(100) == b""
         finally:
             stalled.close()

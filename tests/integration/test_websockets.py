@@ -283,7 +283,9 @@ def mqttjs_ready():
     if "ok" in _npm_state:
         return _npm_state["ok"]
     ok = False
-    if shutil.which("node") and shutil.which("npm"):
+    if not os.path.isfile(os.path.join(JS_DIR, "package-lock.json")):
+        _npm_state["why"] = "no %s/package-lock.json" % JS_DIR
+    elif shutil.which("node") and shutil.which("npm"):
         if os.path.isdir(os.path.join(JS_DIR, "node_modules", "mqtt")):
             ok = True
         else:
@@ -294,6 +296,8 @@ def mqttjs_ready():
                 _npm_state["why"] = r.stderr[-500:]
             except subprocess.TimeoutExpired:
                 _npm_state["why"] = "npm ci timed out (registry unreachable?)"
+            except OSError as e:
+                _npm_state["why"] = "npm ci failed: %s" % e
     else:
         _npm_state["why"] = "node or npm not installed"
     _npm_state["ok"] = ok
