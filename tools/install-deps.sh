@@ -12,7 +12,7 @@ PACKAGES=(
     libcmocka-dev clang libclang-rt-14-dev
     python3 python3-pytest python3-paho-mqtt python3-yaml python3-prometheus-client
     mosquitto mosquitto-clients
-    openssl lmdb-utils procps iproute2 gnuplot-nox
+    openssl lmdb-utils procps iproute2 gnuplot-nox curl
 )
 
 missing=()
