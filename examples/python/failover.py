@@ -76,6 +76,8 @@ def add_connection_args(p, default_client_id):
     g.add_argument("--max-backoff", type=float, default=30.0,
                    help="longest reconnection delay in seconds (default 30)")
     t = p.add_argument_group("TLS (a listener with certfile/keyfile on the broker)")
+    t.add_argument("--tls", action="store_true",
+                   help="TLS, the broker verified with the system's CAs")
     t.add_argument("--cafile", help="CA certificate(s) to verify the broker with; turns TLS on")
     t.add_argument("--cert", help="client certificate (require_certificate true)")
     t.add_argument("--key", help="client private key")
@@ -94,6 +96,19 @@ def add_connection_args(p, default_client_id):
     p.add_argument("-q", "--quiet", action="store_true", help="no connection log on stderr")
 
 
+def tls_context(args):
+    """The TLS settings of the command line as an ssl.SSLContext."""
+    ctx = ssl.create_default_context(cafile=args.cafile)  # system CAs without --cafile
+    if args.cert:
+        ctx.load_cert_chain(args.cert, args.key)
+    if args.tls_version:
+        v = {"tlsv1.2": ssl.TLSVersion.TLSv1_2, "tlsv1.3": ssl.TLSVersion.TLSv1_3}
+        ctx.minimum_version = ctx.maximum_version = v[args.tls_version]
+    if args.insecure:
+        ctx.check_hostname = False
+    return ctx
+
+
 class FailoverClient:
     """A paho client that connects to one node of args.hosts at a time."""
 
@@ -107,13 +122,8 @@ class FailoverClient:
         c = self.client
         if args.username:
             c.username_pw_set(args.username, args.password)
-        if args.cafile or args.cert:
-            versions = {"tlsv1.2": ssl.PROTOCOL_TLSv1_2, "tlsv1.3": ssl.PROTOCOL_TLS_CLIENT}
-            c.tls_set(ca_certs=args.cafile, certfile=args.cert, keyfile=args.key,
-                      cert_reqs=ssl.CERT_REQUIRED,
-                      tls_version=versions.get(args.tls_version, ssl.PROTOCOL_TLS_CLIENT))
-            if args.tls_version == "tlsv1.3":
-                c._ssl_context.minimum_version = ssl.TLSVersion.TLSv1_3
+        if args.tls or args.cafile or args.cert:
+            c.tls_set_context(tls_context(args))
             c.tls_insecure_set(args.insecure)
         if args.will_topic:
             c.will_set(args.will_topic, args.will_payload, args.will_qos, args.will_retain)
