@@ -110,6 +110,7 @@ struct broker {
     bool stopped;
     bool closing_cluster;
     bool cluster_closing_called; /* cluster_close was called */
+    bool noquorum_logged;        /* proposals refused for want of a majority: logged */
     bool accepting;              /* clients are accepted (a Raft leader is known) */
     bool stop_forced;            /* the stop's grace period is over */
     size_t dur_inflight;         /* proposals not yet applied or failed */

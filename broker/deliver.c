@@ -120,8 +120,7 @@ size_t deliver_publish(struct broker *b, struct session *publisher, struct msg *
         struct session *s = t[i].owner;
         if (b->route && !s->conn) {
             /* Several nodes: a copy from the owner goes to this node's clients only; the owner
-             * leaves a session connected on another live node to that node, and queues for
-             * persistent sessions connected nowhere. */
+             * leaves a session connected on another live node to that node. */
             if (route_local_only(b)) continue;
             if (s->node_id && s->node_id != cluster_node_id(b->cluster) &&
                 route_node_live(b, s->node_id)) {

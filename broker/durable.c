@@ -112,7 +112,14 @@ int dur_propose(struct broker *b, const struct cluster_cmd *cmd, cluster_applied
         return 0;
     }
     free(p);
-    if (rc != CLUSTER_ESHUTDOWN)
+    if (rc == CLUSTER_ENOQUORUM) {
+        /* A minority: said once until a leader is known again. */
+        if (!b->noquorum_logged)
+            log_at(LOG_TYPE_WARNING,
+                   "No majority of the cluster is reachable: nothing that needs a commit is "
+                   "accepted until it is.");
+        b->noquorum_logged = true;
+    } else if (rc != CLUSTER_ESHUTDOWN)
         log_at(LOG_TYPE_WARNING, "Durable %s refused: %s.", cluster_cmd_type_name(cmd->type),
                cluster_strerror(rc));
     return rc;
@@ -347,6 +354,31 @@ static void dur_apply_queued(struct broker *b, const struct store_queued *q, boo
     session_queue_durable(s, m, q->msg_id);
 }
 
+/* Several nodes: s is connected here and its last committed open is this node's. */
+static bool dur_lives_here(struct broker *b, const struct session *s)
+{
+    return b->route && s->conn && s->conn->state == CONN_ACTIVE &&
+           s->node_id == cluster_node_id(b->cluster);
+}
+
+static void dur_resubscribe_cb(void *ctx, const struct subs_info *sub)
+{
+    struct session *s = ctx;
+    dur_subscribe(s->b, s->client_id, s->client_id_len, sub->filter, sub->filter_len, sub->options,
+                  sub->sub_id, NULL, NULL);
+}
+
+/* A node that had not heard of the session's move here (stopped, cut off) ended or closed it
+ * after the move: the session's open and subscriptions are committed again from here. */
+static void dur_reassert(struct broker *b, struct session *s)
+{
+    log_at(LOG_TYPE_NOTICE, "Client %s: session ended by a stale node; committing it again.",
+           s->client_id);
+    if (dur_session_open(b, s, false, NULL, NULL) < 0) return;
+    subs_foreach_owner(b->subs, s, dur_resubscribe_cb, s);
+    if (s->will.m) dur_will_set(b, s);
+}
+
 /* A SESSION_OPEN committed by another node: a connection of that client here is taken over
  * (v5 0x8E); the session stays known here as connected there. */
 static void dur_apply_remote_open(struct broker *b, struct session *s,
@@ -388,10 +420,15 @@ void dur_applied(void *ctx, const struct cluster_cmd *cmd, uint64_t index)
     case CLUSTER_CMD_SESSION_CLOSE:
         s = dur_session(b, &cmd->client.client_id);
         if (s && !s->conn) s->node_id = 0;
+        if (s && dur_lives_here(b, s)) dur_reassert(b, s);
         break;
     case CLUSTER_CMD_SESSION_EXPIRE:
     case CLUSTER_CMD_SESSION_DELETE:
         s = dur_session(b, &cmd->client.client_id);
+        if (s && dur_lives_here(b, s)) {
+            dur_reassert(b, s);
+            break;
+        }
         if (s) {
             dur_purge_memory(b, s);
             if (!s->conn && s->durable && !s->will.m) session_free(s);
@@ -497,7 +534,11 @@ void dur_leader_changed(void *ctx, uint64_t leader_id, bool is_self)
 {
     struct broker *b = ctx;
     static bool swept;
-    if (leader_id != 0) broker_ready(b);
+    if (leader_id != 0) {
+        if (b->noquorum_logged) log_at(LOG_TYPE_NOTICE, "A cluster leader is known again.");
+        b->noquorum_logged = false;
+        broker_ready(b);
+    }
     if (!is_self || swept) return;
     swept = true;
     struct store_txn *t = NULL;

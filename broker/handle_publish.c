@@ -44,8 +44,10 @@ static void publish_done_cb(struct broker *b, struct dur_wait *w, int status)
     struct conn *c = conn_find(b, w->conn_id);
     if (c) {
         if (w->reply_seq && w->qos == 1 && c->inflight_in > 0) c->inflight_in--;
-        if (status < 0 && c->version != MQTT_V5) {
-            /* 3.x cannot say it failed: the client retries after reconnecting. */
+        if (status < 0 && (c->version != MQTT_V5 || b->route)) {
+            /* 3.x cannot say it failed, and on several nodes a failure is not acknowledged
+             * at all (the owner may have applied it): the client retries after reconnecting. */
+            if (w->qos == 2 && c->sess) session_qos2_in_remove(c->sess, w->pid);
             conn_reply_finish(c, w->reply_seq, NULL);
             conn_close(c, MQTT_RC_UNSPECIFIED_ERROR, "message could not be stored");
         } else {

@@ -90,6 +90,19 @@ bool route_node_live(struct broker *b, uint64_t id)
     return false;
 }
 
+/* A digest of the live members this node routes by: an owner refuses a message forwarded
+ * under another view (a node that was stopped, or a ring change in progress), so that one
+ * topic never has two sequencers at once. */
+static uint64_t route_ring_digest(struct broker *b)
+{
+    uint64_t ids[64];
+    size_t n = cluster_live_members(b->cluster, ids, 64);
+    uint64_t d = 0x9e3779b97f4a7c15ull ^ n;
+    for (size_t i = 0; i < n && i < 64; i++)
+        d = htab_hash_u64(d ^ ids[i]);
+    return d;
+}
+
 void route_note_target(struct broker *b, uint64_t id)
 {
     struct route *r = b->route;
@@ -108,10 +121,27 @@ bool route_local_only(const struct broker *b)
     return b->route && b->route->local_only;
 }
 
+static void route_put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+static uint64_t route_get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
 /* ---- encoding ---- */
 
 /* m as a QUEUE_PUSH command into a malloc'ed buffer. NULL without memory or if too large. */
-static uint8_t *route_encode(const char *pub_id, const struct msg *m, uint64_t token, size_t *len)
+static uint8_t *route_encode(const char *pub_id, const struct msg *m, uint64_t token, size_t head,
+                             size_t *len)
 {
     struct cluster_cmd cmd = {.type = CLUSTER_CMD_QUEUE_PUSH};
     cmd.queue_push.client_id.ptr = pub_id ? pub_id : "";
@@ -128,30 +158,15 @@ static uint8_t *route_encode(const char *pub_id, const struct msg *m, uint64_t t
     cmd.queue_push.msg.retain = m->retain;
     size_t need = cluster_cmd_encoded_size(&cmd);
     if (need == 0) return NULL;
-    uint8_t *buf = malloc(need);
+    uint8_t *buf = malloc(head + need);
     if (!buf) return NULL;
-    *len = cluster_cmd_encode(&cmd, buf, need);
+    *len = cluster_cmd_encode(&cmd, buf + head, need);
     if (*len == 0) {
         free(buf);
         return NULL;
     }
+    *len += head;
     return buf;
-}
-
-static void route_put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
-static uint64_t route_get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
 }
 
 static void route_send_confirm(struct broker *b, uint64_t to, uint64_t token, int status,
@@ -208,12 +223,13 @@ void route_forward(struct broker *b, uint64_t owner, const char *pub_id, struct 
         token = ++r->next_token;
     }
     size_t len = 0;
-    uint8_t *buf = route_encode(pub_id, m, token, &len);
+    uint8_t *buf = route_encode(pub_id, m, token, 8, &len);
     if (!buf) {
         free(p);
         if (w) dur_wait_fail(dur_hold(w), -ENOMEM);
         return;
     }
+    route_put64(buf, route_ring_digest(b));
     int rc = cluster_link_send(b->cluster, owner, ROUTE_FRAME_FORWARD, buf, len,
                                w ? 0 : CLUSTER_LINK_QOS0);
     free(buf);
@@ -295,7 +311,7 @@ size_t route_owner_publish(struct broker *b, struct session *publisher, const ch
     }
     if (nto == 0) return n;
     size_t len = 0;
-    uint8_t *buf = route_encode(pub_id, m, 0, &len);
+    uint8_t *buf = route_encode(pub_id, m, 0, 0, &len);
     int fail = buf ? 0 : -ENOMEM;
     for (size_t i = 0; buf && i < nto; i++) {
         if (to[i] == r->self) continue;
@@ -328,7 +344,17 @@ static struct msg *route_decode(const uint8_t *buf, size_t len, struct cluster_c
 static void route_on_forward(struct broker *b, uint64_t from, const uint8_t *buf, size_t len)
 {
     struct cluster_cmd cmd;
-    struct msg *m = route_decode(buf, len, &cmd);
+    if (len < 8) return;
+    uint64_t digest = route_get64(buf);
+    struct msg *m = route_decode(buf + 8, len - 8, &cmd);
+    if (m && digest != route_ring_digest(b)) {
+        /* Routed under another view of the live members: not ours to sequence. */
+        b->route->refused++;
+        if (cmd.queue_push.msg_id)
+            route_send_confirm(b, from, cmd.queue_push.msg_id, CLUSTER_ELEADERSHIPLOST, false);
+        msg_unref(m);
+        return;
+    }
     if (!m) {
         log_at(LOG_TYPE_WARNING, "Malformed forwarded message from node %llu.",
                (unsigned long long)from);

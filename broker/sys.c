@@ -71,6 +71,36 @@ static void sys_publish_u64(struct broker *b, const char *topic, uint64_t v)
     sys_publish(b, topic, buf);
 }
 
+/* $SYS/cluster/...: this node, its role, the leader and the members as this node knows them. */
+static void sys_update_cluster(struct broker *b)
+{
+    struct cluster_member ms[16];
+    struct cluster_status st;
+    cluster_members(b->cluster, ms, 16, &st);
+    sys_publish_u64(b, "$SYS/cluster/node_id", st.node_id);
+    char buf[1024];
+    if (st.leader_id)
+        snprintf(buf, sizeof buf, "%llu", (unsigned long long)st.leader_id);
+    else
+        snprintf(buf, sizeof buf, "none");
+    sys_publish(b, "$SYS/cluster/leader", buf);
+    const char *role = "none";
+    if (st.leader_id && st.leader_id == st.node_id) role = "leader";
+    size_t n = st.n_members < 16 ? st.n_members : 16;
+    for (size_t i = 0; i < n; i++)
+        if (ms[i].id == st.node_id && strcmp(role, "leader") != 0)
+            role = cluster_role_name(ms[i].role);
+    sys_publish(b, "$SYS/cluster/role", role);
+    sys_publish_u64(b, "$SYS/cluster/term", st.term);
+    size_t len = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && len < sizeof buf; i++)
+        len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%llu %s %s %s", i ? ", " : "",
+                                (unsigned long long)ms[i].id, ms[i].address,
+                                cluster_role_name(ms[i].role), ms[i].alive ? "up" : "down");
+    sys_publish(b, "$SYS/cluster/members", buf);
+}
+
 static void sys_update(struct broker *b)
 {
     struct sys_state *st = b->sys;
@@ -104,6 +134,8 @@ static void sys_update(struct broker *b)
     sys_publish_u64(b, "$SYS/broker/subscriptions/count", subs_count(b->subs));
     sys_publish_u64(b, "$SYS/broker/retained messages/count", retain_count(b->retain));
     sys_publish_u64(b, "$SYS/broker/store/messages/count", retain_count(b->retain));
+
+    if (b->route) sys_update_cluster(b);
 
     /* Load averages: per-minute rates decayed over 1, 5 and 15 minutes. */
     double dt_s = st->last_ms ? (double)(now - st->last_ms) / 1000.0 : 0;
