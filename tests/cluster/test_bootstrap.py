@@ -97,7 +97,8 @@ def test_retained_visible_on_every_node():
             assert rc.connect_to(nd)
             for k in range(1, 4):
                 mid = rc.publish("r/%d" % i, k, 1, retain=True)
-                assert rc.wait_for(lambda: mid in rc.acked_mids, 10), "no PUBACK"
+                assert rc.wait_for(lambda: rc.done(mid), 10), "no PUBACK"
+                assert rc.acked(mid), "PUBACK %#x" % rc.refusals[mid]
                 h.add("pub_ack", p=rc.cid, topic="r/%d" % i, seq=k, qos=1, retain=True,
                       node=nd.id)
             rc.disconnect()

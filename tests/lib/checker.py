@@ -31,6 +31,7 @@ and 2 messages on one topic are not observed in their sending order).
 
 import json
 import random
+import struct
 import threading
 import time
 
@@ -44,6 +45,28 @@ TAKEOVER = 0x8E
 
 def _rc(rc):
     return rc.value if hasattr(rc, "value") else int(rc)
+
+
+class _Paho(mqtt.Client):
+    """paho 1.6.1 drops the v5 reason code of PUBACK / PUBREC / PUBCOMP and reports a refusal
+    (>= 0x80) through on_publish like a success: keep the refusals in self.refusals."""
+
+    refusals = None
+
+    def _note_reason(self):
+        pkt = self._in_packet
+        if self._protocol == mqtt.MQTTv5 and pkt["remaining_length"] > 2:
+            mid, code = struct.unpack("!HB", pkt["packet"][:3])
+            if code >= 0x80 and self.refusals is not None:
+                self.refusals.setdefault(mid, code)
+
+    def _handle_pubackcomp(self, cmd):
+        self._note_reason()
+        return super()._handle_pubackcomp(cmd)
+
+    def _handle_pubrec(self):
+        self._note_reason()
+        return super()._handle_pubrec()
 
 
 def payload(pub, seq, pad=0):
@@ -444,7 +467,8 @@ class RecClient:
         kw = {"client_id": cid, "protocol": proto, "reconnect_on_failure": False}
         if proto != V5:
             kw["clean_session"] = not persistent
-        self.c = mqtt.Client(**kw)
+        self.c = _Paho(**kw)
+        self.refusals = self.c.refusals = {}  # mid -> reason code >= 0x80
         self.c.on_connect = self._on_connect
         self.c.on_disconnect = self._on_disconnect
         self.c.on_message = self._on_message
@@ -606,7 +630,17 @@ class RecClient:
         self.h.add("pub_sent", p=self.cid, topic=topic, seq=seq, qos=qos, retain=retain,
                    node=self.node.id if self.node else None)
         info = self.c.publish(topic, payload(self.cid, seq, pad), qos, retain)
+        self.refusals.pop(info.mid, None)
+        self.acked_mids.discard(info.mid)
         return info.mid
+
+    def done(self, mid):
+        """The flow of mid ended (acknowledged or refused)."""
+        return mid in self.acked_mids
+
+    def acked(self, mid):
+        """The flow of mid ended with success (no reason code >= 0x80)."""
+        return mid in self.acked_mids and mid not in self.refusals
 
     def wait_for(self, pred, timeout):
         end = time.monotonic() + timeout
@@ -756,6 +790,11 @@ class Workload:
                              self.ack_timeout)
             if mid in rc.acked_mids:
                 rc.acked_mids.discard(mid)
+                code = rc.refusals.pop(mid, None)
+                if code is not None:
+                    self.h.add("pub_refused", p=rc.cid, topic=topic, seq=seq, qos=qos,
+                               retain=retain, node=rc.node.id, sent=sent, rc=code)
+                    return False
                 self.h.add("pub_ack", p=rc.cid, topic=topic, seq=seq, qos=qos, retain=retain,
                            node=rc.node.id, sent=sent)
                 return True
@@ -843,8 +882,8 @@ def probe_routes(cluster, hist, targets, topic, timeout=10.0):
     seq = int(time.monotonic() * 1000)
     prober.ensure_connected(time.monotonic() + timeout)
     mid = prober.publish(topic, seq, 1)
-    ok = prober.wait_for(lambda: mid in prober.acked_mids or not prober.connected, timeout)
-    acked = ok and mid in prober.acked_mids
+    prober.wait_for(lambda: prober.done(mid) or not prober.connected, timeout)
+    acked = prober.acked(mid)
     if acked:
         hist.add("pub_ack", p="probe", topic=topic, seq=seq, qos=1, retain=False,
                  node=prober.node.id)

@@ -63,8 +63,8 @@ def timed_retained_ack(cluster, topic="t/after-fault", timeout=CLUSTER_WAIT):
                 continue
             seq += 1
             mid = rc.publish(topic, seq, 1, retain=True)
-            ok = rc.wait_for(lambda: mid in rc.acked_mids or not rc.connected, 2.0)
-            acked = ok and mid in rc.acked_mids
+            rc.wait_for(lambda: rc.done(mid) or not rc.connected, 2.0)
+            acked = rc.acked(mid)
             rc.disconnect()
             if acked:
                 return time.monotonic() - start
@@ -216,7 +216,7 @@ def partition_leader(cluster, seed=0, hold=None):
         def pump(t):
             for c in (probe, pers, lsub, lpub):
                 c.loop(t)
-            if rmid in probe.acked_mids and not recorded:
+            if probe.acked(rmid) and not recorded:
                 recorded.append(h.add("pub_ack", p="minority-probe", topic="minority/retained",
                                       seq=1, qos=1, retain=True, node=lead.id, sent=rsent))
         end = time.monotonic() + hold
@@ -227,7 +227,7 @@ def partition_leader(cluster, seed=0, hold=None):
         # after the heal the probe's operations complete (or its connection was closed)
         end = time.monotonic() + CLUSTER_WAIT
         while time.monotonic() < end and probe.connected and not (
-                smid not in probe.pending_sub and recorded):
+                smid not in probe.pending_sub and probe.done(rmid)):
             pump(0.05)
         pers.close()
         probe.disconnect()
