@@ -225,3 +225,16 @@ def test_topic_matching():
     assert m("load/#", "load/a/b") and m("load/#", "load")
     assert m("a/+/c", "a/b/c") and not m("a/+/c", "a/b/d")
     assert not m("a/b", "a/b/c") and m("$share/g/a/#", "a/x")
+
+
+def test_refused_puback_is_not_an_acknowledgement():
+    import struct
+    rc = checker.RecClient(History(), "x", lambda: [], proto=checker.V5)
+    rc.c._in_packet = {"remaining_length": 3, "packet": struct.pack("!HB", 7, 0x80)}
+    rc.c._note_reason()
+    rc.c._in_packet = {"remaining_length": 3, "packet": struct.pack("!HB", 8, 0x10)}
+    rc.c._note_reason()
+    assert rc.refusals == {7: 0x80}  # 0x10 (no matching subscribers) is a success
+    rc.acked_mids.update({7, 8})
+    assert rc.done(7) and not rc.acked(7)
+    assert rc.acked(8)
