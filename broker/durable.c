@@ -16,6 +16,9 @@
 #include "session.h"
 #include "subs.h"
 
+/* Several nodes: the least delay of a will loaded from storage or the log. */
+#define DUR_CLUSTER_WILL_WAIT_MS 5000
+
 /* ---- waits ---- */
 
 struct dur_wait *dur_wait_new(struct broker *b, dur_done_cb done)
@@ -331,8 +334,9 @@ static void dur_apply_will(struct broker *b, const struct store_will *sw)
         if (!s) return;
         s->persistent = false;
         s->expiry_s = 0;
-        wheel_add(&b->wheel, &s->expiry_entry,
-                  uv_now(b->loop) + (uint64_t)sw->delay_interval_s * 1000);
+        uint64_t end_ms = (uint64_t)sw->delay_interval_s * 1000;
+        if (b->route && end_ms < DUR_CLUSTER_WILL_WAIT_MS) end_ms = DUR_CLUSTER_WILL_WAIT_MS;
+        wheel_add(&b->wheel, &s->expiry_entry, uv_now(b->loop) + end_ms);
     }
     struct store_message sm = sw->msg;
     sm.expires_at_ms = 0;
@@ -340,7 +344,11 @@ static void dur_apply_will(struct broker *b, const struct store_will *sw)
     if (!m) return;
     session_set_will(s, m, sw->delay_interval_s, (uint32_t)sw->msg.expires_at_ms);
     s->will.durable = true;
-    wheel_add(&b->wheel, &s->will_entry, uv_now(b->loop) + (uint64_t)sw->delay_interval_s * 1000);
+    uint64_t delay_ms = (uint64_t)sw->delay_interval_s * 1000;
+    /* Several nodes: a will read back from the log (this node restarting) waits until the
+     * node caught up: the leader may have published and cleared it while this node was down. */
+    if (b->route && delay_ms < DUR_CLUSTER_WILL_WAIT_MS) delay_ms = DUR_CLUSTER_WILL_WAIT_MS;
+    wheel_add(&b->wheel, &s->will_entry, uv_now(b->loop) + delay_ms);
 }
 
 static void dur_apply_queued(struct broker *b, const struct store_queued *q, bool runtime)

@@ -56,19 +56,40 @@ int route_new(struct broker *b)
     return 0;
 }
 
+/* Takes out of the pending table every entry (with live_check: whose owner is not live): returns
+ * how many, in *out (malloc'ed; NULL when none or without memory). */
+static size_t route_pending_take(struct route *r, int live_check, struct route_pend ***out)
+{
+    size_t cap = r->pending.count, n = 0;
+    *out = NULL;
+    if (cap == 0) return 0;
+    struct route_pend **v = malloc(cap * sizeof *v);
+    if (!v) return 0;
+    size_t bucket = 0;
+    struct htab_node *cur = NULL, *node;
+    while ((node = htab_next(&r->pending, &bucket, &cur)) != NULL && n < cap) {
+        struct route_pend *p = (struct route_pend *)node;
+        if (live_check && route_node_live(r->b, p->owner)) continue;
+        v[n++] = p;
+    }
+    for (size_t i = 0; i < n; i++)
+        htab_remove(&r->pending, &v[i]->node);
+    *out = v;
+    return n;
+}
+
 void route_free(struct broker *b)
 {
     struct route *r = b->route;
     if (!r) return;
-    size_t bucket = 0;
-    struct htab_node *cur = NULL, *n;
-    while ((n = htab_next(&r->pending, &bucket, &cur)) != NULL) {
-        htab_remove(&r->pending, n);
-        struct route_pend *p = (struct route_pend *)n;
-        p->w->done = NULL;
-        dur_wait_fail(p->w, CLUSTER_ESHUTDOWN);
-        free(p);
+    struct route_pend **all = NULL;
+    size_t n = route_pending_take(r, 0, &all);
+    for (size_t i = 0; i < n; i++) {
+        all[i]->w->done = NULL;
+        dur_wait_fail(all[i]->w, CLUSTER_ESHUTDOWN);
+        free(all[i]);
     }
+    free(all);
     htab_close(&r->pending);
     free(r);
     b->route = NULL;
@@ -427,23 +448,14 @@ void route_ring_changed(void *ctx)
     if (!r) return;
     /* Messages forwarded to an owner that is gone are not acknowledged: the publisher sends
      * them again (MQTT 5: an error reason; 3.x: the connection closes). */
-    size_t bucket = 0;
-    struct htab_node *cur = NULL, *n;
-    struct route_pend *dead = NULL;
-    while ((n = htab_next(&r->pending, &bucket, &cur)) != NULL) {
-        struct route_pend *p = (struct route_pend *)n;
-        if (route_node_live(b, p->owner)) continue;
-        htab_remove(&r->pending, n);
-        p->node.next = (struct htab_node *)dead;
-        dead = p;
-    }
-    while (dead) {
-        struct route_pend *p = dead;
-        dead = (struct route_pend *)p->node.next;
-        struct dur_wait *w = p->w;
-        free(p);
+    struct route_pend **dead = NULL;
+    size_t n = route_pending_take(r, 1, &dead);
+    for (size_t i = 0; i < n; i++) {
+        struct dur_wait *w = dead[i]->w;
+        free(dead[i]);
         dur_wait_cb(w, CLUSTER_ELEADERSHIPLOST, 0);
     }
+    free(dead);
 }
 
 struct route_will_ctx {
