@@ -279,6 +279,9 @@ int multi_start(struct cluster *c)
         .cluster = hello_cluster_id(c->cfg.name),
         .secret = c->cfg.secret,
         .secret_len = c->cfg.secret_len,
+        .tls_cafile = c->cfg.tls_cafile,
+        .tls_certfile = c->cfg.tls_certfile,
+        .tls_keyfile = c->cfg.tls_keyfile,
         .log = c->cfg.log,
         .log_ctx = c->cfg.log_ctx,
     };

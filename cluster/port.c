@@ -6,16 +6,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <raft.h>
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
 
 #include "hello.h"
 
 #define DEFAULT_HELLO_TIMEOUT_MS 5000u
 #define SWEEP_MS                 500u
+#define TLS_RX_CHUNK             16384u
+#define BRIDGE_HIGH              (4u << 20) /* pause the other side above this many queued bytes */
 
 enum hs_state {
     HS_RESOLVING,
+    HS_TLS, /* TLS handshake (cluster TLS on), before the hello */
     HS_CONNECTING,
     HS_WAIT_HELLO,     /* acceptor */
     HS_WAIT_PROOF,     /* acceptor */
@@ -50,13 +57,40 @@ struct hs {
     char where[300]; /* for log lines: the dialed address or the peer's IP */
     port_dial_cb cb;
     void *data;
+    struct tlsio *tls; /* cluster TLS on: the session, moved to the bridge at handoff */
+    bool driving;      /* inside hs_tls_drive: freeing h is left to it */
+    bool dead;
 };
 
 struct wreq {
     uv_write_t w;
     struct hs *h;
     size_t len;
-    uint8_t buf[HELLO_MAX + HELLO_CHALLENGE];
+    uint8_t buf[];
+};
+
+/* A TLS session over a TCP stream: ciphertext received and not yet consumed by wolfSSL, and
+ * where wolfSSL's output goes. */
+struct tlsio {
+    WOLFSSL *ssl;
+    uint8_t *rx;
+    size_t rx_off, rx_len, rx_cap;
+    int (*out)(void *owner, const uint8_t *buf, size_t len);
+    void *owner;
+};
+
+/* After a hello inside TLS: the consumer got one end of a socketpair; the bridge moves bytes
+ * between the other end (inner, plaintext) and the TLS session on the network stream. */
+struct bridge {
+    struct bridge *next, *prev;
+    struct port *p;
+    uv_tcp_t *net; /* raft_malloc'd */
+    uv_tcp_t inner;
+    struct tlsio *tls;
+    uint64_t peer_id;
+    int open_handles;
+    bool closing, net_paused, inner_paused;
+    uint8_t ibuf[65536];
 };
 
 struct port {
@@ -77,6 +111,8 @@ struct port {
     void (*close_cb)(void *);
     void *close_data;
     struct port_stats stats;
+    WOLFSSL_CTX *tls_srv, *tls_cli; /* both NULL: cluster TLS off */
+    struct bridge *bridges;
 };
 
 static void port_logf(const struct port *p, enum cluster_log_level level, const char *fmt, ...)
@@ -92,11 +128,89 @@ static void port_logf(const struct port *p, enum cluster_log_level level, const 
     p->cfg.log(p->cfg.log_ctx, level, line);
 }
 
+static void port_tls_free(struct port *p)
+{
+    if (!p->tls_srv && !p->tls_cli) return;
+    if (p->tls_srv) wolfSSL_CTX_free(p->tls_srv);
+    if (p->tls_cli) wolfSSL_CTX_free(p->tls_cli);
+    p->tls_srv = p->tls_cli = NULL;
+    wolfSSL_Cleanup();
+}
+
+/* ---- TLS session plumbing (custom I/O callbacks) ---- */
+
+static int tls_recv_cb(WOLFSSL *ssl, char *buf, int sz, void *ctx)
+{
+    struct tlsio *t = ctx;
+    (void)ssl;
+    size_t avail = t->rx_len - t->rx_off;
+    if (avail == 0) return WOLFSSL_CBIO_ERR_WANT_READ;
+    size_t n = avail < (size_t)sz ? avail : (size_t)sz;
+    memcpy(buf, t->rx + t->rx_off, n);
+    t->rx_off += n;
+    return (int)n;
+}
+
+static int tls_send_cb(WOLFSSL *ssl, char *buf, int sz, void *ctx)
+{
+    struct tlsio *t = ctx;
+    (void)ssl;
+    if (t->out(t->owner, (const uint8_t *)buf, (size_t)sz) != 0) return WOLFSSL_CBIO_ERR_GENERAL;
+    return sz;
+}
+
+static struct tlsio *tls_new(WOLFSSL_CTX *ctx)
+{
+    struct tlsio *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->ssl = wolfSSL_new(ctx);
+    if (!t->ssl) {
+        free(t);
+        return NULL;
+    }
+    wolfSSL_SSLSetIORecv(t->ssl, tls_recv_cb);
+    wolfSSL_SSLSetIOSend(t->ssl, tls_send_cb);
+    wolfSSL_SetIOReadCtx(t->ssl, t);
+    wolfSSL_SetIOWriteCtx(t->ssl, t);
+    return t;
+}
+
+static void tls_free(struct tlsio *t)
+{
+    if (!t) return;
+    wolfSSL_free(t->ssl);
+    free(t->rx);
+    free(t);
+}
+
+/* Room for the next read of ciphertext. */
+static void tls_alloc(struct tlsio *t, uv_buf_t *buf)
+{
+    if (t->rx_off == t->rx_len) {
+        t->rx_off = t->rx_len = 0;
+    } else if (t->rx_off > 0) {
+        memmove(t->rx, t->rx + t->rx_off, t->rx_len - t->rx_off);
+        t->rx_len -= t->rx_off;
+        t->rx_off = 0;
+    }
+    if (t->rx_cap - t->rx_len < TLS_RX_CHUNK) {
+        uint8_t *n = realloc(t->rx, t->rx_len + TLS_RX_CHUNK);
+        if (!n) {
+            *buf = uv_buf_init(NULL, 0);
+            return;
+        }
+        t->rx = n;
+        t->rx_cap = t->rx_len + TLS_RX_CHUNK;
+    }
+    *buf = uv_buf_init((char *)t->rx + t->rx_len, (unsigned)(t->rx_cap - t->rx_len));
+}
+
 static void port_maybe_closed(struct port *p)
 {
-    if (!p->closing || p->n_handles || p->n_gai || p->n_own || p->hs_head) return;
+    if (!p->closing || p->n_handles || p->n_gai || p->n_own || p->hs_head || p->bridges) return;
     void (*cb)(void *) = p->close_cb;
     void *data = p->close_data;
+    port_tls_free(p);
     free(p->advertise);
     free(p->secret);
     free(p);
@@ -154,16 +268,26 @@ static void hs_unlink(struct hs *h)
     if (h->next) h->next->prev = h->prev;
 }
 
+static void hs_free(struct hs *h)
+{
+    if (h->driving)
+        h->dead = true;
+    else
+        free(h);
+}
+
 static void hs_finish(struct hs *h, int status)
 {
     struct port *p = h->p;
     hs_unlink(h);
     if (h->ai) uv_freeaddrinfo(h->ai);
+    tls_free(h->tls);
+    h->tls = NULL;
     if (h->dialer) {
         if (status != 0) p->stats.dial_failed++;
         if (h->cb) h->cb(h->data, status, NULL, 0);
     }
-    free(h);
+    hs_free(h);
     port_maybe_closed(p);
 }
 
@@ -206,10 +330,25 @@ static void hs_refuse(struct hs *h, const char *why)
     hs_fail(h, -EACCES);
 }
 
+static int bridge_new(struct hs *h, uv_tcp_t **user /* OUT */);
+
 static void hs_handoff(struct hs *h)
 {
     struct port *p = h->p;
     uv_tcp_t *tcp = h->tcp;
+    if (h->tls) {
+        /* The consumer gets the plaintext end of a bridge; the network stream and the TLS
+         * session go to the bridge. */
+        uv_tcp_t *user;
+        int rc = bridge_new(h, &user);
+        if (rc != 0) {
+            h->state = HS_WAIT_OK; /* not HANDOFF: hs_fail must run */
+            hs_fail(h, rc);
+            return;
+        }
+        h->tls = NULL;
+        tcp = user;
+    }
     h->tcp = NULL;
     p->n_handles--;
     tcp->data = NULL;
@@ -222,7 +361,7 @@ static void hs_handoff(struct hs *h)
         p->accept_cb(p->ctx, h->channel, h->peer_id, h->peer_addr, tcp);
     }
     if (h->ai) uv_freeaddrinfo(h->ai);
-    free(h);
+    hs_free(h);
     port_maybe_closed(p);
 }
 
@@ -240,9 +379,9 @@ static void hs_write_cb(uv_write_t *w, int status)
     if (h->state == HS_HANDOFF && h->writes_pending == 0) hs_handoff(h);
 }
 
-static int hs_write(struct hs *h, const uint8_t *buf, size_t len)
+static int hs_write_raw(struct hs *h, const uint8_t *buf, size_t len)
 {
-    struct wreq *r = malloc(sizeof *r);
+    struct wreq *r = malloc(sizeof *r + len);
     if (!r) return -ENOMEM;
     r->h = h;
     r->len = len;
@@ -257,12 +396,22 @@ static int hs_write(struct hs *h, const uint8_t *buf, size_t len)
     return 0;
 }
 
-static void hs_alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+static int hs_tls_out(void *owner, const uint8_t *buf, size_t len)
 {
-    struct hs *h = handle->data;
-    (void)suggested;
-    /* Never read past the message expected next: whatever follows the hello stays in the
-     * socket for the stream's next owner. */
+    return hs_write_raw(owner, buf, len);
+}
+
+/* A hello message: through TLS when it is on. */
+static int hs_write(struct hs *h, const uint8_t *buf, size_t len)
+{
+    if (!h->tls) return hs_write_raw(h, buf, len);
+    int n = wolfSSL_write(h->tls->ssl, buf, (int)len);
+    return n == (int)len ? 0 : -EIO;
+}
+
+/* How many bytes h->in should hold for the message expected next. */
+static size_t hs_want(const struct hs *h)
+{
     size_t want;
     switch (h->state) {
     case HS_WAIT_HELLO:
@@ -284,6 +433,16 @@ static void hs_alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
     }
     if (want > sizeof h->in) want = sizeof h->in;
     if (want <= h->in_len) want = h->in_len + 1 <= sizeof h->in ? h->in_len + 1 : h->in_len;
+    return want;
+}
+
+static void hs_alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    struct hs *h = handle->data;
+    (void)suggested;
+    /* Never read past the message expected next: whatever follows the hello stays in the
+     * socket for the stream's next owner. */
+    size_t want = hs_want(h);
     *buf = uv_buf_init((char *)h->in + h->in_len, (unsigned)(want - h->in_len));
 }
 
@@ -422,30 +581,32 @@ static void dialer_on_ok(struct hs *h)
     if (h->writes_pending == 0) hs_handoff(h);
 }
 
-static void hs_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+static void hs_read_error(struct hs *h, ssize_t nread)
 {
-    struct hs *h = s->data;
-    (void)buf;
-    if (nread == 0) return;
-    if (nread < 0) {
-        if (h->state == HS_WAIT_OK && nread == UV_EOF) {
-            hs_refuse(h, "closed by the peer (wrong cluster secret?)");
-            return;
-        }
-        if (h->state == HS_WAIT_PROOF) {
-            /* A dialer that could not check our proof gives up here. */
-            hs_refuse(h, "closed without proving the cluster secret");
-            return;
-        }
-        if (nread == UV_ENOBUFS) {
-            /* hs_alloc_cb had no room left: more bytes than any hello message. */
-            hs_refuse(h, "hello too long");
-            return;
-        }
-        hs_fail(h, (int)nread);
+    if (h->state == HS_WAIT_OK && nread == UV_EOF) {
+        hs_refuse(h, "closed by the peer (wrong cluster secret?)");
         return;
     }
-    h->in_len += (size_t)nread;
+    if (h->state == HS_WAIT_PROOF) {
+        /* A dialer that could not check our proof gives up here. */
+        hs_refuse(h, "closed without proving the cluster secret");
+        return;
+    }
+    if (h->state == HS_TLS || (h->tls && h->state == HS_WAIT_CHALLENGE)) {
+        /* In TLS 1.3 the server checks the client's certificate after the client is done. */
+        hs_refuse(h, "closed during the TLS handshake (certificate not accepted?)");
+        return;
+    }
+    if (nread == UV_ENOBUFS) {
+        /* hs_alloc_cb had no room left: more bytes than any hello message. */
+        hs_refuse(h, "hello too long");
+        return;
+    }
+    hs_fail(h, (int)nread);
+}
+
+static void hs_dispatch(struct hs *h)
+{
     switch (h->state) {
     case HS_WAIT_HELLO:
         acceptor_on_hello(h);
@@ -463,7 +624,119 @@ static void hs_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         hs_fail(h, -EPROTO);
         break;
     }
+}
+
+static void hs_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct hs *h = s->data;
+    (void)buf;
+    if (nread == 0) return;
+    if (nread < 0) {
+        hs_read_error(h, nread);
+        return;
+    }
+    h->in_len += (size_t)nread;
+    hs_dispatch(h);
     /* h may be gone now (handed off): reads never exceed the expected message (alloc_cb). */
+}
+
+/* ---- the hello inside TLS ---- */
+
+static bool hs_in_hello(const struct hs *h)
+{
+    return h->state == HS_WAIT_HELLO || h->state == HS_WAIT_PROOF ||
+           h->state == HS_WAIT_CHALLENGE || h->state == HS_WAIT_OK;
+}
+
+/* Runs the handshake, then the hello messages wolfSSL has decrypted. */
+static void hs_tls_drive(struct hs *h)
+{
+    h->driving = true;
+    WOLFSSL *ssl = h->tls->ssl;
+    if (h->state == HS_TLS) {
+        int rc = h->dialer ? wolfSSL_connect(ssl) : wolfSSL_accept(ssl);
+        if (rc != WOLFSSL_SUCCESS) {
+            int err = wolfSSL_get_error(ssl, rc);
+            if (err != WOLFSSL_ERROR_WANT_READ && err != WOLFSSL_ERROR_WANT_WRITE) {
+                char why[128], es[WOLFSSL_MAX_ERROR_SZ];
+                snprintf(why, sizeof why, "TLS handshake failed: %s",
+                         wolfSSL_ERR_error_string((unsigned long)err, es));
+                hs_refuse(h, why);
+            }
+            goto out;
+        }
+        if (h->dialer) {
+            h->state = HS_WAIT_CHALLENGE;
+            rc = hs_write(h, h->hello, h->hello_len);
+            if (rc != 0) {
+                hs_fail(h, rc);
+                goto out;
+            }
+        } else {
+            h->state = HS_WAIT_HELLO;
+        }
+    }
+    while (!h->dead && hs_in_hello(h)) {
+        size_t want = hs_want(h);
+        if (want <= h->in_len) {
+            hs_refuse(h, "hello too long");
+            break;
+        }
+        int n = wolfSSL_read(ssl, h->in + h->in_len, (int)(want - h->in_len));
+        if (n <= 0) {
+            int err = wolfSSL_get_error(ssl, n);
+            if (err == WOLFSSL_ERROR_WANT_READ || err == WOLFSSL_ERROR_WANT_WRITE) break;
+            if (err == WOLFSSL_ERROR_ZERO_RETURN) {
+                hs_read_error(h, UV_EOF);
+            } else {
+                char why[128], es[WOLFSSL_MAX_ERROR_SZ];
+                snprintf(why, sizeof why, "TLS error: %s",
+                         wolfSSL_ERR_error_string((unsigned long)err, es));
+                hs_refuse(h, why);
+            }
+            break;
+        }
+        h->in_len += (size_t)n;
+        hs_dispatch(h);
+    }
+out:
+    h->driving = false;
+    if (h->dead) free(h);
+}
+
+static void hs_tls_alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    struct hs *h = handle->data;
+    (void)suggested;
+    tls_alloc(h->tls, buf);
+}
+
+static void hs_tls_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct hs *h = s->data;
+    (void)buf;
+    if (nread == 0) return;
+    if (nread < 0) {
+        hs_read_error(h, nread == UV_ENOBUFS ? -ENOMEM : nread);
+        return;
+    }
+    h->tls->rx_len += (size_t)nread;
+    hs_tls_drive(h);
+}
+
+/* The TCP connection is up: with cluster TLS, the handshake comes first. */
+static int hs_tls_start(struct hs *h)
+{
+    struct port *p = h->p;
+    h->tls = tls_new(h->dialer ? p->tls_cli : p->tls_srv);
+    if (!h->tls) return -ENOMEM;
+    h->tls->out = hs_tls_out;
+    h->tls->owner = h;
+    h->state = HS_TLS;
+    int rc = uv_read_start((uv_stream_t *)h->tcp, hs_tls_alloc_cb, hs_tls_read_cb);
+    if (rc != 0) return rc;
+    hs_tls_drive(h);
+    return 0;
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -503,7 +776,8 @@ static void on_connection(uv_stream_t *server, int status)
         }
     }
     uv_tcp_nodelay(tcp, 1);
-    int rc = uv_read_start((uv_stream_t *)tcp, hs_alloc_cb, hs_read_cb);
+    int rc =
+        p->tls_srv ? hs_tls_start(h) : uv_read_start((uv_stream_t *)tcp, hs_alloc_cb, hs_read_cb);
     if (rc != 0) hs_fail(h, rc);
 }
 
@@ -526,6 +800,11 @@ static void dial_connect_cb(uv_connect_t *req, int status)
         return;
     }
     uv_tcp_nodelay(h->tcp, 1);
+    if (h->p->tls_cli) {
+        int rc = hs_tls_start(h);
+        if (rc != 0) hs_fail(h, rc);
+        return;
+    }
     h->state = HS_WAIT_CHALLENGE;
     int rc = hs_write(h, h->hello, h->hello_len);
     if (rc == 0) rc = uv_read_start((uv_stream_t *)h->tcp, hs_alloc_cb, hs_read_cb);
@@ -640,6 +919,216 @@ void port_stream_close(uv_tcp_t *stream)
     uv_close((uv_handle_t *)stream, stream_free_cb);
 }
 
+/* ---- the plaintext bridge of a TLS connection ---- */
+
+struct bwreq {
+    uv_write_t w;
+    struct bridge *b;
+    uint8_t buf[];
+};
+
+static void bridge_close(struct bridge *b);
+
+static void bridge_handle_closed(uv_handle_t *handle)
+{
+    struct bridge *b = handle->data;
+    if (handle == (uv_handle_t *)b->net) raft_free(handle);
+    if (--b->open_handles > 0) return;
+    struct port *p = b->p;
+    if (b->prev)
+        b->prev->next = b->next;
+    else
+        p->bridges = b->next;
+    if (b->next) b->next->prev = b->prev;
+    tls_free(b->tls);
+    free(b);
+    port_maybe_closed(p);
+}
+
+static void bridge_close(struct bridge *b)
+{
+    if (b->closing) return;
+    b->closing = true;
+    uv_close((uv_handle_t *)b->net, bridge_handle_closed);
+    uv_close((uv_handle_t *)&b->inner, bridge_handle_closed);
+}
+
+static void bridge_net_alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    struct bridge *b = handle->data;
+    (void)suggested;
+    tls_alloc(b->tls, buf);
+}
+
+static void bridge_inner_alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    struct bridge *b = handle->data;
+    (void)suggested;
+    *buf = uv_buf_init((char *)b->ibuf, sizeof b->ibuf);
+}
+
+static void bridge_net_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void bridge_inner_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+/* A write to either side finished: resume the side paused for it. */
+static void bridge_write_cb(uv_write_t *w, int status)
+{
+    struct bwreq *r = (struct bwreq *)w;
+    struct bridge *b = r->b;
+    uv_stream_t *s = w->handle;
+    free(r);
+    if (b->closing) return;
+    if (status < 0) {
+        bridge_close(b);
+        return;
+    }
+    if (uv_stream_get_write_queue_size(s) > BRIDGE_HIGH / 2) return;
+    if (s == (uv_stream_t *)b->net && b->inner_paused) {
+        b->inner_paused = false;
+        uv_read_start((uv_stream_t *)&b->inner, bridge_inner_alloc_cb, bridge_inner_read_cb);
+    } else if (s == (uv_stream_t *)&b->inner && b->net_paused) {
+        b->net_paused = false;
+        uv_read_start((uv_stream_t *)b->net, bridge_net_alloc_cb, bridge_net_read_cb);
+    }
+}
+
+static int bridge_write(struct bridge *b, uv_stream_t *s, const uint8_t *buf, size_t len)
+{
+    int n = uv_try_write(s, &(uv_buf_t){.base = (char *)buf, .len = len}, 1);
+    if (n == (int)len) return 0;
+    if (n < 0 && n != UV_EAGAIN) return n;
+    size_t done = n > 0 ? (size_t)n : 0;
+    struct bwreq *r = malloc(sizeof *r + (len - done));
+    if (!r) return -ENOMEM;
+    r->b = b;
+    memcpy(r->buf, buf + done, len - done);
+    uv_buf_t ub = uv_buf_init((char *)r->buf, (unsigned)(len - done));
+    int rc = uv_write(&r->w, s, &ub, 1, bridge_write_cb);
+    if (rc != 0) free(r);
+    return rc;
+}
+
+static int bridge_tls_out(void *owner, const uint8_t *buf, size_t len)
+{
+    struct bridge *b = owner;
+    if (b->closing) return -ECANCELED;
+    return bridge_write(b, (uv_stream_t *)b->net, buf, len);
+}
+
+/* Decrypts what wolfSSL can and passes it on to the consumer's end. */
+static void bridge_pump_in(struct bridge *b)
+{
+    uint8_t buf[16384];
+    for (;;) {
+        int n = wolfSSL_read(b->tls->ssl, buf, sizeof buf);
+        if (n > 0) {
+            if (bridge_write(b, (uv_stream_t *)&b->inner, buf, (size_t)n) != 0) {
+                bridge_close(b);
+                return;
+            }
+            continue;
+        }
+        int err = wolfSSL_get_error(b->tls->ssl, n);
+        if (err == WOLFSSL_ERROR_WANT_READ || err == WOLFSSL_ERROR_WANT_WRITE) break;
+        if (err != WOLFSSL_ERROR_ZERO_RETURN) {
+            char es[WOLFSSL_MAX_ERROR_SZ];
+            port_logf(b->p, CLUSTER_LOG_INFO, "cluster port: TLS connection with node %llu: %s",
+                      (unsigned long long)b->peer_id,
+                      wolfSSL_ERR_error_string((unsigned long)err, es));
+        }
+        bridge_close(b);
+        return;
+    }
+    if (!b->net_paused && uv_stream_get_write_queue_size((uv_stream_t *)&b->inner) > BRIDGE_HIGH) {
+        b->net_paused = true;
+        uv_read_stop((uv_stream_t *)b->net);
+    }
+}
+
+static void bridge_net_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct bridge *b = s->data;
+    (void)buf;
+    if (nread == 0 || b->closing) return;
+    if (nread < 0) {
+        bridge_close(b);
+        return;
+    }
+    b->tls->rx_len += (size_t)nread;
+    bridge_pump_in(b);
+}
+
+static void bridge_inner_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct bridge *b = s->data;
+    if (nread == 0 || b->closing) return;
+    if (nread < 0) {
+        bridge_close(b); /* the consumer closed its end */
+        return;
+    }
+    int n = wolfSSL_write(b->tls->ssl, buf->base, (int)nread);
+    if (n != (int)nread) {
+        bridge_close(b);
+        return;
+    }
+    if (!b->inner_paused && uv_stream_get_write_queue_size((uv_stream_t *)b->net) > BRIDGE_HIGH) {
+        b->inner_paused = true;
+        uv_read_stop((uv_stream_t *)&b->inner);
+    }
+}
+
+static void bridge_abort_closed(uv_handle_t *handle)
+{
+    free(handle->data);
+}
+
+/* Takes h's network stream and TLS session; *user gets the consumer's end. */
+static int bridge_new(struct hs *h, uv_tcp_t **user)
+{
+    struct port *p = h->p;
+    int fds[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return -errno;
+    struct bridge *b = calloc(1, sizeof *b);
+    uv_tcp_t *u = raft_malloc(sizeof *u);
+    if (!b || !u) {
+        free(b);
+        raft_free(u);
+        close(fds[0]);
+        close(fds[1]);
+        return -ENOMEM;
+    }
+    uv_tcp_init(p->loop, u);
+    uv_tcp_init(p->loop, &b->inner);
+    int rc = uv_tcp_open(u, fds[0]);
+    int rc2 = uv_tcp_open(&b->inner, fds[1]);
+    if (rc != 0 || rc2 != 0) {
+        /* uv_close closes an opened fd; close the others here. */
+        if (rc != 0) close(fds[0]);
+        if (rc2 != 0) close(fds[1]);
+        uv_close((uv_handle_t *)u, stream_free_cb);
+        b->inner.data = b;
+        uv_close((uv_handle_t *)&b->inner, bridge_abort_closed);
+        return rc != 0 ? rc : rc2;
+    }
+    b->p = p;
+    b->net = h->tcp;
+    b->tls = h->tls;
+    b->tls->out = bridge_tls_out;
+    b->tls->owner = b;
+    b->peer_id = h->peer_id;
+    b->open_handles = 2;
+    b->net->data = b;
+    b->inner.data = b;
+    b->next = p->bridges;
+    if (p->bridges) p->bridges->prev = b;
+    p->bridges = b;
+    uv_read_start((uv_stream_t *)b->net, bridge_net_alloc_cb, bridge_net_read_cb);
+    uv_read_start((uv_stream_t *)&b->inner, bridge_inner_alloc_cb, bridge_inner_read_cb);
+    *user = u;
+    bridge_pump_in(b); /* records wolfSSL already holds */
+    return 0;
+}
+
 /* ---- listener and lifecycle ---- */
 
 static void sweep_cb(uv_timer_t *t)
@@ -660,6 +1149,53 @@ static void sweep_cb(uv_timer_t *t)
     }
 }
 
+static int tls_ctx_new(struct port *p, const struct port_config *cfg, bool server,
+                       WOLFSSL_CTX **out)
+{
+    WOLFSSL_CTX *ctx =
+        wolfSSL_CTX_new(server ? wolfTLSv1_3_server_method() : wolfTLSv1_3_client_method());
+    if (!ctx) return -ENOMEM;
+    *out = ctx;
+    const char *what = NULL, *file = NULL;
+    if (wolfSSL_CTX_load_verify_locations(ctx, cfg->tls_cafile, NULL) != WOLFSSL_SUCCESS) {
+        what = "cluster_cafile";
+        file = cfg->tls_cafile;
+    } else if (wolfSSL_CTX_use_certificate_chain_file(ctx, cfg->tls_certfile) != WOLFSSL_SUCCESS) {
+        what = "cluster_certfile";
+        file = cfg->tls_certfile;
+    } else if (wolfSSL_CTX_use_PrivateKey_file(ctx, cfg->tls_keyfile, WOLFSSL_FILETYPE_PEM) !=
+               WOLFSSL_SUCCESS) {
+        what = "cluster_keyfile";
+        file = cfg->tls_keyfile;
+    } else if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS) {
+        what = "cluster_keyfile (does not match cluster_certfile)";
+        file = cfg->tls_keyfile;
+    }
+    if (what) {
+        port_logf(p, CLUSTER_LOG_ERR, "cluster TLS: cannot load %s '%s'", what, file);
+        return -EINVAL;
+    }
+    /* Both sides prove a certificate signed by the cluster CA. */
+    wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    return 0;
+}
+
+static int port_tls_setup(struct port *p, const struct port_config *cfg)
+{
+    if (!cfg->tls_cafile || !cfg->tls_certfile || !cfg->tls_keyfile) {
+        port_logf(p, CLUSTER_LOG_ERR,
+                  "cluster TLS needs all three of cluster_cafile, cluster_certfile and "
+                  "cluster_keyfile");
+        return -EINVAL;
+    }
+    if (wolfSSL_Init() != WOLFSSL_SUCCESS) return -EIO;
+    /* A context counts as set up from here on: port_tls_free undoes wolfSSL_Init. */
+    int rc = tls_ctx_new(p, cfg, true, &p->tls_srv);
+    if (rc == 0) rc = tls_ctx_new(p, cfg, false, &p->tls_cli);
+    if (rc != 0 && !p->tls_srv && !p->tls_cli) wolfSSL_Cleanup();
+    return rc;
+}
+
 int port_new(uv_loop_t *loop, const struct port_config *cfg, port_accept_cb accept_cb, void *ctx,
              struct port **out)
 {
@@ -677,6 +1213,16 @@ int port_new(uv_loop_t *loop, const struct port_config *cfg, port_accept_cb acce
         return -ENOMEM;
     }
     if (cfg->secret_len) memcpy(p->secret, cfg->secret, cfg->secret_len);
+    if (cfg->tls_cafile || cfg->tls_certfile || cfg->tls_keyfile) {
+        int rc = port_tls_setup(p, cfg);
+        if (rc != 0) {
+            port_tls_free(p);
+            free(p->advertise);
+            free(p->secret);
+            free(p);
+            return rc;
+        }
+    }
     p->accept_cb = accept_cb;
     p->ctx = ctx;
     uv_tcp_init(loop, &p->listener);
@@ -754,6 +1300,8 @@ void port_close(struct port *p, void (*cb)(void *data), void *data)
     p->close_data = data;
     uv_close((uv_handle_t *)&p->listener, own_closed);
     uv_close((uv_handle_t *)&p->sweep, own_closed);
+    for (struct bridge *b = p->bridges; b; b = b->next)
+        bridge_close(b);
     struct hs *h = p->hs_head;
     while (h) {
         struct hs *next = h->next;

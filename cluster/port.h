@@ -2,7 +2,9 @@
  * connections to peers. Every connection, in both directions, first runs the hello of
  * hello.h (cluster name, node id, channel, HMAC proof of the shared secret both ways); only
  * then is it handed on, as a plain uv_tcp_t with reading stopped, to whoever owns the
- * channel. A connection that fails the hello is closed and logged (one line).
+ * channel. A connection that fails the hello is closed and logged (one line). With cluster
+ * TLS (port_config.tls_*) a TLS 1.3 handshake, both certificates checked, comes first, the
+ * hello runs inside it, and the stream handed on is the plaintext end of a bridge (below).
  *
  * Addresses are "host:port", "a.b.c.d:port" or "[v6]:port". Host names are resolved
  * (uv_getaddrinfo) on every dial, so a peer that moved is found again; every address the name
@@ -40,7 +42,13 @@ struct port_config {
     uint64_t cluster;      /* hello_cluster_id(name) */
     const uint8_t *secret;
     size_t secret_len;
-    unsigned hello_timeout_ms; /* 0 = 5000 */
+    unsigned hello_timeout_ms; /* 0 = 5000; covers the TLS handshake too */
+    /* Cluster TLS: all three PEM files, or all NULL (off). With them every connection, both
+     * directions, runs TLS 1.3 with a certificate signed by tls_cafile required on both sides,
+     * and the hello runs inside it. A consumer then gets one end of a socketpair (still a
+     * uv_tcp_t, opened with uv_tcp_open) whose bytes a bridge in the port carries through
+     * TLS. port_new fails with -EINVAL (and a log line) if a file cannot be loaded. */
+    const char *tls_cafile, *tls_certfile, *tls_keyfile;
     cluster_log_cb log;
     void *log_ctx;
 };
