@@ -98,6 +98,7 @@ def run_schedule(seed, args):
                 kind = rnd.choice(faults)
                 hold = rnd.uniform(0.5, args.max_hold)
                 done.append(apply_fault(c, rnd, kind, hold, w))
+                log("  seed %d step %d: %s" % (seed, len(done), done[-1]))
                 c.wait_ready()
                 w.wait_acks(5, timeout=60)
                 w.run_for(rnd.uniform(0.3, 1.5))

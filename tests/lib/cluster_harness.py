@@ -391,12 +391,21 @@ class Node:
         return body if st == 200 and isinstance(body, dict) else None
 
     def wait_ready(self, timeout=CLUSTER_WAIT):
+        last = [None]
+
         def ok():
             if not self.alive():
                 raise AssertionError("node %d exited with %s:\n%s" % (
                     self.id, self.broker.proc.returncode, self.log_tail()))
-            return self.ready()
-        wait_until(ok, timeout, interval=0.1, what="node %d /readyz" % self.id)
+            if not self.running():
+                return False
+            last[0] = self.http("GET", "/readyz", timeout=1.0)
+            return last[0][0] == 200
+        try:
+            wait_until(ok, timeout, interval=0.1, what="node %d /readyz" % self.id)
+        except AssertionError as e:
+            raise AssertionError("%s (last answer %s; /api/v1/cluster: %s)"
+                                 % (e, last[0], self.status())) from None
         return self
 
     def __repr__(self):
