@@ -1156,23 +1156,21 @@ static int tls_ctx_new(struct port *p, const struct port_config *cfg, bool serve
         wolfSSL_CTX_new(server ? wolfTLSv1_3_server_method() : wolfTLSv1_3_client_method());
     if (!ctx) return -ENOMEM;
     *out = ctx;
-    const char *what = NULL, *file = NULL;
-    if (wolfSSL_CTX_load_verify_locations(ctx, cfg->tls_cafile, NULL) != WOLFSSL_SUCCESS) {
-        what = "cluster_cafile";
-        file = cfg->tls_cafile;
-    } else if (wolfSSL_CTX_use_certificate_chain_file(ctx, cfg->tls_certfile) != WOLFSSL_SUCCESS) {
-        what = "cluster_certfile";
-        file = cfg->tls_certfile;
-    } else if (wolfSSL_CTX_use_PrivateKey_file(ctx, cfg->tls_keyfile, WOLFSSL_FILETYPE_PEM) !=
-               WOLFSSL_SUCCESS) {
-        what = "cluster_keyfile";
-        file = cfg->tls_keyfile;
-    } else if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS) {
-        what = "cluster_keyfile (does not match cluster_certfile)";
-        file = cfg->tls_keyfile;
-    }
+    const char *what = NULL;
+    if (wolfSSL_CTX_load_verify_buffer(ctx, (const unsigned char *)cfg->tls_ca_pem,
+                                       (long)cfg->tls_ca_pem_len,
+                                       WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS)
+        what = "cluster_cafile (not a PEM certificate?)";
+    else if (wolfSSL_CTX_use_certificate_chain_buffer(ctx, (const unsigned char *)cfg->tls_cert_pem,
+                                                      (long)cfg->tls_cert_pem_len) !=
+             WOLFSSL_SUCCESS)
+        what = "cluster_certfile (not a PEM certificate?)";
+    else if (wolfSSL_CTX_use_PrivateKey_buffer(ctx, (const unsigned char *)cfg->tls_key_pem,
+                                               (long)cfg->tls_key_pem_len,
+                                               WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS)
+        what = "cluster_keyfile (not a password-less PEM key?)";
     if (what) {
-        port_logf(p, CLUSTER_LOG_ERR, "cluster TLS: cannot load %s '%s'", what, file);
+        port_logf(p, CLUSTER_LOG_ERR, "cluster TLS: cannot load %s", what);
         return -EINVAL;
     }
     /* Both sides prove a certificate signed by the cluster CA. */
@@ -1182,7 +1180,7 @@ static int tls_ctx_new(struct port *p, const struct port_config *cfg, bool serve
 
 static int port_tls_setup(struct port *p, const struct port_config *cfg)
 {
-    if (!cfg->tls_cafile || !cfg->tls_certfile || !cfg->tls_keyfile) {
+    if (!cfg->tls_ca_pem || !cfg->tls_cert_pem || !cfg->tls_key_pem) {
         port_logf(p, CLUSTER_LOG_ERR,
                   "cluster TLS needs all three of cluster_cafile, cluster_certfile and "
                   "cluster_keyfile");
@@ -1213,7 +1211,7 @@ int port_new(uv_loop_t *loop, const struct port_config *cfg, port_accept_cb acce
         return -ENOMEM;
     }
     if (cfg->secret_len) memcpy(p->secret, cfg->secret, cfg->secret_len);
-    if (cfg->tls_cafile || cfg->tls_certfile || cfg->tls_keyfile) {
+    if (cfg->tls_ca_pem || cfg->tls_cert_pem || cfg->tls_key_pem) {
         int rc = port_tls_setup(p, cfg);
         if (rc != 0) {
             port_tls_free(p);

@@ -43,12 +43,13 @@ struct port_config {
     const uint8_t *secret;
     size_t secret_len;
     unsigned hello_timeout_ms; /* 0 = 5000; covers the TLS handshake too */
-    /* Cluster TLS: all three PEM files, or all NULL (off). With them every connection, both
-     * directions, runs TLS 1.3 with a certificate signed by tls_cafile required on both sides,
-     * and the hello runs inside it. A consumer then gets one end of a socketpair (still a
-     * uv_tcp_t, opened with uv_tcp_open) whose bytes a bridge in the port carries through
-     * TLS. port_new fails with -EINVAL (and a log line) if a file cannot be loaded. */
-    const char *tls_cafile, *tls_certfile, *tls_keyfile;
+    /* Cluster TLS: the three PEM contents (CA, certificate chain, key), or all NULL (off). With
+     * them every connection, both directions, runs TLS 1.3 with a certificate signed by the CA
+     * required on both sides, and the hello runs inside it. A consumer then gets one end of a
+     * socketpair (still a uv_tcp_t, opened with uv_tcp_open) whose bytes a bridge in the port
+     * carries through TLS. port_new fails with -EINVAL (and a log line) if one cannot be loaded. */
+    const char *tls_ca_pem, *tls_cert_pem, *tls_key_pem; /* read during port_new only */
+    size_t tls_ca_pem_len, tls_cert_pem_len, tls_key_pem_len;
     cluster_log_cb log;
     void *log_ctx;
 };

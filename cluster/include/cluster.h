@@ -184,14 +184,19 @@ struct cluster_config {
      * reaching the port can join: log a warning in the broker). */
     const uint8_t *secret;
     size_t secret_len;
-    /* Cluster TLS (cluster_cafile, cluster_certfile, cluster_keyfile): PEM paths, all three
-     * or none. With them every connection on the cluster port runs TLS 1.3, both sides
-     * presenting a certificate signed by tls_cafile (no host name check: the CA is the
-     * cluster's own), and the secret's hello runs inside it. A file that cannot be loaded
-     * makes cluster_new fail with -EINVAL and a log line naming it. */
-    const char *tls_cafile;
-    const char *tls_certfile;
-    const char *tls_keyfile;
+    /* Cluster TLS (cluster_cafile, cluster_certfile, cluster_keyfile): the files' PEM
+     * contents (read by the broker when it loads its configuration, before it drops
+     * privileges), all three or none (NULL). With them every connection on the cluster port
+     * runs TLS 1.3, both sides presenting a certificate signed by the CA (no host name check:
+     * the CA is the cluster's own), and the secret's hello runs inside it. Contents that
+     * wolfSSL cannot load make cluster_start fail with -EINVAL and a log line naming the
+     * directive. Only read during cluster_start. */
+    const char *tls_ca_pem;
+    size_t tls_ca_pem_len;
+    const char *tls_cert_pem;
+    size_t tls_cert_pem_len;
+    const char *tls_key_pem;
+    size_t tls_key_pem_len;
     const char *name;            /* cluster name in the hello; NULL = "starling" */
     size_t link_queue_max_bytes; /* per peer outgoing queue; 0 = 64 MiB */
     unsigned node_down_ms;       /* silence before NODE_DOWN; 0 = 2 x election timeout */

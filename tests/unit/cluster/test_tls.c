@@ -2,7 +2,7 @@
  * made here with openssl: three TLS nodes elect a leader and replicate; a node whose
  * certificate comes from another CA cannot join and does not disturb them; a recording proxy
  * between the nodes sees no proposed payload in the clear with TLS, and sees it without (so
- * the check can fail); incomplete or unreadable TLS files are refused at start. Every wait is
+ * the check can fail); incomplete or unloadable TLS contents are refused at start. Every wait is
  * bounded. */
 #include <errno.h>
 #include <netinet/in.h>
@@ -361,6 +361,26 @@ static void path_of(char *out, size_t cap, const char *name)
     snprintf(out, cap, "%s/%s", cert_dir, name);
 }
 
+/* The PEM files' contents (the broker reads them the same way when it loads its config). */
+struct pem {
+    char *buf;
+    size_t len;
+};
+static struct pem ca_pem, node_cert, node_key, rogue_cert, rogue_key;
+
+static void pem_read(struct pem *out, const char *name)
+{
+    char path[600];
+    path_of(path, sizeof path, name);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    out->buf = calloc(1, 65536);
+    assert_non_null(out->buf);
+    out->len = fread(out->buf, 1, 65535, f);
+    fclose(f);
+    assert_true(out->len > 0);
+}
+
 /* A cluster CA with one node certificate, and another CA with a certificate of its own. */
 static void make_certs(void)
 {
@@ -385,20 +405,23 @@ static void make_certs(void)
         fprintf(stderr, "openssl failed (see %s/openssl.log)\n", cert_dir);
         fail();
     }
+    pem_read(&ca_pem, "ca.pem");
+    pem_read(&node_cert, "node.pem");
+    pem_read(&node_key, "node.key");
+    pem_read(&rogue_cert, "rogue.pem");
+    pem_read(&rogue_key, "rogue.key");
 }
-
-static char ca_path[600], node_cert[600], node_key[600], rogue_cert[600], rogue_key[600];
 
 static void tls_on(struct tnode *n, bool rogue)
 {
-    path_of(ca_path, sizeof ca_path, "ca.pem");
-    path_of(node_cert, sizeof node_cert, "node.pem");
-    path_of(node_key, sizeof node_key, "node.key");
-    path_of(rogue_cert, sizeof rogue_cert, "rogue.pem");
-    path_of(rogue_key, sizeof rogue_key, "rogue.key");
-    n->cfg.tls_cafile = ca_path;
-    n->cfg.tls_certfile = rogue ? rogue_cert : node_cert;
-    n->cfg.tls_keyfile = rogue ? rogue_key : node_key;
+    const struct pem *cert = rogue ? &rogue_cert : &node_cert,
+                     *key = rogue ? &rogue_key : &node_key;
+    n->cfg.tls_ca_pem = ca_pem.buf;
+    n->cfg.tls_ca_pem_len = ca_pem.len;
+    n->cfg.tls_cert_pem = cert->buf;
+    n->cfg.tls_cert_pem_len = cert->len;
+    n->cfg.tls_key_pem = key->buf;
+    n->cfg.tls_key_pem_len = key->len;
 }
 
 /* ---- a recording TCP proxy on the loop ---- */
@@ -679,7 +702,7 @@ static void tls_cluster(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
-/* Incomplete or unreadable TLS settings fail at start, and nothing is left behind. */
+/* Incomplete or unloadable TLS settings fail at start, and nothing is left behind. */
 static void tls_config_refused(void **state)
 {
     (void)state;
@@ -691,9 +714,12 @@ static void tls_config_refused(void **state)
         nodes[0].cfg.peers = peers;
         nodes[0].cfg.n_peers = 1;
         tls_on(&nodes[0], false);
-        if (k == 0) nodes[0].cfg.tls_keyfile = NULL;
-        if (k == 1) nodes[0].cfg.tls_certfile = "/nonexistent/node.pem";
-        if (k == 2) nodes[0].cfg.tls_cafile = node_key; /* not a certificate */
+        if (k == 0) nodes[0].cfg.tls_key_pem = NULL;
+        if (k == 1) nodes[0].cfg.tls_cert_pem_len = 20; /* a truncated certificate */
+        if (k == 2) {                                   /* a key where the CA belongs */
+            nodes[0].cfg.tls_ca_pem = node_key.buf;
+            nodes[0].cfg.tls_ca_pem_len = node_key.len;
+        }
         struct tnode *n = &nodes[0];
         int rc = cluster_new(&loop, &n->cfg, &events, n, &n->c);
         if (rc == 0) {
@@ -721,6 +747,9 @@ static int teardown(void **state)
     (void)state;
     test_rmdir(cert_dir);
     free(rec);
+    struct pem *all[] = {&ca_pem, &node_cert, &node_key, &rogue_cert, &rogue_key};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        free(all[i]->buf);
     return 0;
 }
 
