@@ -339,7 +339,7 @@ static void hs_handoff(struct hs *h)
     if (h->tls) {
         /* The consumer gets the plaintext end of a bridge; the network stream and the TLS
          * session go to the bridge. */
-        uv_tcp_t *user;
+        uv_tcp_t *user = NULL;
         int rc = bridge_new(h, &user);
         if (rc != 0) {
             h->state = HS_WAIT_OK; /* not HANDOFF: hs_fail must run */
