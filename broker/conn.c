@@ -77,6 +77,17 @@ static int conn_rbuf_reserve(struct conn *c, size_t need)
     return 0;
 }
 
+/* Frees the input buffer once it is empty: an idle connection keeps none (a partial packet
+ * is rare, one allocation per read that ends inside a packet). */
+static void conn_rbuf_trim(struct conn *c)
+{
+    if (c->rlen == 0 && c->rbuf) {
+        free(c->rbuf);
+        c->rbuf = NULL;
+        c->rcap = 0;
+    }
+}
+
 /* Appends bytes to the connection's own input buffer. */
 static int conn_rbuf_append(struct conn *c, const uint8_t *data, size_t len)
 {
@@ -216,11 +227,7 @@ static void conn_input_run(struct conn *c, const uint8_t *data, size_t len)
         conn_drop(c, MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
 trim:
     /* An idle connection keeps no input buffer. */
-    if (c->rlen == 0 && c->rcap > 4096) {
-        free(c->rbuf);
-        c->rbuf = NULL;
-        c->rcap = 0;
-    }
+    conn_rbuf_trim(c);
 }
 
 static void conn_input(struct conn *c, const uint8_t *data, size_t len)
@@ -366,6 +373,7 @@ void conn_resume(struct conn *c)
         if (used > 0 && c->state != CONN_CLOSING) {
             memmove(c->rbuf, c->rbuf + used, c->rlen - used);
             c->rlen -= (uint32_t)used;
+            conn_rbuf_trim(c);
         }
     }
     if (c->state != CONN_CLOSING && !c->paused && !c->reading && c->detached == false) {
@@ -503,24 +511,39 @@ static int conn_encode_reply(struct conn *c, const struct mqtt_packet *pkt, stru
 
 uint64_t conn_reply_defer(struct conn *c)
 {
+    struct conn_replies *q = c->replies;
+    if (!q) {
+        q = calloc(1, sizeof *q);
+        if (!q) return 0;
+        c->replies = q;
+    }
     struct conn_reply *r = calloc(1, sizeof *r);
-    if (!r) return 0;
-    r->seq = ++c->reply_seq;
-    if (c->replies_tail)
-        c->replies_tail->next = r;
+    if (!r) {
+        if (!q->head) {
+            free(q);
+            c->replies = NULL;
+        }
+        return 0;
+    }
+    /* Sequence numbers restart with each chain: no reply of an earlier chain is pending. */
+    r->seq = ++q->seq;
+    if (q->tail)
+        q->tail->next = r;
     else
-        c->replies = r;
-    c->replies_tail = r;
+        q->head = r;
+    q->tail = r;
     return r->seq;
 }
 
 /* Sends the finished replies at the head of the chain. */
 static void conn_replies_drain(struct conn *c)
 {
-    while (c->replies && c->replies->done) {
-        struct conn_reply *r = c->replies;
-        c->replies = r->next;
-        if (!c->replies) c->replies_tail = NULL;
+    struct conn_replies *q = c->replies;
+    if (!q) return;
+    while (q->head && q->head->done) {
+        struct conn_reply *r = q->head;
+        q->head = r->next;
+        if (!q->head) q->tail = NULL;
         if (r->len > 0) {
             conn_write(c, r->bytes, r->len);
             c->b->stats.msgs_sent++;
@@ -528,11 +551,15 @@ static void conn_replies_drain(struct conn *c)
         free(r->bytes);
         free(r);
     }
+    if (!q->head) {
+        free(q);
+        c->replies = NULL;
+    }
 }
 
 void conn_reply_finish(struct conn *c, uint64_t seq, const struct mqtt_packet *pkt)
 {
-    for (struct conn_reply *r = c->replies; r; r = r->next) {
+    for (struct conn_reply *r = c->replies ? c->replies->head : NULL; r; r = r->next) {
         if (r->seq == seq) {
             if (pkt && conn_encode_reply(c, pkt, r) < 0) r->len = 0;
             r->done = true;
@@ -604,6 +631,13 @@ static void conn_write_cb(uv_write_t *req, int status)
     c->writes_active--;
     c->out_queued -= w->bytes;
     conn_wreq_put(b, w);
+    /* A connection that writes only now and then (replies, pings) keeps no segment array
+     * between writes; a busy one keeps its larger array rather than grow it again each time. */
+    if (c->nsegs == 0 && c->writes_active == 0 && !c->in_flush && c->segs && c->segcap <= 8) {
+        free(c->segs);
+        c->segs = NULL;
+        c->segcap = 0;
+    }
     if (status < 0 && c->state != CONN_CLOSING)
         conn_drop(c, MQTT_RC_UNSPECIFIED_ERROR, uv_strerror(status));
     if (c->closed && !c->shutting && c->writes_active == 0) conn_free(c);
@@ -618,11 +652,15 @@ static void conn_close_cb(uv_handle_t *h)
     for (uint32_t i = 0; i < c->nsegs; i++)
         msg_unref(c->segs[i].ref);
     free(c->segs);
-    while (c->replies) {
-        struct conn_reply *r = c->replies;
-        c->replies = r->next;
-        free(r->bytes);
-        free(r);
+    if (c->replies) {
+        while (c->replies->head) {
+            struct conn_reply *r = c->replies->head;
+            c->replies->head = r->next;
+            free(r->bytes);
+            free(r);
+        }
+        free(c->replies);
+        c->replies = NULL;
     }
     alias_in_close(&c->alias_in);
     alias_out_close(&c->alias_out);
@@ -867,7 +905,7 @@ int conn_accept(struct broker *b, struct listener *lst, uv_stream_t *server)
         uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
         return rc;
     }
-    uv_tcp_nodelay(&c->tcp, 1);
+    /* TCP_NODELAY comes from the listening socket (Linux copies it to accepted sockets). */
     struct sockaddr_storage ss;
     int namelen = sizeof ss;
     char host[INET6_ADDRSTRLEN] = "?";
@@ -883,7 +921,8 @@ int conn_accept(struct broker *b, struct listener *lst, uv_stream_t *server)
             port = ntohs(a->sin_port);
         }
     }
-    snprintf(c->addr, sizeof c->addr, "%s:%d", host, port);
+    /* inet_ntop writes at most 39 characters for IPv6 (dotted only for ::ffff:a.b.c.d) */
+    snprintf(c->addr, sizeof c->addr, "%.39s:%d", host, port);
     listener_conn_opened(lst, c);
     b->stats.clients_connecting++;
     b->stats.sockets++;

@@ -56,40 +56,31 @@ struct conn_reply {
     uint8_t *bytes;
 };
 
+/* The chain of deferred replies, allocated with the first one and freed once it is empty. */
+struct conn_replies {
+    struct conn_reply *head, *tail;
+    uint64_t seq; /* the last sequence number given out */
+};
+
 struct conn {
     uv_tcp_t tcp;
     struct broker *b;
     struct listener *lst;
     struct htab_node id_node;
     uint64_t id;
-    uint8_t state;        /* enum conn_state */
-    uint8_t version;      /* protocol level after CONNECT, 0 before */
-    bool in_flush;        /* on the broker's flush list */
-    bool reading;         /* uv_read_start active */
-    bool paused;          /* input held while a CONNECT is being authenticated */
-    bool in_input;        /* conn_input() is running for this connection */
-    bool detached;        /* no socket (conn_new_detached) */
-    bool counted;         /* counted in the listener's connections */
-    bool closed;          /* output finished: shutdown or close under way */
-    bool shutting;        /* uv_shutdown pending */
-    uint8_t close_reason; /* why it ended, for the session (0: client DISCONNECT) */
-    bool send_will;       /* the session's will fires on close */
-    uint16_t keepalive_s;
-    bool server_keepalive;        /* v5: CONNACK announces keepalive_s as Server Keep Alive */
-    bool want_problem_info;       /* v5 Request Problem Information (default 1) */
     struct wheel_entry keepalive; /* in the broker's wheel */
     struct session *sess;
     struct conn_xport *x; /* TLS / WebSocket state; NULL for plain TCP (owned) */
     char *client_id;      /* owned copy, for log lines; NULL before CONNECT */
     char *username;       /* owned, NULL when none */
-    char addr[64];        /* "address:port" of the peer */
     struct mqtt_parser parser;
 
-    /* input: only a partial packet (or input held while paused) lives here */
+    /* input: only a partial packet (or input held while paused) lives here; freed as soon
+     * as it is empty, so an idle connection has none */
     uint8_t *rbuf;
     uint32_t rlen, rcap;
 
-    /* output queued this iteration */
+    /* output queued this iteration (the segment array is freed once the connection is idle) */
     uint8_t *obuf;
     uint32_t olen, ocap;
     struct conn_seg *segs;
@@ -101,15 +92,33 @@ struct conn {
     struct conn *flush_next;
     struct conn *all_prev, *all_next; /* b->all_conns */
 
-    /* replies that wait for a commit, in the order the requests came */
-    struct conn_reply *replies, *replies_tail;
-    uint64_t reply_seq;
+    /* replies that wait for a commit, in the order the requests came; NULL while none
+     * (owned) */
+    struct conn_replies *replies;
 
     /* MQTT 5 limits announced by the client in CONNECT */
-    uint32_t max_packet_out;    /* 0: protocol maximum */
-    uint16_t receive_max_out;   /* the client's Receive Maximum (65535 when absent) */
+    uint32_t max_packet_out;  /* 0: protocol maximum */
+    uint16_t receive_max_out; /* the client's Receive Maximum (65535 when absent) */
+    uint16_t keepalive_s;
     struct alias_in alias_in;   /* aliases the client set */
     struct alias_out alias_out; /* aliases we set */
+
+    uint8_t state;              /* enum conn_state */
+    uint8_t version;            /* protocol level after CONNECT, 0 before */
+    uint8_t close_reason;       /* why it ended, for the session (0: client DISCONNECT) */
+    bool in_flush : 1;          /* on the broker's flush list */
+    bool reading : 1;           /* uv_read_start active */
+    bool paused : 1;            /* input held while a CONNECT is being authenticated */
+    bool in_input : 1;          /* conn_input() is running for this connection */
+    bool detached : 1;          /* no socket (conn_new_detached) */
+    bool counted : 1;           /* counted in the listener's connections */
+    bool closed : 1;            /* output finished: shutdown or close under way */
+    bool shutting : 1;          /* uv_shutdown pending */
+    bool send_will : 1;         /* the session's will fires on close */
+    bool server_keepalive : 1;  /* v5: CONNACK announces keepalive_s as Server Keep Alive */
+    bool want_problem_info : 1; /* v5 Request Problem Information (default 1) */
+    /* "address:port" of the peer (inet_ntop writes at most 39 characters for IPv6) */
+    char addr[46];
 };
 
 /* Accepts a pending connection on server into a new struct conn (registered, reading).

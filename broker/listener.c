@@ -13,6 +13,9 @@
 #include "log.h"
 #include "tls.h"
 
+/* Listen backlog per socket (the kernel caps it at net.core.somaxconn). */
+#define LISTENER_BACKLOG 4096
+
 static void listener_accept_cb(uv_stream_t *server, int status)
 {
     struct listener_sock *ls = server->data;
@@ -89,7 +92,12 @@ static int listener_bind_one(struct broker *b, struct listener *l, const struct 
     ls->open = true;
     l->nsocks++;
     rc = uv_tcp_bind(&ls->tcp, sa, sa->sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
-    if (rc == 0) rc = uv_listen((uv_stream_t *)&ls->tcp, 1024, listener_accept_cb);
+    /* Accepted sockets inherit TCP_NODELAY from the listening one: no system call per
+     * connection for it. */
+    if (rc == 0) rc = uv_tcp_nodelay(&ls->tcp, 1);
+    /* A deep backlog: a connection storm waits there instead of having its SYNs dropped and
+     * retransmitted a second later (the kernel caps it at net.core.somaxconn). */
+    if (rc == 0) rc = uv_listen((uv_stream_t *)&ls->tcp, LISTENER_BACKLOG, listener_accept_cb);
     if (rc < 0) goto fail;
     struct sockaddr_storage ss;
     int len = sizeof ss;
