@@ -23,6 +23,7 @@ struct route_pend {
     uint64_t token;
     uint64_t owner;
     struct dur_wait *w;
+    struct route_pend *taken_next; /* in a list of entries out of the table */
 };
 
 struct route {
@@ -56,40 +57,37 @@ int route_new(struct broker *b)
     return 0;
 }
 
-/* Takes out of the pending table every entry (with live_check: whose owner is not live): returns
- * how many, in *out (malloc'ed; NULL when none or without memory). */
-static size_t route_pending_take(struct route *r, int live_check, struct route_pend ***out)
+/* Takes out of the pending table every entry (with live_check: whose owner is not live) and
+ * returns them as a list through taken_next. The table is walked to the end before anything is
+ * removed: removing (or freeing) the walk's current node would leave htab_next on it. */
+static struct route_pend *route_pending_take(struct route *r, bool live_check)
 {
-    size_t cap = r->pending.count, n = 0;
-    *out = NULL;
-    if (cap == 0) return 0;
-    struct route_pend **v = malloc(cap * sizeof *v);
-    if (!v) return 0;
+    struct route_pend *taken = NULL;
     size_t bucket = 0;
     struct htab_node *cur = NULL, *node;
-    while ((node = htab_next(&r->pending, &bucket, &cur)) != NULL && n < cap) {
+    while ((node = htab_next(&r->pending, &bucket, &cur)) != NULL) {
         struct route_pend *p = (struct route_pend *)node;
         if (live_check && route_node_live(r->b, p->owner)) continue;
-        v[n++] = p;
+        p->taken_next = taken;
+        taken = p;
     }
-    for (size_t i = 0; i < n; i++)
-        htab_remove(&r->pending, &v[i]->node);
-    *out = v;
-    return n;
+    for (struct route_pend *p = taken; p; p = p->taken_next)
+        htab_remove(&r->pending, &p->node);
+    return taken;
 }
 
 void route_free(struct broker *b)
 {
     struct route *r = b->route;
     if (!r) return;
-    struct route_pend **all = NULL;
-    size_t n = route_pending_take(r, 0, &all);
-    for (size_t i = 0; i < n; i++) {
-        all[i]->w->done = NULL;
-        dur_wait_fail(all[i]->w, CLUSTER_ESHUTDOWN);
-        free(all[i]);
+    struct route_pend *p = route_pending_take(r, false);
+    while (p) {
+        struct route_pend *next = p->taken_next;
+        p->w->done = NULL; /* its connection is gone: nobody to answer */
+        dur_wait_fail(p->w, CLUSTER_ESHUTDOWN);
+        free(p);
+        p = next;
     }
-    free(all);
     htab_close(&r->pending);
     free(r);
     b->route = NULL;
@@ -448,14 +446,14 @@ void route_ring_changed(void *ctx)
     if (!r) return;
     /* Messages forwarded to an owner that is gone are not acknowledged: the publisher sends
      * them again (MQTT 5: an error reason; 3.x: the connection closes). */
-    struct route_pend **dead = NULL;
-    size_t n = route_pending_take(r, 1, &dead);
-    for (size_t i = 0; i < n; i++) {
-        struct dur_wait *w = dead[i]->w;
-        free(dead[i]);
+    struct route_pend *p = route_pending_take(r, true);
+    while (p) {
+        struct route_pend *next = p->taken_next;
+        struct dur_wait *w = p->w;
+        free(p);
         dur_wait_cb(w, CLUSTER_ELEADERSHIPLOST, 0);
+        p = next;
     }
-    free(dead);
 }
 
 struct route_will_ctx {
