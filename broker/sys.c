@@ -183,7 +183,10 @@ static void sys_update(struct broker *b)
 
 static void sys_timer_cb(uv_timer_t *t)
 {
-    sys_update(t->data);
+    struct broker *b = t->data;
+    /* Once the cluster is being closed its state is no longer there to be read. */
+    if (b->closing_cluster) return;
+    sys_update(b);
 }
 
 void sys_start(struct broker *b)
