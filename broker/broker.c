@@ -379,6 +379,12 @@ static int broker_cluster_config(struct broker *b, struct cluster_config *cc, ch
     cc->advertise = b->cl_advertise;
     cc->secret = cfg->cluster_secret;
     cc->secret_len = cfg->cluster_secret_len;
+    cc->tls_ca_pem = cfg->cluster_ca_pem; /* cluster TLS: all three or none (config.c) */
+    cc->tls_ca_pem_len = cfg->cluster_ca_pem_len;
+    cc->tls_cert_pem = cfg->cluster_cert_pem;
+    cc->tls_cert_pem_len = cfg->cluster_cert_pem_len;
+    cc->tls_key_pem = cfg->cluster_key_pem;
+    cc->tls_key_pem_len = cfg->cluster_key_pem_len;
     if (!cfg->cluster_secret)
         log_at(LOG_TYPE_WARNING, "Warning: no cluster_secret_file: anyone who reaches the cluster "
                                  "port can join this cluster.");

@@ -845,6 +845,32 @@ static int dir_admin_token_file(struct parser *p, const struct directive *d, cha
     return 0;
 }
 
+/* cluster_cafile / cluster_certfile / cluster_keyfile: the PEM file is read now (before
+ * privileges are dropped); wolfSSL checks its contents when the cluster port starts. */
+static int dir_cluster_tls_file(struct parser *p, const struct directive *d, char *value)
+{
+    struct config *cfg = p->cfg;
+    char **path_f = &cfg->cluster_cafile, **pem_f = &cfg->cluster_ca_pem;
+    size_t *len_f = &cfg->cluster_ca_pem_len;
+    if (strcmp(d->name, "cluster_certfile") == 0) {
+        path_f = &cfg->cluster_certfile;
+        pem_f = &cfg->cluster_cert_pem;
+        len_f = &cfg->cluster_cert_pem_len;
+    } else if (strcmp(d->name, "cluster_keyfile") == 0) {
+        path_f = &cfg->cluster_keyfile;
+        pem_f = &cfg->cluster_key_pem;
+        len_f = &cfg->cluster_key_pem_len;
+    }
+    char *path = trim(value);
+    if (*path == '\0') return fail(p, -EINVAL, "missing file name");
+    if (*path_f != NULL) return fail(p, -EINVAL, "given twice");
+    int rc = read_file(path, pem_f, len_f);
+    if (rc == -ENOMEM) return fail(p, rc, "out of memory");
+    if (rc != 0) return fail(p, rc, "cannot read '%s': %s", path, strerror(-rc));
+    if ((*path_f = str_dup(path)) == NULL) return fail(p, -ENOMEM, "out of memory");
+    return 0;
+}
+
 /* The checks that need the whole file, and the cluster_advertise default. */
 static int cluster_resolve(struct parser *p)
 {
@@ -863,6 +889,15 @@ static int cluster_resolve(struct parser *p)
         if ((cfg->cluster_advertise_host = str_dup(b)) == NULL)
             return fail(p, -ENOMEM, "out of memory");
         cfg->cluster_advertise_port = cfg->cluster_port;
+    }
+    int n_tls = (cfg->cluster_cafile != NULL) + (cfg->cluster_certfile != NULL) +
+                (cfg->cluster_keyfile != NULL);
+    if (n_tls != 0 && n_tls != 3) {
+        p->directive = NULL;
+        p->line = 0;
+        return fail(p, -EINVAL,
+                    "cluster TLS needs all three of cluster_cafile, cluster_certfile and "
+                    "cluster_keyfile");
     }
     if (!config_is_clustered(cfg)) return 0;
     p->file = p->cluster_file;
@@ -1092,9 +1127,9 @@ static const struct directive directives[] = {
     SPECIAL("cluster_peers", SCOPE_GLOBAL, dir_cluster_peers),
     SPECIAL("cluster_join", SCOPE_GLOBAL, dir_cluster_join),
     SPECIAL("cluster_secret_file", SCOPE_GLOBAL, dir_cluster_secret_file),
-    UNSUPPORTED("cluster_cafile"),
-    UNSUPPORTED("cluster_certfile"),
-    UNSUPPORTED("cluster_keyfile"),
+    SPECIAL("cluster_cafile", SCOPE_GLOBAL, dir_cluster_tls_file),
+    SPECIAL("cluster_certfile", SCOPE_GLOBAL, dir_cluster_tls_file),
+    SPECIAL("cluster_keyfile", SCOPE_GLOBAL, dir_cluster_tls_file),
     SPECIAL("admin_listener", SCOPE_GLOBAL, dir_admin_listener),
     SPECIAL("admin_token_file", SCOPE_GLOBAL, dir_admin_token_file),
     UNSUPPORTED("admin_certfile"),
@@ -1557,6 +1592,14 @@ void config_free(struct config *cfg)
         mem_free(cfg->cluster_peers[i].host);
     mem_free(cfg->cluster_peers);
     mem_free(cfg->cluster_join_host);
+    mem_free(cfg->cluster_cafile);
+    mem_free(cfg->cluster_certfile);
+    mem_free(cfg->cluster_keyfile);
+    mem_free(cfg->cluster_ca_pem);
+    mem_free(cfg->cluster_cert_pem);
+    if (cfg->cluster_key_pem != NULL)
+        explicit_bzero(cfg->cluster_key_pem, cfg->cluster_key_pem_len);
+    mem_free(cfg->cluster_key_pem);
     mem_free(cfg->cluster_secret_file);
     if (cfg->cluster_secret != NULL) explicit_bzero(cfg->cluster_secret, cfg->cluster_secret_len);
     mem_free(cfg->cluster_secret);

@@ -176,6 +176,15 @@ struct config {
     uint8_t *cluster_secret;   /* the file's contents, trailing white space removed; never
                                   empty when set */
     size_t cluster_secret_len;
+    char *cluster_cafile; /* cluster TLS: all three set or none (checked at load) */
+    char *cluster_certfile;
+    char *cluster_keyfile;
+    char *cluster_ca_pem; /* the three files' contents, read at load (NUL-terminated) */
+    size_t cluster_ca_pem_len;
+    char *cluster_cert_pem;
+    size_t cluster_cert_pem_len;
+    char *cluster_key_pem; /* wiped when freed */
+    size_t cluster_key_pem_len;
 
     /* ---- admin HTTP API ---- */
     bool admin_listener_set;  /* admin_listener given: the broker serves the admin API */

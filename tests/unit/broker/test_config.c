@@ -607,7 +607,9 @@ static void error_messages(void **state)
         {"cluster_secret_file /nonexistent-starling-secret\n", -ENOENT,
          "t.conf:1: cluster_secret_file: cannot read '/nonexistent-starling-secret': No such "
          "file or directory"},
-        {"cluster_cafile /ca\n", -ENOTSUP, "t.conf:1: cluster_cafile: not supported yet"},
+        {"cluster_cafile /nonexistent-starling-ca\n", -ENOENT,
+         "t.conf:1: cluster_cafile: cannot read '/nonexistent-starling-ca': No such file or "
+         "directory"},
         {"include_dir\n", -EINVAL, "t.conf:1: include_dir: missing directory"},
         {"include_dir /nonexistent-starling-dir\n", -ENOENT,
          "t.conf:1: include_dir: cannot open directory '/nonexistent-starling-dir': No such file "
