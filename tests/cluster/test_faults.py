@@ -8,6 +8,7 @@ from cluster_harness import Cluster
 from scenarios import sizes
 
 
+@scenarios.KNOWN_GAP_INFLIGHT
 @pytest.mark.parametrize("n", sizes())
 def test_kill_leader_under_traffic(n):
     with Cluster(n) as c:
@@ -16,6 +17,7 @@ def test_kill_leader_under_traffic(n):
         print([e["what"] for e in h.of("note")])
 
 
+@scenarios.KNOWN_GAP_INFLIGHT
 @pytest.mark.parametrize("n", sizes())
 def test_kill_follower_under_traffic(n):
     with Cluster(n) as c:
@@ -23,6 +25,7 @@ def test_kill_follower_under_traffic(n):
         scenarios.verify(h, "kill -9 of a follower on %d nodes" % n)
 
 
+@scenarios.KNOWN_GAP_INFLIGHT
 @pytest.mark.parametrize("n", sizes())
 def test_sigstop_leader_longer_than_election_timeout(n):
     with Cluster(n) as c:

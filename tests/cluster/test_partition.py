@@ -12,6 +12,7 @@ from cluster_harness import Cluster
 from scenarios import sizes
 
 
+@scenarios.KNOWN_GAP_INFLIGHT
 @pytest.mark.parametrize("n", sizes())
 def test_partition_leader_into_minority_and_heal(n):
     with Cluster(n) as c:

@@ -7,6 +7,7 @@ from cluster_harness import Cluster
 from scenarios import sizes
 
 
+@scenarios.KNOWN_GAP_INFLIGHT
 @pytest.mark.parametrize("n", sizes())
 def test_rolling_restart_under_traffic(n):
     with Cluster(n) as c:

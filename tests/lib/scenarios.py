@@ -8,6 +8,8 @@ import os
 import tempfile
 import time
 
+import pytest
+
 import checker
 from cluster_harness import CLUSTER_WAIT
 
@@ -238,3 +240,13 @@ def partition_leader(cluster, seed=0, hold=None):
         hist = w.finish()
         assert got_local, "local QoS 0 between two clients of the minority node stopped"
         return hist
+
+
+# The scenarios that still find a violation of the guarantees on the current broker: QoS 1/2
+# messages in flight to a connected persistent subscriber live only on its node and are lost
+# with it (docs/cluster.md, "Known gaps"). They run and report XFAIL, or XPASS once the gap is
+# closed; remove this marker then.
+KNOWN_GAP_INFLIGHT = pytest.mark.xfail(
+    reason="known gap (docs/cluster.md): QoS 1/2 in flight to a connected persistent "
+    "subscriber are lost with its node; publisher QoS 2 state does not move with a session",
+    strict=False)
