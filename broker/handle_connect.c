@@ -392,7 +392,10 @@ void handle_connect(struct conn *c, const struct mqtt_packet *pkt)
         why = "anonymous clients not allowed";
         goto refuse;
     }
-    if (ct->has_username && c->lst->auth) {
+    /* A certificate identity is the authentication: the password file is not consulted for
+     * it, as with Mosquitto. */
+    if (ct->has_username && c->lst->auth && !c->lst->cfg->tls.use_identity_as_username &&
+        !c->lst->cfg->tls.use_subject_as_username) {
         r->db = auth_db_ref(c->lst->auth);
         r->username = strdup(c->username);
         r->password_len = ct->has_password ? ct->password.len : 0;
