@@ -195,6 +195,25 @@ def test_mtls_and_refused_cases(pki):
         assert b.alive()
 
 
+def test_certificate_identity_is_not_checked_against_password_file(pki):
+    """With use_identity_as_username the certificate is the authentication: a password_file on
+    the same listener is not consulted for it (Mosquitto's behaviour)."""
+    port = free_port()
+    with tempfile.TemporaryDirectory() as d:
+        pw = os.path.join(d, "passwd")
+        subprocess.run(["mosquitto_passwd", "-c", "-b", pw, "someoneelse", "secret"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        conf = tls_conf(pki, port, "require_certificate true\nuse_identity_as_username true\n"
+                        "allow_anonymous false\npassword_file %s\n" % pw)
+        with Broker(conf) as b:
+            alice = Paho(port, pki("ca.crt"), pki("alice.crt"), pki("alice.key"), "a2")
+            assert alice.connect() == 0
+            assert alice.subscribe("alice/#", 1) == (1,)
+            alice.close()
+            if not is_mosquitto():
+                b.wait_log("u'alice'")
+
+
 @pytest.mark.parametrize("option", ["use_identity_as_username", "use_subject_as_username"])
 def test_certificate_name_as_username_with_acl(pki, option):
     port = free_port()
