@@ -23,6 +23,7 @@
 #include "listener.h"
 #include "log.h"
 #include "msg.h"
+#include "notify.h"
 #include "retain.h"
 #include "route.h"
 #include "session.h"
@@ -203,6 +204,7 @@ void broker_stop(struct broker *b)
 {
     if (b->stopping) return;
     b->stopping = true;
+    notify_service_manager("STOPPING=1");
     log_at(LOG_TYPE_NOTICE, "Starling version %s terminating.", STARLING_VERSION);
     for (size_t i = 0; i < b->nlisteners; i++)
         listener_close(&b->listeners[i]);
@@ -324,6 +326,7 @@ void broker_ready(struct broker *b)
     b->accepting = true;
     for (size_t i = 0; i < b->nlisteners; i++)
         listener_accept_pending(&b->listeners[i]);
+    notify_service_manager("READY=1");
 }
 
 const struct acl *broker_session_acl(const struct broker *b, const struct listener *lst)

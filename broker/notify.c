@@ -1,0 +1,33 @@
+/* Readiness notification for a service manager: one datagram to $NOTIFY_SOCKET, the protocol
+ * of systemd's Type=notify, without libsystemd. */
+#include "notify.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+int notify_service_manager(const char *state)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    size_t len;
+    int fd, rc = 0;
+
+    if (path == NULL || path[0] == '\0') return 0;
+    len = strlen(path);
+    if ((path[0] != '/' && path[0] != '@') || len >= sizeof sa.sun_path) return -EINVAL;
+    memcpy(sa.sun_path, path, len);
+    if (path[0] == '@') sa.sun_path[0] = '\0'; /* abstract namespace */
+
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    if (sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+               (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
+        rc = -errno;
+    close(fd);
+    return rc;
+}
