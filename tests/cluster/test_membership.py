@@ -12,6 +12,7 @@ from harness import wait_until
 from scenarios import sizes
 
 
+@scenarios.KNOWN_GAP_INFLIGHT
 @pytest.mark.parametrize("n", sizes())
 def test_join_and_remove_under_traffic(n):
     with Cluster(n) as c:
