@@ -328,7 +328,7 @@ static int dir_listener(struct parser *p, const struct directive *d, char *value
     (void)d;
     char *port = next_word(&value);
     char *addr = next_word(&value);
-    uint16_t n;
+    uint16_t n = 0;
     int rc;
     if (port == NULL) return fail(p, -EINVAL, "missing port");
     if ((rc = parse_port(p, port, &n)) != 0) return rc;
@@ -831,7 +831,7 @@ static int dir_admin_token_file(struct parser *p, const struct directive *d, cha
 {
     (void)d;
     struct config *cfg = p->cfg;
-    size_t len;
+    size_t len = 0;
     int rc = dir_secret_file(p, value, &cfg->admin_token_file, &cfg->admin_token, &len);
     if (rc != 0) return rc;
     /* It travels in an Authorization header: visible ASCII only. */
@@ -1385,12 +1385,20 @@ static int load_file(struct parser *p, const char *path)
 
 static int strings_fill(struct config *cfg);
 
+/* Whether any TLS option is set (certfile or not). */
+static bool tls_is_set(const struct config_tls *t)
+{
+    return t->certfile || t->keyfile || t->cafile || t->capath || t->ciphers || t->ciphers_tls13 ||
+           t->crlfile || t->require_certificate || t->use_identity_as_username ||
+           t->use_subject_as_username || t->version != CONFIG_TLS_ANY;
+}
+
 static bool deflt_is_used(const struct parser *p)
 {
     const struct config_listener *d = &p->deflt;
     return p->deflt_port_set || p->deflt_bind_set || d->max_connections >= 0 || d->max_qos != 2 ||
            d->socket_domain != CONFIG_SOCKET_DOMAIN_ANY || d->protocol != CONFIG_PROTOCOL_MQTT ||
-           d->tls.certfile != NULL || d->tls.keyfile != NULL || d->tls.cafile != NULL ||
+           tls_is_set(&d->tls) ||
            (p->cfg->per_listener_settings &&
             (d->security.password_file != NULL || d->security.acl_file != NULL));
 }
@@ -1436,9 +1444,7 @@ static int tls_check(struct parser *p, const struct config_listener *l)
     p->directive = l->line > 0 ? "listener" : NULL;
     if (t->certfile == NULL) {
         if (t->keyfile != NULL) return fail(p, -EINVAL, "keyfile given without certfile");
-        if (t->cafile || t->capath || t->ciphers || t->ciphers_tls13 || t->crlfile ||
-            t->require_certificate || t->use_identity_as_username || t->use_subject_as_username ||
-            t->version != CONFIG_TLS_ANY)
+        if (tls_is_set(t))
             return fail(p, -EINVAL, "TLS options given without certfile (TLS is off)");
         return 0;
     }

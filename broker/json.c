@@ -16,7 +16,7 @@ static size_t utf8_seq_len(const unsigned char *s, size_t len)
 {
     unsigned char c = s[0];
     size_t n;
-    uint32_t cp;
+    uint32_t cp = 0;
     if (c < 0x80) return 1;
     if (c >= 0xc2 && c <= 0xdf) {
         n = 2;
@@ -321,7 +321,7 @@ static int json_read_string(struct json_reader *r, char *out, size_t cap, size_t
         }
         r->p++;
         if (r->p >= r->end) return json_bad(r);
-        uint32_t cp;
+        uint32_t cp = 0;
         switch (*r->p++) {
         case '"':
             cp = '"';
@@ -351,7 +351,7 @@ static int json_read_string(struct json_reader *r, char *out, size_t cap, size_t
             if (json_hex4(r, &cp) != 0) return -EINVAL;
             if (cp >= 0xdc00 && cp <= 0xdfff) return json_fail(r, "%s: invalid \\u escape", what);
             if (cp >= 0xd800 && cp <= 0xdbff) {
-                uint32_t lo;
+                uint32_t lo = 0;
                 if (r->end - r->p < 2 || r->p[0] != '\\' || r->p[1] != 'u')
                     return json_fail(r, "%s: invalid \\u escape", what);
                 r->p += 2;
