@@ -1,7 +1,8 @@
 /* starling-ctl: the command line of a node's admin API (admin_listener): cluster status,
  * members, join, remove and leader transfer, as tables or raw JSON.
  *
- *   starling-ctl [-H HOST:PORT] [--token-file FILE] [--json] [--timeout SECONDS] COMMAND
+ *   starling-ctl [-H [https://]HOST:PORT] [--cafile FILE] [--cert FILE --key FILE]
+ *                [--token-file FILE] [--json] [--timeout SECONDS] COMMAND
  *     status                  the node's view: leader, term, indices, member count
  *     members                 one line per member: id, address, role, alive, leader
  *     join ID HOST:PORT       add node ID, whose cluster port is HOST:PORT (on the leader)
@@ -11,8 +12,11 @@
  * Exit status: 0 done, 1 the API refused or failed (its message is printed), 2 usage,
  * 3 the admin API cannot be reached, 4 unauthorized (missing or wrong token).
  *
- * A blocking HTTP/1.1 client over one socket per call and a small JSON reader; tools use no
- * private broker header. */
+ * A blocking HTTP/1.1 client over one socket per call (HTTPS through wolfSSL with https:// or
+ * --cafile) and a small JSON reader; tools use no private broker header. */
+/* clang-format off */
+#include <wolfssl/options.h> /* first: the library's build options (structure layouts) */
+/* clang-format on */
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
@@ -25,6 +29,8 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <unistd.h>
+
+#include <wolfssl/ssl.h>
 
 #define CTL_DEFAULT_ADDRESS "127.0.0.1:8088"
 #define CTL_MAX_RESPONSE    (16u << 20)
@@ -39,8 +45,8 @@ enum ctl_exit {
 };
 
 static const char usage_text[] =
-    "Usage: starling-ctl [-H HOST:PORT] [--token-file FILE] [--json] [--timeout SECONDS] "
-    "COMMAND\n"
+    "Usage: starling-ctl [-H [https://]HOST:PORT] [--cafile FILE] [--cert FILE --key FILE]\n"
+    "                    [--token-file FILE] [--json] [--timeout SECONDS] COMMAND\n"
     "\n"
     "Commands:\n"
     "  status               this node's view of the cluster\n"
@@ -50,7 +56,11 @@ static const char usage_text[] =
     "  transfer [ID]        hand leadership to node ID, or to any voter (ask the leader)\n"
     "\n"
     "Options:\n"
-    "  -H HOST:PORT         the node's admin_listener (default " CTL_DEFAULT_ADDRESS ")\n"
+    "  -H HOST:PORT         the node's admin_listener (default " CTL_DEFAULT_ADDRESS ");\n"
+    "                       https://HOST:PORT talks HTTPS (admin_certfile)\n"
+    "  --cafile FILE        HTTPS, the server certificate checked against this CA (default:\n"
+    "                       the system's CAs) and its name against HOST\n"
+    "  --cert FILE, --key FILE  a client certificate and key (PEM; for admin_cafile)\n"
     "  --token-file FILE    the bearer token (the node's admin_token_file)\n"
     "  --json               print the API's JSON as it is\n"
     "  --timeout SECONDS    give up after this long (default 10)\n"
@@ -273,6 +283,8 @@ struct ctl {
     char *token;
     bool json;
     int timeout_ms;
+    bool tls;                                /* https:// or --cafile */
+    const char *cafile, *certfile, *keyfile; /* NULL: system CAs, no client certificate */
 };
 
 struct response {
@@ -321,6 +333,80 @@ static bool ctl_wait(int fd, short events, int timeout_ms)
     return poll(&p, 1, timeout_ms) > 0;
 }
 
+/* ---- HTTPS: wolfSSL over the non-blocking socket, waiting with poll ---- */
+
+static WOLFSSL_CTX *ctl_tls_ctx;
+
+static void ctl_tls_die(const struct ctl *c, const char *what, const char *detail)
+{
+    fprintf(stderr, "starling-ctl: cannot reach admin API at https://%s:%s: %s%s%s\n", c->host,
+            c->port, what, detail ? ": " : "", detail ? detail : "");
+    exit(CTL_UNREACHABLE);
+}
+
+/* Waits for what wolfSSL asked for after a call that returned r; false on a real error. */
+static bool ctl_tls_wait(const struct ctl *c, WOLFSSL *ssl, int fd, int r)
+{
+    int e = wolfSSL_get_error(ssl, r);
+    if (e != WOLFSSL_ERROR_WANT_READ && e != WOLFSSL_ERROR_WANT_WRITE) return false;
+    struct pollfd p = {.fd = fd, .events = e == WOLFSSL_ERROR_WANT_READ ? POLLIN : POLLOUT};
+    if (poll(&p, 1, c->timeout_ms) <= 0) ctl_tls_die(c, "TLS timed out", NULL);
+    return true;
+}
+
+/* The TLS session over fd (handshake done; server certificate verified); exits on failure. */
+static WOLFSSL *ctl_tls_open(const struct ctl *c, int fd)
+{
+    char why[WOLFSSL_MAX_ERROR_SZ];
+    if (ctl_tls_ctx == NULL) {
+        wolfSSL_Init();
+        WOLFSSL_CTX *ctx = wolfSSL_CTX_new(wolfSSLv23_client_method());
+        if (ctx == NULL || wolfSSL_CTX_SetMinVersion(ctx, WOLFSSL_TLSV1_2) != 1)
+            ctl_tls_die(c, "cannot set up TLS", NULL);
+        if ((c->cafile ? wolfSSL_CTX_load_verify_locations(ctx, c->cafile, NULL)
+                       : wolfSSL_CTX_load_system_CA_certs(ctx)) != 1)
+            ctl_tls_die(c, "cannot load CA certificates from",
+                        c->cafile ? c->cafile : "the system");
+        if (c->certfile && wolfSSL_CTX_use_certificate_chain_file(ctx, c->certfile) != 1)
+            ctl_tls_die(c, "cannot load the certificate", c->certfile);
+        if (c->keyfile &&
+            wolfSSL_CTX_use_PrivateKey_file(ctx, c->keyfile, WOLFSSL_FILETYPE_PEM) != 1)
+            ctl_tls_die(c, "cannot load the key (PEM without password)", c->keyfile);
+        wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER, NULL);
+        ctl_tls_ctx = ctx;
+    }
+    WOLFSSL *ssl = wolfSSL_new(ctl_tls_ctx);
+    if (ssl == NULL || wolfSSL_set_fd(ssl, fd) != WOLFSSL_SUCCESS ||
+        wolfSSL_check_domain_name(ssl, c->host) != WOLFSSL_SUCCESS ||
+        wolfSSL_UseSNI(ssl, WOLFSSL_SNI_HOST_NAME, c->host, (unsigned short)strlen(c->host)) !=
+            WOLFSSL_SUCCESS)
+        ctl_tls_die(c, "cannot set up TLS", NULL);
+    int r;
+    while ((r = wolfSSL_connect(ssl)) != WOLFSSL_SUCCESS)
+        if (!ctl_tls_wait(c, ssl, fd, r)) {
+            int e = wolfSSL_get_error(ssl, r);
+            ctl_tls_die(c, "TLS handshake failed", wolfSSL_ERR_error_string((unsigned long)e, why));
+        }
+    return ssl;
+}
+
+/* send()/recv() through TLS: > 0 bytes, 0 closed, -1 with errno (EAGAIN: poll again). */
+static ssize_t ctl_tls_io(const struct ctl *c, WOLFSSL *ssl, int fd, void *buf, size_t len,
+                          bool out)
+{
+    int n = len > INT32_MAX ? INT32_MAX : (int)len;
+    int r = out ? wolfSSL_write(ssl, buf, n) : wolfSSL_read(ssl, buf, n);
+    if (r > 0) return r;
+    int e = wolfSSL_get_error(ssl, r);
+    if (e == WOLFSSL_ERROR_ZERO_RETURN) return 0;
+    if (!ctl_tls_wait(c, ssl, fd, r)) {
+        errno = EPROTO;
+        return -1;
+    }
+    errno = EAGAIN;
+    return -1;
+}
+
 /* One request; exits with CTL_UNREACHABLE when the API cannot be reached. */
 static void ctl_call(const struct ctl *c, const char *method, const char *path, const char *body,
                      struct response *out)
@@ -332,6 +418,7 @@ static void ctl_call(const struct ctl *c, const char *method, const char *path, 
                 err);
         exit(CTL_UNREACHABLE);
     }
+    WOLFSSL *ssl = c->tls ? ctl_tls_open(c, fd) : NULL;
     bool v6 = strchr(c->host, ':') != NULL;
     size_t blen = body != NULL ? strlen(body) : 0;
     int hl = snprintf(head, sizeof head,
@@ -352,7 +439,8 @@ static void ctl_call(const struct ctl *c, const char *method, const char *path, 
     size_t total = (size_t)hl + blen, sent = 0;
     while (sent < total) {
         if (!ctl_wait(fd, POLLOUT, c->timeout_ms)) break;
-        ssize_t w = send(fd, req + sent, total - sent, MSG_NOSIGNAL);
+        ssize_t w = ssl ? ctl_tls_io(c, ssl, fd, req + sent, total - sent, true)
+                        : send(fd, req + sent, total - sent, MSG_NOSIGNAL);
         if (w < 0 && (errno == EAGAIN || errno == EINTR)) continue;
         if (w <= 0) break;
         sent += (size_t)w;
@@ -362,7 +450,7 @@ static void ctl_call(const struct ctl *c, const char *method, const char *path, 
     char *buf = malloc(cap + 1);
     bool timed_out = false;
     while (buf != NULL) {
-        if (!ctl_wait(fd, POLLIN, c->timeout_ms)) {
+        if (!(ssl && wolfSSL_pending(ssl) > 0) && !ctl_wait(fd, POLLIN, c->timeout_ms)) {
             timed_out = true;
             break;
         }
@@ -373,10 +461,15 @@ static void ctl_call(const struct ctl *c, const char *method, const char *path, 
             buf = g;
             cap *= 2;
         }
-        ssize_t r = recv(fd, buf + n, cap - n, 0);
+        ssize_t r =
+            ssl ? ctl_tls_io(c, ssl, fd, buf + n, cap - n, false) : recv(fd, buf + n, cap - n, 0);
         if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
         if (r <= 0) break;
         n += (size_t)r;
+    }
+    if (ssl) {
+        wolfSSL_shutdown(ssl);
+        wolfSSL_free(ssl);
     }
     close(fd);
     if (buf == NULL) {
@@ -501,10 +594,16 @@ static char *read_token(const char *path)
     return tok;
 }
 
-/* Splits HOST:PORT or [V6]:PORT into c->host and c->port. */
+/* Splits [https://]HOST:PORT or [V6]:PORT into c->host and c->port. */
 static void set_address(struct ctl *c, const char *a)
 {
     const char *colon;
+    if (strncmp(a, "https://", 8) == 0) {
+        c->tls = true;
+        a += 8;
+    } else if (strncmp(a, "http://", 7) == 0) {
+        a += 7;
+    }
     size_t hl;
     if (a[0] == '[') {
         const char *close = strchr(a, ']');
@@ -540,6 +639,14 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "-H") == 0 || strcmp(a, "--host") == 0) {
             if (++i == argc) die_usage("%s needs HOST:PORT", a);
             set_address(&c, argv[i]);
+        } else if (strcmp(a, "--cafile") == 0 || strcmp(a, "--cert") == 0 ||
+                   strcmp(a, "--key") == 0) {
+            if (++i == argc) die_usage("%s needs a file", a);
+            const char **f = a[2] == 'c' && a[3] == 'a' ? &c.cafile
+                             : a[4] == 'r'              ? &c.certfile
+                                                        : &c.keyfile;
+            *f = argv[i];
+            c.tls = true;
         } else if (strcmp(a, "--token-file") == 0) {
             if (++i == argc) die_usage("--token-file needs a file");
             c.token = read_token(argv[i]);
@@ -553,6 +660,7 @@ int main(int argc, char **argv)
         }
     }
     if (i == argc) die_usage("missing command");
+    if (!c.certfile != !c.keyfile) die_usage("--cert and --key go together");
     const char *cmd = argv[i++];
     int nargs = argc - i;
     char body[512];
