@@ -1,5 +1,6 @@
 /* starling-ctl: the command line of a node's admin API (admin_listener): cluster status,
- * members, join, remove and leader transfer, as tables or raw JSON.
+ * members, join, remove and leader transfer, as tables or raw JSON; and the offline
+ * operations on a node's data dir: backup, restore and disaster recovery.
  *
  *   starling-ctl [-H [https://]HOST:PORT] [--cafile FILE] [--cert FILE --key FILE]
  *                [--token-file FILE] [--json] [--timeout SECONDS] COMMAND
@@ -9,6 +10,12 @@
  *     remove ID               remove node ID (on the leader)
  *     transfer [ID]           hand leadership to node ID, or to any voter (on the leader)
  *
+ *   starling-ctl COMMAND (--data-dir DIR | -c starling.conf) ...   (no admin API)
+ *     backup FILE             compacted copy of the node's state, while it runs
+ *     restore FILE [--force]  the state of FILE into a stopped node, without a Raft log
+ *     recover [--node-id N] [--address HOST:PORT] [--yes]
+ *                             force this stopped node to be the only voter (quorum lost)
+ *
  * Exit status: 0 done, 1 the API refused or failed (its message is printed), 2 usage,
  * 3 the admin API cannot be reached, 4 unauthorized (missing or wrong token).
  *
@@ -17,6 +24,7 @@
 /* clang-format off */
 #include <wolfssl/options.h> /* first: the library's build options (structure layouts) */
 /* clang-format on */
+#include <dirent.h>
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
@@ -27,10 +35,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
 #include <wolfssl/ssl.h>
+
+#include "cluster.h"
+#include "cluster_recover.h"
+#include "storage.h"
 
 #define CTL_DEFAULT_ADDRESS "127.0.0.1:8088"
 #define CTL_MAX_RESPONSE    (16u << 20)
@@ -54,6 +67,17 @@ static const char usage_text[] =
     "  join ID HOST:PORT    add node ID whose cluster port is HOST:PORT (ask the leader)\n"
     "  remove ID            remove node ID (ask the leader)\n"
     "  transfer [ID]        hand leadership to node ID, or to any voter (ask the leader)\n"
+    "\n"
+    "Offline commands, on a node's data dir (--data-dir DIR, or -c starling.conf for its\n"
+    "persistence_location, node_id and cluster address); they need no admin API:\n"
+    "  backup FILE          write a compacted copy of the node's state to FILE (the node\n"
+    "                       may run); prints the last applied index it holds\n"
+    "  restore FILE [--force]  put FILE as the state of a stopped node with an empty data\n"
+    "                       dir (--force: replace its state and Raft log); the node starts\n"
+    "                       a new Raft log over it\n"
+    "  recover [--node-id N] [--address HOST:PORT] [--yes]\n"
+    "                       quorum lost for good: make this stopped node the only voter of\n"
+    "                       its Raft configuration (asks for confirmation without --yes)\n"
     "\n"
     "Options:\n"
     "  -H HOST:PORT         the node's admin_listener (default " CTL_DEFAULT_ADDRESS ");\n"
@@ -624,6 +648,289 @@ static void set_address(struct ctl *c, const char *a)
     snprintf(c->port, sizeof c->port, "%ld", p);
 }
 
+/* ---- offline commands: backup, restore, recover (on a data directory, no admin API) ---- */
+
+/* What the offline commands need of a node's configuration. */
+struct node_conf {
+    char data_dir[4096];
+    uint64_t node_id;
+    char address[300]; /* the advertised cluster address, "" if unknown */
+    bool have_data_dir;
+};
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("starling-ctl: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(CTL_FAILED);
+}
+
+/* Trailing slashes off, as the broker does with persistence_location. */
+static void set_data_dir(struct node_conf *nc, const char *dir)
+{
+    if (!*dir) die_usage("empty data dir");
+    snprintf(nc->data_dir, sizeof nc->data_dir, "%s", dir);
+    size_t n = strlen(nc->data_dir);
+    while (n > 1 && nc->data_dir[n - 1] == '/')
+        nc->data_dir[--n] = '\0';
+    nc->have_data_dir = true;
+}
+
+/* Reads the directives that locate a node's data from a starling.conf: persistence,
+ * persistence_location (default ./starling-data, relative to the directory the broker runs
+ * in, as for the broker), node_id, and the advertised cluster address (cluster_advertise, or
+ * this node's entry in cluster_peers). Files named by include_dir are not read. */
+static void read_conf(const char *path, struct node_conf *nc)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) die("cannot read %s: %s", path, strerror(errno));
+    char line[8192], peers[8192] = "", location[4096] = "./starling-data";
+    bool persistence = true;
+    while (fgets(line, sizeof line, f)) {
+        char *p = line;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p == '#' || *p == '\0' || *p == '\n') continue;
+        size_t n = strlen(p);
+        while (n > 0 &&
+               (p[n - 1] == '\n' || p[n - 1] == '\r' || p[n - 1] == ' ' || p[n - 1] == '\t'))
+            p[--n] = '\0';
+        char *v = p + strcspn(p, " \t");
+        if (*v) *v++ = '\0';
+        while (*v == ' ' || *v == '\t')
+            v++;
+        if (strcmp(p, "persistence_location") == 0)
+            snprintf(location, sizeof location, "%s", v);
+        else if (strcmp(p, "persistence") == 0)
+            persistence = strcmp(v, "false") != 0;
+        else if (strcmp(p, "node_id") == 0)
+            nc->node_id = strtoull(v, NULL, 10);
+        else if (strcmp(p, "cluster_advertise") == 0)
+            snprintf(nc->address, sizeof nc->address, "%s", v);
+        else if (strcmp(p, "cluster_peers") == 0)
+            snprintf(peers, sizeof peers, "%s", v);
+    }
+    fclose(f);
+    if (!persistence)
+        die("%s: persistence false: the node keeps its state in a temporary directory", path);
+    if (!nc->have_data_dir) set_data_dir(nc, location);
+    if (!nc->address[0] && nc->node_id) {
+        for (char *tok = strtok(peers, " \t,"); tok; tok = strtok(NULL, " \t,")) {
+            char *at = strchr(tok, '@');
+            if (at && strtoull(tok, NULL, 10) == nc->node_id) {
+                snprintf(nc->address, sizeof nc->address, "%s", at + 1);
+                break;
+            }
+        }
+    }
+}
+
+static void join_path(char *out, size_t cap, const char *dir, const char *name)
+{
+    if ((size_t)snprintf(out, cap, "%s/%s", dir, name) >= cap) die("path too long: %s", dir);
+}
+
+/* Refuses when a process (the broker, or a backup) has the node's state open. */
+static void refuse_if_running(const char *data_dir, const char *what)
+{
+    char state[4200];
+    long pid;
+    join_path(state, sizeof state, data_dir, "state");
+    int rc = store_in_use(state, &pid);
+    if (rc < 0) die("cannot check %s: %s", state, store_strerror(rc));
+    if (rc > 0)
+        die("process %ld has the state in %s open (a running broker?): stop the node before %s",
+            pid, data_dir, what);
+}
+
+static void print_info(const struct store_backup_info *in)
+{
+    printf("last applied index %llu; %llu sessions, %llu subscriptions, %llu retained "
+           "messages, %llu queued messages, %llu wills; %llu bytes\n",
+           (unsigned long long)in->last_applied, (unsigned long long)in->sessions,
+           (unsigned long long)in->subscriptions, (unsigned long long)in->retained,
+           (unsigned long long)in->queued, (unsigned long long)in->wills,
+           (unsigned long long)in->bytes);
+}
+
+static int cmd_backup(const struct node_conf *nc, const char *file)
+{
+    char state[4200];
+    join_path(state, sizeof state, nc->data_dir, "state");
+    struct store_backup_info in;
+    int rc = store_backup(state, file, &in);
+    if (rc == -ENOENT) die("no state to back up in %s (no %s/data.mdb)", nc->data_dir, state);
+    if (rc != 0) die("backup of %s into %s failed: %s", state, file, store_strerror(rc));
+    printf("backup %s of %s: ", file, nc->data_dir);
+    print_info(&in);
+    return CTL_OK;
+}
+
+/* Whether dir exists and holds at least one entry. */
+static bool dir_has_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return false;
+    struct dirent *e;
+    bool any = false;
+    while (!any && (e = readdir(d)) != NULL)
+        any = strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return any;
+}
+
+/* Removes the files of the Raft directory (raft_uv keeps it flat) and the directory. */
+static void remove_raft_dir(const char *raft)
+{
+    DIR *d = opendir(raft);
+    if (!d) {
+        if (errno == ENOENT) return;
+        die("cannot open %s: %s", raft, strerror(errno));
+    }
+    struct dirent *e;
+    char path[8400];
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        join_path(path, sizeof path, raft, e->d_name);
+        if (unlink(path) != 0) die("cannot remove %s: %s", path, strerror(errno));
+    }
+    closedir(d);
+    if (rmdir(raft) != 0) die("cannot remove %s: %s", raft, strerror(errno));
+}
+
+static int cmd_restore(const struct node_conf *nc, const char *file, bool force)
+{
+    struct store_backup_info in;
+    int rc = store_backup_check(file, &in);
+    if (rc == STORE_ECORRUPT)
+        die("%s is not a Starling state backup (not an LMDB file of ours)", file);
+    if (rc != 0) die("%s: %s", file, store_strerror(rc));
+    char state[4200], raft[4200], data[4300];
+    join_path(state, sizeof state, nc->data_dir, "state");
+    join_path(raft, sizeof raft, nc->data_dir, "raft");
+    join_path(data, sizeof data, state, "data.mdb");
+    if (mkdir(nc->data_dir, 0700) != 0 && errno != EEXIST)
+        die("cannot create data dir %s: %s", nc->data_dir, strerror(errno));
+    refuse_if_running(nc->data_dir, "restoring");
+    struct stat st;
+    bool has_state = stat(data, &st) == 0, has_log = dir_has_entries(raft);
+    if ((has_state || has_log) && !force)
+        die("%s already holds %s: restore into an empty data dir, or add --force to replace "
+            "it (the node's state and Raft log are deleted)",
+            nc->data_dir, has_state ? "state" : "a Raft log");
+    /* The log goes first: state without a log is what a restore leaves anyway, while a log
+     * beside restored state would replay its entries over it. */
+    remove_raft_dir(raft);
+    rc = store_restore(file, state, &in);
+    if (rc == -EBUSY) refuse_if_running(nc->data_dir, "restoring");
+    if (rc != 0) die("restore of %s into %s failed: %s", file, state, store_strerror(rc));
+    printf("restored %s into %s: ", file, nc->data_dir);
+    print_info(&in);
+    printf("Start the node: it begins a new Raft log over this state (as a one-node cluster, "
+           "or with its cluster_peers); other nodes join it with empty data dirs.\n");
+    return CTL_OK;
+}
+
+static const char recover_warning[] =
+    "WARNING: disaster recovery. This forces node %llu (%s) to be the ONLY voter of the\n"
+    "cluster whose Raft log is in %s/raft.\n"
+    "- Use it only when a majority of the voters is lost for good, on the survivor with the\n"
+    "  longest log (the highest applied index), exactly once.\n"
+    "- Whatever was committed on the lost nodes but is not in this node's log is lost for\n"
+    "  good: acknowledged retained messages, subscriptions, session and queue changes.\n"
+    "- The old members must never start again with their old data dirs: wipe them and let\n"
+    "  them join this node (cluster_join) as new members.\n"
+    "This node's state holds the log up to index %llu.\n";
+
+static int cmd_recover(const struct node_conf *nc, bool yes)
+{
+    if (!nc->node_id) die_usage("recover needs --node-id (or node_id in -c FILE)");
+    if (!nc->address[0])
+        die_usage("recover needs --address HOST:PORT, this node's advertised cluster address "
+                  "(or cluster_advertise / cluster_peers in -c FILE)");
+    refuse_if_running(nc->data_dir, "recovering");
+    char state[4200], data[4300], raft[4200];
+    join_path(state, sizeof state, nc->data_dir, "state");
+    join_path(data, sizeof data, state, "data.mdb");
+    join_path(raft, sizeof raft, nc->data_dir, "raft");
+    if (!dir_has_entries(raft)) die("no Raft log in %s: nothing to recover", raft);
+    struct store_backup_info in = {0};
+    store_backup_check(data, &in); /* for the warning only */
+    fprintf(stderr, recover_warning, (unsigned long long)nc->node_id, nc->address, nc->data_dir,
+            (unsigned long long)in.last_applied);
+    if (!yes) {
+        if (!isatty(STDIN_FILENO))
+            die("not confirmed: add --yes to recover without a terminal; nothing was changed");
+        fprintf(stderr, "Type 'yes' to go on: ");
+        char answer[16] = "";
+        if (!fgets(answer, sizeof answer, stdin) || strcmp(answer, "yes\n") != 0)
+            die("not confirmed; nothing was changed");
+    }
+    char err[512];
+    long pid = 0;
+    int rc = cluster_recover(nc->data_dir, nc->node_id, nc->address, &pid, err, sizeof err);
+    if (rc == -EBUSY) refuse_if_running(nc->data_dir, "recovering");
+    if (rc == -ENOENT) die("no Raft log in %s: nothing to recover", raft);
+    if (rc != 0) die("recover failed: %s", err[0] ? err : cluster_strerror(rc));
+    printf("recovered: node %llu (%s) is the only voter of the configuration in %s. Start it; "
+           "then start new nodes with empty data dirs and cluster_join pointing at it.\n",
+           (unsigned long long)nc->node_id, nc->address, raft);
+    return CTL_OK;
+}
+
+/* backup|restore|recover [options] [FILE]: argv[0] is the command. */
+static int offline_main(int argc, char **argv)
+{
+    const char *cmd = argv[0], *conf = NULL, *file = NULL;
+    struct node_conf nc = {0};
+    bool force = false, yes = false;
+    const char *node_id = NULL, *address = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool has_next = i + 1 < argc;
+        if (strcmp(a, "--data-dir") == 0 || strcmp(a, "-d") == 0) {
+            if (!has_next) die_usage("%s needs a directory", a);
+            set_data_dir(&nc, argv[++i]);
+        } else if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+            if (!has_next) die_usage("%s needs a file", a);
+            conf = argv[++i];
+        } else if (strcmp(a, "--force") == 0 && strcmp(cmd, "restore") == 0) {
+            force = true;
+        } else if (strcmp(a, "--yes") == 0 && strcmp(cmd, "recover") == 0) {
+            yes = true;
+        } else if (strcmp(a, "--node-id") == 0 && strcmp(cmd, "recover") == 0) {
+            if (!has_next) die_usage("--node-id needs an id");
+            node_id = argv[++i];
+        } else if (strcmp(a, "--address") == 0 && strcmp(cmd, "recover") == 0) {
+            if (!has_next) die_usage("--address needs HOST:PORT");
+            address = argv[++i];
+        } else if (a[0] == '-' && a[1] != '\0') {
+            die_usage("unknown option '%s' for %s", a, cmd);
+        } else if (!file && strcmp(cmd, "recover") != 0) {
+            file = a;
+        } else {
+            die_usage("unexpected argument '%s'", a);
+        }
+    }
+    if (conf) read_conf(conf, &nc);
+    if (node_id) nc.node_id = parse_id(node_id);
+    if (address) {
+        struct ctl check;
+        set_address(&check, address); /* validates the form */
+        snprintf(nc.address, sizeof nc.address, "%s", address);
+    }
+    if (!nc.have_data_dir) die_usage("%s needs --data-dir DIR or -c FILE", cmd);
+    if (strcmp(cmd, "recover") == 0) return cmd_recover(&nc, yes);
+    if (!file) die_usage("%s needs a FILE", cmd);
+    return cmd[0] == 'b' ? cmd_backup(&nc, file) : cmd_restore(&nc, file, force);
+}
+
 int main(int argc, char **argv)
 {
     struct ctl c = {.timeout_ms = 10000};
@@ -660,6 +967,9 @@ int main(int argc, char **argv)
         }
     }
     if (i == argc) die_usage("missing command");
+    if (strcmp(argv[i], "backup") == 0 || strcmp(argv[i], "restore") == 0 ||
+        strcmp(argv[i], "recover") == 0)
+        return offline_main(argc - i, argv + i);
     if (!c.certfile != !c.keyfile) die_usage("--cert and --key go together");
     const char *cmd = argv[i++];
     int nargs = argc - i;

@@ -258,4 +258,34 @@ int store_snapshot_write(struct store *s, int fd);
  * is newer. */
 int store_snapshot_install(struct store *s, const void *data, size_t len);
 
+/* ---- backups (storage/backup.c): used from outside the broker, on a data directory ---- */
+
+/* What a backup file holds. */
+struct store_backup_info {
+    uint64_t last_applied; /* the Raft index of the last command applied into it */
+    uint64_t bytes;        /* size of the file */
+    uint64_t sessions, subscriptions, retained, queued, wills; /* entries per table */
+};
+
+/* Writes a compacted copy of the environment in state_dir (<data_dir>/state) to path, taken
+ * in one read transaction, so consistent while a broker writes the environment: the copy is
+ * written to a temporary file beside path, fsynced, read back (store_backup_check) and only
+ * then renamed to path. *info describes the copy. -ENOENT if state_dir holds no state. */
+int store_backup(const char *state_dir, const char *path, struct store_backup_info *info /* OUT */);
+
+/* Opens the file at path read-only as a state backup and describes it. STORE_ECORRUPT if it
+ * is not an LMDB file holding Starling state, STORE_ENEWER if a newer format wrote it. */
+int store_backup_check(const char *path, struct store_backup_info *info /* OUT */);
+
+/* Puts the backup at path into state_dir as its data file (the directory is created; an
+ * existing data file is replaced), through a temporary file, fsync and rename. -EBUSY if a
+ * process has the environment in state_dir open. *info describes the backup. The Raft log is
+ * the caller's business: a data file without a log starts a new log over it. */
+int store_restore(const char *path, const char *state_dir,
+                  struct store_backup_info *info /* OUT */);
+
+/* 1 (and *pid, the process) if a live process has the environment in state_dir open, 0 if
+ * none has, or -errno. */
+int store_in_use(const char *state_dir, long *pid /* OUT */);
+
 #endif
