@@ -761,11 +761,14 @@ static void print_info(const struct store_backup_info *in)
 
 static int cmd_backup(const struct node_conf *nc, const char *file)
 {
-    char state[4200];
+    char state[4200], data[4300];
+    struct stat st;
     join_path(state, sizeof state, nc->data_dir, "state");
+    join_path(data, sizeof data, state, "data.mdb");
+    if (stat(data, &st) != 0)
+        die("no state to back up in %s (%s: %s)", nc->data_dir, data, strerror(errno));
     struct store_backup_info in;
     int rc = store_backup(state, file, &in);
-    if (rc == -ENOENT) die("no state to back up in %s (no %s/data.mdb)", nc->data_dir, state);
     if (rc != 0) die("backup of %s into %s failed: %s", state, file, store_strerror(rc));
     printf("backup %s of %s: ", file, nc->data_dir);
     print_info(&in);
