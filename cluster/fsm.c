@@ -129,8 +129,32 @@ static int fsm_commit_some(struct fsm *f, size_t n, struct fsm_entry **last_out)
     }
 }
 
+/* The early snapshot of state kept under a new log (see fsm_flush in fsm.h). */
+static void snapshot_soon_check(struct fsm *f)
+{
+    if (!f->raft) return;
+    if (!f->snapshot_asked && f->loaded_applied > 0 && f->last_applied == 0) {
+        f->snapshot_asked = f->snapshot_soon = true;
+        f->saved_threshold = f->raft->snapshot.threshold;
+        f->saved_trailing = f->raft->snapshot.trailing;
+        raft_set_snapshot_threshold(f->raft, 1);
+        raft_set_snapshot_trailing(f->raft, 0);
+        return;
+    }
+    /* raft removed the entries before the snapshot with the settings it had then. */
+    if (!f->snapshot_soon || f->raft->log.snapshot.last_index == 0) return;
+    f->snapshot_soon = false;
+    raft_set_snapshot_threshold(f->raft, f->saved_threshold);
+    raft_set_snapshot_trailing(f->raft, f->saved_trailing);
+    fsm_log(f, CLUSTER_LOG_NOTICE,
+            "the state kept under a new log is in the snapshot at index %llu: new members are "
+            "sent it",
+            (unsigned long long)f->raft->log.snapshot.last_index);
+}
+
 int fsm_flush(struct fsm *f)
 {
+    snapshot_soon_check(f);
     if (f->flushing) return 0;
     f->flushing = true;
     f->disk_failed = false;
@@ -288,7 +312,10 @@ static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
     for (int i = 0; i < 8; i++)
         la = la << 8 | p[8 + i];
     if (fsm_flush(f) != 0) return RAFT_IOERR;
-    if (la <= f->last_applied) {
+    /* A snapshot at applied index 0 holds state kept under a new log (see fsm_flush in
+     * fsm.h): a node at index 0 installs it. */
+    bool base = la == 0 && f->last_applied == 0;
+    if (la <= f->last_applied && !base) {
         /* LMDB already holds this state or a later one of the same log. */
         fsm_log(f, CLUSTER_LOG_DEBUG, "restore: snapshot at %llu, state already at %llu",
                 (unsigned long long)la, (unsigned long long)f->last_applied);
@@ -334,7 +361,7 @@ int fsm_init(struct fsm *f, struct store *store, const char *tmp_dir, const stru
         f->tmp_dir = NULL;
         return rc;
     }
-    f->last_seen = f->last_applied;
+    f->last_seen = f->loaded_applied = f->last_applied;
     f->raft_fsm.version = 2;
     f->raft_fsm.data = f;
     f->raft_fsm.apply = fsm_apply;

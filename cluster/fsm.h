@@ -77,6 +77,11 @@ struct fsm {
     bool disk_failed; /* the last flush failed in the commit's writes, not in the map */
     /* Counters, for tests and metrics. */
     uint64_t n_skipped, n_corrupt, n_batches, n_grows;
+    /* State kept under a new Raft log (see fsm_flush): last_applied as loaded, whether the
+     * early snapshot was asked for, and raft's snapshot settings to put back after it. */
+    uint64_t loaded_applied;
+    bool snapshot_soon, snapshot_asked;
+    unsigned saved_threshold, saved_trailing;
 };
 
 /* Reads last_applied from the store. tmp_dir is copied. */
@@ -86,7 +91,12 @@ int fsm_init(struct fsm *f, struct store *store, const char *tmp_dir,
 void fsm_close(struct fsm *f);
 
 /* Commits the pending entries (see above). 0 if nothing is pending or all were committed;
- * else the error, and the FSM is in the failed state. */
+ * else the error, and the FSM is in the failed state.
+ * Also watches for state kept under a new Raft log (a restore, or a data dir whose log was
+ * removed: last_applied was loaded above 0 and set back to 0 for the new log). That log does
+ * not hold the state, so a node catching up from it would miss the state for good: raft is
+ * told to snapshot after the next applied entry and to keep no entry before the snapshot, so
+ * that other nodes are sent the snapshot; then raft's snapshot settings are put back. */
 int fsm_flush(struct fsm *f);
 
 /* The Raft index this node's state reflects: like last_applied, but counting the entries

@@ -175,3 +175,59 @@ def test_recover_bad_inputs(tmp_path):
              "127.0.0.1:7700", "--yes")
     assert r.returncode == 1 and "no Raft log" in r.stderr
     assert os.listdir(str(tmp_path)) == []
+
+
+
+def _restore_one_then_join(c, tmp_path):
+    """Retained messages on a one-member cluster, its backup restored over it (--force: a new
+    Raft log), then node 2 joins with an empty data dir. Returns (node 1, node 2)."""
+    one = c.nodes[1]
+    p = Client(one, "rst-pub", V311)
+    for i in range(N_RETAINED):
+        p.publish("rst/r/%d" % i, b"r%d" % i, qos=1, retain=True)
+    p.disconnect()
+    backup = str(tmp_path / "state.backup")
+    r = _ctl("backup", "-c", one.broker.conf_path, backup)
+    assert r.returncode == 0, r.stderr
+    one.sigterm()
+    r = _ctl("restore", backup, "-c", one.broker.conf_path, "--force")
+    assert r.returncode == 0, r.stderr
+    one.start()
+    new = c.add_node(node_id=2)
+    c.wait_ready(nodes=[one, new])
+    return one, new
+
+
+def _check_restored(nd, timeout=CLUSTER_WAIT):
+    r = Client(nd, "rst-check-%d" % nd.id, V311)
+    assert r.subscribe("rst/r/+", 1) == [1]
+    got = {m.topic: m.payload for m in r.expect_n(N_RETAINED, timeout=timeout)}
+    assert got == {"rst/r/%d" % i: b"r%d" % i for i in range(N_RETAINED)}, nd
+    r.expect_nothing(0.3)
+    r.disconnect()
+
+
+# A backup restored on one node, started as a one-member cluster, then a new node joins it:
+# the restored state is not in the new Raft log, so the node snapshots it at once and the
+# joiner is sent that snapshot (from the log it would have missed it for good). The joiner
+# serves it once restarted (see the next test).
+def test_restore_then_join_gets_the_state(tmp_path):
+    with Cluster(1) as c:
+        one, new = _restore_one_then_join(c, tmp_path)
+        _check_restored(one)
+        assert "state restored from snapshot" in new.log_text()
+        new.restart()
+        c.wait_ready(nodes=[one, new])
+        _check_restored(new)
+        _check_writes(new, one, "rst")
+
+
+# Known gap: a node that installs a snapshot while it runs (a joiner sent a snapshot) has the
+# state in LMDB but serves its in-memory view (retained messages, subscriptions) from its
+# start-up load until it restarts.
+@pytest.mark.xfail(reason="a snapshot installed at run time is not loaded into the broker's "
+                          "in-memory state until restart", strict=False)
+def test_restore_then_join_serves_without_restart(tmp_path):
+    with Cluster(1) as c:
+        one, new = _restore_one_then_join(c, tmp_path)
+        _check_restored(new, timeout=WAIT)
