@@ -323,7 +323,7 @@ int cluster_propose(struct cluster *c, const struct cluster_cmd *cmd, cluster_ap
                     void *data)
 {
     if (c->closing) return CLUSTER_ESHUTDOWN;
-    if (!c->started) return CLUSTER_ENOTLEADER;
+    if (!c->started) return c->probe ? CLUSTER_ENOQUORUM : CLUSTER_ENOTLEADER; /* probe.c */
     if (c->removed) return CLUSTER_ENOTMEMBER;
     bool leader = raft_state(&c->raft) == RAFT_LEADER;
     if (!leader && !c->multi) return CLUSTER_ENOTLEADER;
@@ -530,13 +530,23 @@ int cluster_start(struct cluster *c)
     raft_set_snapshot_threshold(&c->raft, c->cfg.snapshot_threshold);
     raft_set_snapshot_trailing(&c->raft, c->cfg.snapshot_trailing);
 
+    /* A pristine initial member of several asks the others first whether the cluster already
+     * runs (its data was lost): then it joins instead of bootstrapping (probe.c). */
+    if (c->multi && fresh && c->cfg.n_peers > 1 && !c->cfg.join) return probe_begin(c);
+    return cluster_raft_start(c, true, fresh);
+}
+
+int cluster_raft_start(struct cluster *c, bool bootstrap, bool fresh)
+{
     /* Bootstrap the configuration (one voter, or the static peers); raft refuses
      * (RAFT_CANTBOOTSTRAP) when the directory already holds state, so an existing data dir is
      * never re-bootstrapped. A joining node bootstraps nothing: the leader adds it. */
     struct raft_configuration conf;
     raft_configuration_init(&conf);
-    rv = 0;
-    if (!c->multi) {
+    int rv = 0;
+    if (!bootstrap) {
+        /* nothing: the leader adds this node */
+    } else if (!c->multi) {
         rv = raft_configuration_add(&conf, c->cfg.node_id, c->address, RAFT_VOTER);
     } else {
         for (size_t i = 0; i < c->cfg.n_peers && rv == 0; i++)
@@ -555,6 +565,7 @@ int cluster_start(struct cluster *c)
         }
     } else if (rv == 0 && fresh) {
         rv = rebase_state(c); /* joining with an empty log */
+        c->rejoin = c->multi;
     }
     raft_configuration_close(&conf);
     if (rv != 0) {

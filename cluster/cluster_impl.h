@@ -101,7 +101,11 @@ struct cluster {
     uint8_t join_buf[300];
     size_t join_len;
     uint64_t join_next_ms;
-    int multi_closing; /* port and link closes pending */
+    unsigned join_attempt; /* which resolved host / initial member to ask next */
+    struct probe *probe;   /* a pristine initial member asking before it bootstraps */
+    bool rejoin;           /* started with an empty log, not bootstrapped: joins on the rejoin
+                            * channel until accepted (a voter that lost its state is re-added) */
+    int multi_closing;     /* port and link closes pending */
     void (*multi_done)(struct cluster *c);
 };
 
@@ -112,6 +116,9 @@ void cluster_kick(struct cluster *c);
 /* Queues an encoded command for the local raft_apply (leader). 0 or -ENOMEM. */
 int cluster_queue_local(struct cluster *c, const uint8_t *cmd, size_t size, cluster_applied_cb cb,
                         void *data);
+/* The end of cluster_start: bootstrap the configuration (unless the node joins) and start Raft.
+ * fresh: the Raft directory was empty. */
+int cluster_raft_start(struct cluster *c, bool bootstrap, bool fresh);
 
 /* multi.c */
 int multi_init(struct cluster *c);   /* from cluster_new */
@@ -139,8 +146,20 @@ void liveness_became_leader(struct cluster *c);
 
 /* members.c */
 void members_tick(struct cluster *c, uint64_t now_ms); /* join attempts, removal watch */
-void members_accept_join(struct cluster *c, uint64_t id, const char *address, uv_tcp_t *stream);
+/* A join request (empty_log: on the rejoin channel). */
+void members_accept_join(struct cluster *c, uint64_t id, const char *address, uv_tcp_t *stream,
+                         bool empty_log);
+/* Writes one join-channel answer on stream, then closes it. */
+void members_answer(struct cluster *c, uv_tcp_t *stream, int status, const char *leader_addr);
+/* The leader's advertised address, or NULL when none is known or Raft has not started. */
+const char *members_leader_address(const struct cluster *c);
 bool members_self_in_config(const struct cluster *c);
 void members_removed_notice(struct cluster *c, uint64_t from_id);
+
+/* probe.c */
+int probe_begin(struct cluster *c); /* from cluster_start: ask, then bootstrap or join */
+void probe_tick(struct cluster *c, uint64_t now_ms);
+void probe_accept(struct cluster *c, uv_tcp_t *stream);
+void probe_close(struct cluster *c);
 
 #endif

@@ -37,6 +37,9 @@ enum hello_channel {
     HELLO_CHANNEL_LINK = 2,    /* node-link frames (link.c) */
     HELLO_CHANNEL_JOIN = 3,    /* one join request and its answer (members.c) */
     HELLO_CHANNEL_REMOVED = 4, /* the leader tells a node it was removed (members.c) */
+    HELLO_CHANNEL_PROBE = 5,   /* "is a leader known?" from a starting initial member (probe.c) */
+    HELLO_CHANNEL_REJOIN = 6,  /* a join request from a node whose Raft log is empty */
+    HELLO_CHANNEL_MAX = HELLO_CHANNEL_REJOIN,
 };
 
 enum hello_status {

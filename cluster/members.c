@@ -88,6 +88,7 @@ struct change {
     struct raft_change req;
     struct cluster *c;
     enum change_step step;
+    bool readd; /* a voter that lost its state: demote, then promote (caught up) again */
     uint64_t id;
     char address[HELLO_ADDR_MAX + 1]; /* of a node being removed: told when it is done */
     cluster_change_cb cb;
@@ -166,7 +167,7 @@ static void change_cb(struct raft_change *req, int status)
         next = STEP_PROMOTE;
         break;
     case STEP_DEMOTE:
-        next = STEP_REMOVE;
+        next = ch->readd ? STEP_PROMOTE : STEP_REMOVE;
         break;
     default:
         cluster_logf(c, CLUSTER_LOG_NOTICE, "node %llu %s", (unsigned long long)ch->id,
@@ -330,21 +331,65 @@ static void join_added(void *data, int status)
     join_answer_send(data, status, NULL);
 }
 
-void members_accept_join(struct cluster *c, uint64_t id, const char *address, uv_tcp_t *stream)
+static struct join_answer *join_answer_new(struct cluster *c, uv_tcp_t *stream)
 {
     struct join_answer *a = calloc(1, sizeof *a);
     if (!a) {
         port_stream_close(stream);
-        return;
+        return NULL;
     }
     a->c = c;
     a->stream = stream;
+    return a;
+}
+
+void members_answer(struct cluster *c, uv_tcp_t *stream, int status, const char *leader_addr)
+{
+    struct join_answer *a = join_answer_new(c, stream);
+    if (a) join_answer_send(a, status, leader_addr);
+}
+
+const char *members_leader_address(const struct cluster *c)
+{
+    if (!c->started || c->leader_id == 0) return NULL;
+    const struct raft_server *l = conf_find(c, c->leader_id);
+    return l ? l->address : NULL;
+}
+
+/* A voter asking to join with an empty Raft log has lost its state: it must not vote again
+ * before it is caught up, so it becomes a spare and is promoted once it has the log. */
+static int readd(struct cluster *c, uint64_t id, cluster_change_cb cb, void *data)
+{
+    struct change *ch = change_new(c, id, cb, data);
+    if (!ch) return -ENOMEM;
+    ch->readd = true;
+    int rv = change_next(ch, STEP_DEMOTE);
+    if (rv != 0) {
+        free(ch);
+        return change_status(rv);
+    }
+    cluster_logf(c, CLUSTER_LOG_WARNING,
+                 "node %llu lost its state: re-adding it (spare, caught up, then voter)",
+                 (unsigned long long)id);
+    return 0;
+}
+
+void members_accept_join(struct cluster *c, uint64_t id, const char *address, uv_tcp_t *stream,
+                         bool empty_log)
+{
+    struct join_answer *a = join_answer_new(c, stream);
+    if (!a) return;
     if (!cluster_is_leader(c)) {
-        const struct raft_server *l = conf_find(c, c->leader_id);
-        join_answer_send(a, CLUSTER_ENOTLEADER, l ? l->address : NULL);
+        join_answer_send(a, CLUSTER_ENOTLEADER, members_leader_address(c));
         return;
     }
-    int rc = cluster_add(c, id, address, join_added, a);
+    const struct raft_server *srv = conf_find(c, id);
+    int rc;
+    if (empty_log && srv && srv->role == RAFT_VOTER && id != c->cfg.node_id &&
+        strcmp(srv->address, address) == 0 && (rc = change_check(c)) == 0)
+        rc = readd(c, id, join_added, a);
+    else
+        rc = cluster_add(c, id, address, join_added, a);
     if (rc == 0) return; /* join_added answers */
     if (rc == -EALREADY) rc = 0;
     join_answer_send(a, rc, NULL);
@@ -386,30 +431,51 @@ static void join_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         }
         return;
     }
-    if (status == 0)
+    if (status == 0) {
+        c->rejoin = false;
         cluster_logf(c, CLUSTER_LOG_NOTICE, "joined the cluster as node %llu",
                      (unsigned long long)c->cfg.node_id);
-    else
+    } else
         cluster_logf(
             c, status == -EBUSY ? CLUSTER_LOG_INFO : CLUSTER_LOG_WARNING, "join refused: %s",
             status == -EBUSY ? "a membership change is in progress" : cluster_strerror(status));
 }
 
+/* After a failed attempt: the next address to ask. The leader we were sent to may be gone:
+ * ask the configured member again (the next of the hosts its name resolves to), or the next
+ * initial member when this node joins because its data was lost (probe.c). */
+static void join_next_target(struct cluster *c)
+{
+    c->join_attempt++;
+    const char *next = c->cfg.join;
+    if (!next && c->cfg.n_peers > 0) {
+        const struct cluster_peer *p = &c->cfg.peers[c->join_attempt % c->cfg.n_peers];
+        if (p->id == c->cfg.node_id) p = &c->cfg.peers[++c->join_attempt % c->cfg.n_peers];
+        next = p->address;
+    }
+    if (!next || strcmp(c->join_target, next) == 0) return;
+    char *t = strdup(next);
+    if (t) {
+        free(c->join_target);
+        c->join_target = t;
+    }
+}
+
 static void join_dialed(void *data, int status, uv_tcp_t *stream, uint64_t peer_id)
 {
     struct cluster *c = data;
-    (void)peer_id;
     c->join_dial = NULL;
+    if (status == 0 && peer_id == c->cfg.node_id) {
+        /* A name of several hosts (a Kubernetes headless Service) that includes this one. */
+        port_stream_close(stream);
+        cluster_logf(c, CLUSTER_LOG_INFO, "join via %s: reached this node; trying the next host",
+                     c->join_target);
+        c->join_attempt++;
+        return;
+    }
     if (status != 0) {
         cluster_logf(c, CLUSTER_LOG_INFO, "join via %s: %s", c->join_target, uv_strerror(status));
-        if (c->cfg.join && strcmp(c->join_target, c->cfg.join) != 0) {
-            /* The leader we were sent to is gone: ask the configured member again. */
-            char *t = strdup(c->cfg.join);
-            if (t) {
-                free(c->join_target);
-                c->join_target = t;
-            }
-        }
+        join_next_target(c);
         return;
     }
     if (c->closing) {
@@ -456,12 +522,13 @@ void members_tick(struct cluster *c, uint64_t now_ms)
      * and the promotion) leaves it a spare, which the next leader promotes on request. */
     const struct raft_server *self = conf_find(c, c->cfg.node_id);
     bool voter = self && self->role == RAFT_VOTER;
-    if (!c->join_target || voter || c->removed || c->join_dial || c->join_stream ||
+    if (!c->join_target || (voter && !c->rejoin) || c->removed || c->join_dial || c->join_stream ||
         now_ms < c->join_next_ms)
         return;
     c->join_next_ms = now_ms + JOIN_RETRY_MS;
-    if (port_dial(c->port, c->join_target, HELLO_CHANNEL_JOIN, join_dialed, c, &c->join_dial) !=
-        0) {
+    uint8_t channel = c->rejoin ? HELLO_CHANNEL_REJOIN : HELLO_CHANNEL_JOIN;
+    if (port_dial_nth(c->port, c->join_target, c->join_attempt, channel, join_dialed, c,
+                      &c->join_dial) != 0) {
         c->join_dial = NULL;
         cluster_logf(c, CLUSTER_LOG_WARNING, "join: bad address %s", c->join_target);
     }

@@ -79,7 +79,11 @@ static void on_accept(void *ctx, uint8_t channel, uint64_t node_id, const char *
         link_accept(c->link, node_id, stream);
         return;
     case HELLO_CHANNEL_JOIN:
-        members_accept_join(c, node_id, address, stream);
+    case HELLO_CHANNEL_REJOIN:
+        members_accept_join(c, node_id, address, stream, channel == HELLO_CHANNEL_REJOIN);
+        return;
+    case HELLO_CHANNEL_PROBE:
+        probe_accept(c, stream);
         return;
     case HELLO_CHANNEL_REMOVED:
         port_stream_close(stream);
@@ -260,8 +264,12 @@ static int fwd_send(void *ctx, uint64_t leader, uint8_t type, const uint8_t *buf
 static void tick_cb(uv_timer_t *t)
 {
     struct cluster *c = t->data;
-    if (c->closing || !c->started) return;
+    if (c->closing) return;
     uint64_t now = uv_now(c->loop);
+    if (!c->started) {
+        probe_tick(c, now);
+        return;
+    }
     follow_configuration(c);
     members_tick(c, now);
     fwd_expire(&c->fwd, now);
@@ -392,6 +400,7 @@ void multi_close(struct cluster *c, void (*done)(struct cluster *c))
     c->multi_done = done;
     fwd_close(&c->fwd, CLUSTER_ESHUTDOWN);
     c->multi_closing = 1; /* held until everything below was started */
+    probe_close(c);
     if (c->join_dial) {
         port_dial_cancel(c->join_dial);
         c->join_dial = NULL;

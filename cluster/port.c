@@ -39,6 +39,7 @@ struct hs {
     bool dialer;
     enum hs_state state;
     uint8_t channel;
+    unsigned nth; /* dialer: the resolved address to start at */
     uv_tcp_t *tcp;
     uv_getaddrinfo_t gai;
     struct addrinfo *ai, *ai_next;
@@ -477,7 +478,7 @@ static void acceptor_on_hello(struct hs *h)
                                                     : "from another cluster (cluster name)");
         return;
     }
-    if (hl.channel < HELLO_CHANNEL_RAFT || hl.channel > HELLO_CHANNEL_REMOVED || hl.node_id == 0) {
+    if (hl.channel < HELLO_CHANNEL_RAFT || hl.channel > HELLO_CHANNEL_MAX || hl.node_id == 0) {
         hs_refuse(h, "bad channel or node id");
         return;
     }
@@ -861,11 +862,24 @@ static void dial_gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         hs_finish(h, status);
         return;
     }
+    /* Start at the nth address (wrapping): successive dials of a name that resolves to several
+     * hosts try each in turn. */
+    size_t n = 0;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
+        n++;
+    for (size_t skip = n ? h->nth % n : 0; skip > 0; skip--)
+        h->ai_next = h->ai_next->ai_next;
     dial_try_next(h, -EHOSTUNREACH);
 }
 
 int port_dial(struct port *p, const char *address, uint8_t channel, port_dial_cb cb, void *data,
               struct port_dial **out)
+{
+    return port_dial_nth(p, address, 0, channel, cb, data, out);
+}
+
+int port_dial_nth(struct port *p, const char *address, unsigned nth, uint8_t channel,
+                  port_dial_cb cb, void *data, struct port_dial **out)
 {
     char host[256], serv[16];
     if (p->closing) return -ECANCELED;
@@ -873,6 +887,7 @@ int port_dial(struct port *p, const char *address, uint8_t channel, port_dial_cb
     struct hs *h = hs_new(p, true);
     if (!h) return -ENOMEM;
     h->channel = channel;
+    h->nth = nth;
     h->cb = cb;
     h->data = data;
     snprintf(h->where, sizeof h->where, "%s", address);

@@ -64,6 +64,9 @@ unsigned port_bound(const struct port *p);
 /* Dials address for channel. Returns 0 (cb fires later) or -EINVAL (bad address), -ENOMEM. */
 int port_dial(struct port *p, const char *address, uint8_t channel, port_dial_cb cb, void *data,
               struct port_dial **out /* OUT, may be NULL */);
+/* The same, starting at the nth of the addresses the name resolves to (modulo their count). */
+int port_dial_nth(struct port *p, const char *address, unsigned nth, uint8_t channel,
+                  port_dial_cb cb, void *data, struct port_dial **out /* OUT, may be NULL */);
 /* Cancels a dial whose cb has not fired yet: the cb never fires (the caller cleans up). */
 void port_dial_cancel(struct port_dial *d);
 

@@ -1,0 +1,117 @@
+"""An initial member (cluster_peers) that starts with an empty data dir while the cluster already
+runs: a member whose disk was replaced, or one that starts long after the others bootstrapped.
+It must not come back as a voter with an empty log (it could vote a stale candidate in): it asks
+the other initial members first, joins through the leader, which demotes it to a spare, catches
+it up and promotes it again. Checked from the logs of both sides, the membership, and the state
+the node then serves."""
+
+import shutil
+
+from cluster_harness import CLUSTER_WAIT, Cluster, Node
+from harness import wait_until
+from pahoclient import V311, Client
+
+N_RETAINED = 30
+
+
+def _fill(node, tag):
+    pub = Client(node, "ls-pub-%s" % tag, V311)
+    for i in range(N_RETAINED):
+        pub.publish("ls/%s/%d" % (tag, i), b"%s%d" % (tag.encode(), i), qos=1, retain=True,
+                    timeout=CLUSTER_WAIT)
+    pub.disconnect()
+
+
+def _check_retained(node, tag):
+    r = Client(node, "ls-check-%s-%d" % (tag, node.id), V311)
+    assert r.subscribe("ls/%s/+" % tag, 1) == [1]
+    got = {m.topic: m.payload for m in r.expect_n(N_RETAINED, timeout=CLUSTER_WAIT)}
+    r.disconnect()
+    assert got == {"ls/%s/%d" % (tag, i): b"%s%d" % (tag.encode(), i) for i in range(N_RETAINED)}
+
+
+def _all_voters(c, n):
+    c.wait_members(lambda ms: sorted((m["id"], m["role"]) for m in ms) ==
+                   [(i, "voter") for i in range(1, n + 1)], CLUSTER_WAIT, "%d voters" % n)
+
+
+def test_a_member_whose_data_is_lost_is_re_added_not_bootstrapped():
+    with Cluster(3) as c:
+        lead = c.leader()
+        victim = next(nd for nd in c.running() if nd.id != lead.id)
+        _fill(lead, "a")
+        victim.kill9()
+        shutil.rmtree(victim.data_dir)
+
+        before = len(victim.log_text())  # the log file goes on across restarts
+        victim.start(wait=False)
+        victim.wait_log("joining it instead of bootstrapping", timeout=CLUSTER_WAIT)
+        assert "bootstrapped a new" not in victim.log_text()[before:]
+        lead = c.leader()
+        lead.wait_log("node %d lost its state: re-adding it" % victim.id, timeout=CLUSTER_WAIT)
+        victim.wait_ready()
+        _all_voters(c, 3)
+        _check_retained(victim, "a")
+
+        # it serves writes again, and they reach the others
+        _fill(victim, "b")
+        for nd in c.running():
+            _check_retained(nd, "b")
+
+
+def test_an_initial_member_started_late_joins_the_running_cluster():
+    c = Cluster(3, start=False)
+    with c:
+        c._check_env()
+        for i in (1, 2, 3):
+            c.nodes[i] = Node(c, i)
+        peers = " ".join("%d@%s" % (i, c.nodes[i].advertise) for i in (1, 2, 3))
+        for nd in c.nodes.values():
+            nd.peers_line = peers
+            nd.create()
+        first = [c.nodes[1], c.nodes[2]]
+        for nd in first:
+            nd.start(wait=False)
+        # node 3 never answers: the two bootstrap once the probe's wait is over
+        c.wait_leader(nodes=first)
+        for nd in first:
+            assert "bootstrapped a new 3-node cluster" in nd.log_text()
+        c.wait_ready(nodes=first)
+        _fill(first[0], "c")
+
+        late = c.nodes[3]
+        late.start(wait=False)
+        late.wait_log("joining it instead of bootstrapping", timeout=CLUSTER_WAIT)
+        late.wait_ready()
+        _all_voters(c, 3)
+        assert "bootstrapped a new" not in late.log_text()
+        _check_retained(late, "c")
+        # one leader that every node agrees on
+        wait_until(lambda: len({nd.status()["leader"] for nd in c.running()}) == 1,
+                   CLUSTER_WAIT, "one agreed leader")
+
+
+def test_members_starting_together_bootstrap_at_once():
+    with Cluster(3) as c:
+        for nd in c.running():
+            log = nd.log_text()
+            assert "asking the other initial members" in log
+            assert "bootstrapped a new 3-node cluster" in log
+            assert "instead of bootstrapping" not in log
+
+
+def test_sigterm_while_asking_the_other_members():
+    c = Cluster(3, start=False)
+    with c:
+        c._check_env()
+        for i in (1, 2, 3):
+            c.nodes[i] = Node(c, i)
+        peers = " ".join("%d@%s" % (i, c.nodes[i].advertise) for i in (1, 2, 3))
+        for nd in c.nodes.values():
+            nd.peers_line = peers
+            nd.create()
+        lone = c.nodes[1]
+        lone.start(wait=False)
+        lone.wait_log("asking the other initial members", timeout=CLUSTER_WAIT)
+        lone.sigterm()  # asserts exit status 0
+        assert "bootstrapped" not in lone.log_text()
