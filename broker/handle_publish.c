@@ -184,14 +184,17 @@ void handle_publish(struct conn *c, const struct mqtt_packet *pkt)
             msg_unref(m);
             return;
         }
-        if (owner) {
+        if (owner || (p->qos > 0 && route_holding(b))) {
             w = dur_wait_new(b, publish_done_cb);
             if (!w) {
                 msg_unref(m);
                 conn_close(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
                 return;
             }
-            route_forward(b, owner, c->client_id, m, w);
+            if (route_holding(b))
+                route_hold(b, c->client_id, m, w);
+            else
+                route_forward(b, owner, c->client_id, m, w);
         } else {
             size_t n = route_owner_publish(b, s, c->client_id, m, true, p->qos > 0 ? &w : NULL,
                                            publish_done_cb);

@@ -16,27 +16,64 @@
 
 /* Target nodes of one delivery (more are sent to every live node). */
 #define ROUTE_TARGETS_MAX 32
+/* Ingress nodes an owner keeps the refusal generation of. */
+#define ROUTE_GENS_MAX 64
+/* Sends of one message before its publisher is failed (not acknowledged). */
+#define ROUTE_SENDS_MAX 50
+/* Wait before re-routing a refused message: doubles from MIN to MAX while refusals go on. */
+#define ROUTE_BACKOFF_MIN_MS 5
+#define ROUTE_BACKOFF_MAX_MS 200
+/* A message sent to an owner that then left the ring: its answer is awaited this long. */
+#define ROUTE_ORPHAN_MS 500
+/* While holding: a message without an answer for this long is routed again. */
+#define ROUTE_STUCK_MS 3000
+#define ROUTE_TICK_MS  20
+/* The owner's answer to a message forwarded under another view: not routed, send again. */
+#define ROUTE_REFUSED (-ESTALE)
 
-/* A forwarded QoS >= 1 message waiting for its owner's confirmation. */
+/* A QoS >= 1 message of a publisher on this node, forwarded and waiting for its owner's
+ * confirmation (in route->pending by token), or held for (re)routing (in route->queue). */
 struct route_pend {
-    struct htab_node node; /* in route->pending by token */
-    uint64_t token;
+    struct htab_node node; /* in route->pending by token, while sent */
+    uint64_t token;        /* of the latest send */
+    uint64_t seq;          /* arrival order on this node */
     uint64_t owner;
-    struct dur_wait *w;
-    struct route_pend *taken_next; /* in a list of entries out of the table */
+    uint64_t sent_ms;    /* loop time of the latest send */
+    uint64_t give_up_ms; /* the owner left the ring: routed again after this loop time */
+    struct dur_wait *w;  /* one hold, released by the answer */
+    struct msg *m;       /* one reference */
+    unsigned sends;
+    struct route_pend *next; /* in the queue, or in a list taken out of the table */
+    char pub_id[];           /* the publisher's client id */
 };
 
 struct route {
     struct broker *b;
     uint64_t self;
     uint64_t next_token;
+    uint64_t next_seq;
     struct htab pending;
+    size_t npending;
+    size_t norphans;                       /* pending entries with give_up_ms */
+    struct route_pend *queue, *queue_tail; /* held, by seq */
+    bool holding;                          /* new QoS >= 1 messages join the queue */
+    uint64_t gen;                          /* of this node's forwards (see route_flush) */
+    uint64_t retry_at_ms;                  /* the queue waits until then (loop time) */
+    unsigned backoff_ms;
+    uv_timer_t timer;
+    bool timer_on;
+    struct {
+        uint64_t node;
+        uint64_t min_gen;
+    } gens[ROUTE_GENS_MAX]; /* owner side: forwards of node below min_gen are refused */
+    size_t ngens;
     bool local_only; /* delivering a copy from the owner */
     uint64_t targets[ROUTE_TARGETS_MAX];
     unsigned ntargets;
     bool targets_overflow;
-    uint64_t shed;    /* QoS 0 messages not forwarded (link down or full) */
-    uint64_t refused; /* QoS >= 1 messages not forwarded (queue full) */
+    uint64_t shed;     /* QoS 0 messages not forwarded (link down or full) */
+    uint64_t refused;  /* QoS >= 1 messages not forwarded (queue full) */
+    uint64_t rerouted; /* QoS >= 1 messages routed again after a ring change */
 };
 
 /* The owner's side of a forwarded QoS >= 1 message. */
@@ -52,41 +89,57 @@ int route_new(struct broker *b)
     if (!r) return -ENOMEM;
     r->b = b;
     r->self = cluster_node_id(b->cluster);
+    /* Above every generation this node used before a restart (owners remember them). */
+    r->gen = broker_wall_ms() << 16;
     htab_init(&r->pending);
+    uv_timer_init(b->loop, &r->timer);
+    r->timer.data = r;
+    uv_unref((uv_handle_t *)&r->timer);
     b->route = r;
     return 0;
 }
 
-/* Takes out of the pending table every entry (with live_check: whose owner is not live) and
- * returns them as a list through taken_next. The table is walked to the end before anything is
- * removed: removing (or freeing) the walk's current node would leave htab_next on it. */
-static struct route_pend *route_pending_take(struct route *r, bool live_check)
+/* Takes every entry out of the pending table (the walk reaches the end before anything is
+ * removed: removing the walk's current node would leave htab_next on it) and returns them as
+ * a list through next. */
+static struct route_pend *route_pending_take_all(struct route *r)
 {
     struct route_pend *taken = NULL;
     size_t bucket = 0;
     struct htab_node *cur = NULL, *node;
     while ((node = htab_next(&r->pending, &bucket, &cur)) != NULL) {
         struct route_pend *p = (struct route_pend *)node;
-        if (live_check && route_node_live(r->b, p->owner)) continue;
-        p->taken_next = taken;
+        p->next = taken;
         taken = p;
     }
-    for (struct route_pend *p = taken; p; p = p->taken_next)
+    for (struct route_pend *p = taken; p; p = p->next)
         htab_remove(&r->pending, &p->node);
+    r->npending = 0;
+    r->norphans = 0;
     return taken;
+}
+
+static void route_pend_free(struct route_pend *p)
+{
+    msg_unref(p->m);
+    free(p);
 }
 
 void route_free(struct broker *b)
 {
     struct route *r = b->route;
     if (!r) return;
-    struct route_pend *p = route_pending_take(r, false);
-    while (p) {
-        struct route_pend *next = p->taken_next;
-        p->w->done = NULL; /* its connection is gone: nobody to answer */
-        dur_wait_fail(p->w, CLUSTER_ESHUTDOWN);
-        free(p);
-        p = next;
+    struct route_pend *p = route_pending_take_all(r);
+    for (int pass = 0; pass < 2; pass++) {
+        while (p) {
+            struct route_pend *next = p->next;
+            p->w->done = NULL; /* its connection is gone: nobody to answer */
+            dur_wait_fail(p->w, CLUSTER_ESHUTDOWN);
+            route_pend_free(p);
+            p = next;
+        }
+        p = r->queue;
+        r->queue = r->queue_tail = NULL;
     }
     htab_close(&r->pending);
     free(r);
@@ -205,15 +258,48 @@ static void route_send_confirm(struct broker *b, uint64_t to, uint64_t token, in
                cluster_strerror(rc));
 }
 
-/* ---- ingress ---- */
+/* ---- ingress ----
+ *
+ * HOW RE-ROUTING WORKS. The nodes apply a change of the live set at slightly different
+ * moments, and an owner refuses (ROUTE_REFUSED) a QoS >= 1 message forwarded under another
+ * view of the ring than its own, so that a topic never has two sequencers. Refused messages
+ * are not lost: the ingress keeps each forwarded message until its owner answers, and a
+ * refused one is routed again under the view this node holds then (another node may own the
+ * topic, or this one). Three rules keep one publisher's order per topic:
+ * - Holding: from the first refusal, or from a ring change while forwards are unanswered,
+ *   new QoS >= 1 messages join the queue behind the refused ones instead of being routed.
+ *   The queue is routed again only once nothing forwarded is unanswered (an answer may still
+ *   be an acceptance under the old view), in arrival order, then holding ends.
+ * - Generations: every forward carries this node's generation, which grows each time the
+ *   queue is routed again. An owner that refused a message of generation g refuses every later
+ *   message of this node up to g as well, even if its view now agrees: a message sent after a
+ *   refused one must not overtake it.
+ * - Backoff: after a refusal the queue waits (5 ms doubling to 200 ms) unless this node's
+ *   view changes first; after ROUTE_SENDS_MAX sends the publisher is failed as before.
+ * A message whose owner left the ring awaits the owner's answer for ROUTE_ORPHAN_MS (a node
+ * being removed still answers), then is routed again; so is one unanswered for
+ * ROUTE_STUCK_MS while holding (its frame was lost with a broken connection). Those two may
+ * reach subscribers twice if the owner did take them: QoS 1 allows it, and for QoS 2 it is
+ * the case of a publisher resending after its connection was closed. */
 
-static void route_pend_finish(struct route *r, struct route_pend *p, int status, bool matched)
+static void route_timer_cb(uv_timer_t *t);
+static void route_flush(struct route *r);
+
+static void route_pend_finish(struct route_pend *p, int status, bool matched)
 {
-    htab_remove(&r->pending, &p->node);
     struct dur_wait *w = p->w;
     if (status == 0 && !matched && w->u32 == 0) w->u32 = MQTT_RC_NO_MATCHING_SUBSCRIBERS;
-    free(p);
+    route_pend_free(p);
     dur_wait_cb(w, status, 0);
+}
+
+/* Takes p out of the pending table. */
+static void route_pend_unlink(struct route *r, struct route_pend *p)
+{
+    htab_remove(&r->pending, &p->node);
+    r->npending--;
+    if (p->give_up_ms) r->norphans--;
+    p->give_up_ms = 0;
 }
 
 /* Local delivery only (QoS 0 whose owner cannot be reached: the minority keeps serving its own
@@ -227,50 +313,221 @@ static void route_deliver_local(struct broker *b, const char *pub_id, struct msg
     r->local_only = false;
 }
 
+/* Runs the timer while something waits for it. */
+static void route_timer_update(struct route *r)
+{
+    bool want = r->holding || r->norphans > 0;
+    if (want && !r->timer_on) {
+        uv_timer_start(&r->timer, route_timer_cb, ROUTE_TICK_MS, ROUTE_TICK_MS);
+        r->timer_on = true;
+    } else if (!want && r->timer_on) {
+        uv_timer_stop(&r->timer);
+        r->timer_on = false;
+    }
+}
+
+/* Puts p into the queue by arrival order (refused ones go before later held ones). */
+static void route_enqueue(struct route *r, struct route_pend *p)
+{
+    p->owner = 0;
+    if (!r->queue || r->queue_tail->seq < p->seq) {
+        p->next = NULL;
+        if (r->queue_tail)
+            r->queue_tail->next = p;
+        else
+            r->queue = p;
+        r->queue_tail = p;
+        return;
+    }
+    struct route_pend **pp = &r->queue;
+    while (*pp && (*pp)->seq < p->seq)
+        pp = &(*pp)->next;
+    p->next = *pp;
+    *pp = p;
+}
+
+/* p (out of the table) to be routed again, or failed after too many sends. */
+static void route_retry(struct route *r, struct route_pend *p)
+{
+    if (p->sends >= ROUTE_SENDS_MAX) {
+        r->refused++;
+        log_at(LOG_TYPE_WARNING, "A message from %s was refused %u times: not acknowledged.",
+               p->pub_id, p->sends);
+        route_pend_finish(p, CLUSTER_ELEADERSHIPLOST, false);
+        return;
+    }
+    r->rerouted++;
+    route_enqueue(r, p);
+    r->holding = true;
+}
+
+/* p was not taken under the view it was routed by: again, after a backoff (or sooner, when
+ * this node's view changes). */
+static void route_refused(struct route *r, struct route_pend *p)
+{
+    uint64_t now = uv_now(r->b->loop);
+    if (r->retry_at_ms <= now) {
+        r->backoff_ms = r->backoff_ms ? r->backoff_ms * 2 : ROUTE_BACKOFF_MIN_MS;
+        if (r->backoff_ms > ROUTE_BACKOFF_MAX_MS) r->backoff_ms = ROUTE_BACKOFF_MAX_MS;
+        r->retry_at_ms = now + r->backoff_ms;
+    }
+    route_retry(r, p);
+    route_timer_update(r);
+}
+
+/* Sends p (out of the table and the queue) to owner under the current view; on failure
+ * (link queue full, no memory) the publisher is failed. */
+static void route_send(struct route *r, struct route_pend *p, uint64_t owner)
+{
+    struct broker *b = r->b;
+    size_t len = 0;
+    p->token = ++r->next_token;
+    uint8_t *buf = route_encode(p->pub_id, p->m, p->token, 16, &len);
+    if (!buf) {
+        route_pend_finish(p, -ENOMEM, false);
+        return;
+    }
+    route_put64(buf, route_ring_digest(b));
+    route_put64(buf + 8, r->gen);
+    int rc = cluster_link_send(b->cluster, owner, ROUTE_FRAME_FORWARD, buf, len, 0);
+    free(buf);
+    if (rc == 0) {
+        p->owner = owner;
+        p->sends++;
+        p->sent_ms = uv_now(b->loop);
+        p->give_up_ms = 0;
+        rc = htab_insert(&r->pending, &p->node, htab_hash_u64(p->token));
+        if (rc == 0) {
+            r->npending++;
+            return;
+        }
+    } else if (rc == -ENOENT) {
+        /* The owner left the configuration; the ring follows when NODE_DOWN is applied. */
+        p->sends++;
+        route_refused(r, p);
+        return;
+    } else {
+        r->refused++;
+    }
+    route_pend_finish(p, rc, false);
+}
+
+/* Routes p under the current view: to its owner, or published here when this node owns it. */
+static void route_dispatch(struct route *r, struct route_pend *p)
+{
+    struct broker *b = r->b;
+    uint64_t owner = route_remote_owner(b, p->m->topic, p->m->topic_len);
+    if (owner) {
+        route_send(r, p, owner);
+        return;
+    }
+    struct session *publisher = session_find(b, p->pub_id, strlen(p->pub_id));
+    struct dur_wait *w = p->w;
+    size_t n = route_owner_publish(b, publisher, p->pub_id, p->m, true, &w, NULL);
+    route_pend_finish(p, 0, n > 0);
+}
+
+/* Routes the queue again once nothing forwarded is unanswered and the backoff passed. */
+static void route_flush(struct route *r)
+{
+    struct broker *b = r->b;
+    if (!r->holding || r->npending > 0 || b->closing_cluster) return;
+    if (r->queue && uv_now(b->loop) < r->retry_at_ms) return;
+    r->holding = false;
+    r->gen++;
+    struct route_pend *p = r->queue;
+    r->queue = r->queue_tail = NULL;
+    while (p) {
+        struct route_pend *next = p->next;
+        route_dispatch(r, p);
+        p = next;
+    }
+}
+
+static void route_timer_cb(uv_timer_t *t)
+{
+    struct route *r = t->data;
+    struct broker *b = r->b;
+    uint64_t now = uv_now(b->loop);
+    if (r->norphans > 0 || r->holding) {
+        /* Answers that will not come: the owner left the ring, or the frame was lost. */
+        struct route_pend *late = NULL;
+        size_t bucket = 0;
+        struct htab_node *cur = NULL, *node;
+        while ((node = htab_next(&r->pending, &bucket, &cur)) != NULL) {
+            struct route_pend *p = (struct route_pend *)node;
+            if ((p->give_up_ms && now >= p->give_up_ms) ||
+                (r->holding && now - p->sent_ms >= ROUTE_STUCK_MS)) {
+                p->next = late;
+                late = p;
+            }
+        }
+        while (late) {
+            struct route_pend *next = late->next;
+            route_pend_unlink(r, late);
+            route_retry(r, late);
+            late = next;
+        }
+    }
+    route_flush(r);
+    route_timer_update(r);
+}
+
+/* A new QoS >= 1 message routed (or held) with w: one hold of w is taken. */
+static void route_start(struct broker *b, uint64_t owner, const char *pub_id, struct msg *m,
+                        struct dur_wait *w)
+{
+    struct route *r = b->route;
+    size_t idlen = pub_id ? strlen(pub_id) : 0;
+    struct route_pend *p = calloc(1, sizeof *p + idlen + 1);
+    if (!p) {
+        dur_wait_fail(dur_hold(w), -ENOMEM);
+        return;
+    }
+    if (idlen) memcpy(p->pub_id, pub_id, idlen);
+    p->seq = ++r->next_seq;
+    p->w = dur_hold(w);
+    p->m = msg_ref(m);
+    if (r->holding) {
+        route_enqueue(r, p);
+        route_timer_update(r);
+    } else if (owner) {
+        route_send(r, p, owner);
+    } else {
+        route_dispatch(r, p);
+    }
+}
+
+bool route_holding(const struct broker *b)
+{
+    return b->route && b->route->holding;
+}
+
+void route_hold(struct broker *b, const char *pub_id, struct msg *m, struct dur_wait *w)
+{
+    route_start(b, 0, pub_id, m, w);
+}
+
 void route_forward(struct broker *b, uint64_t owner, const char *pub_id, struct msg *m,
                    struct dur_wait *w)
 {
     struct route *r = b->route;
-    struct route_pend *p = NULL;
-    uint64_t token = 0;
     if (w) {
-        p = calloc(1, sizeof *p);
-        if (!p) {
-            dur_wait_fail(dur_hold(w), -ENOMEM);
-            return;
-        }
-        token = ++r->next_token;
+        route_start(b, owner, pub_id, m, w);
+        return;
     }
     size_t len = 0;
-    uint8_t *buf = route_encode(pub_id, m, token, 8, &len);
-    if (!buf) {
-        free(p);
-        if (w) dur_wait_fail(dur_hold(w), -ENOMEM);
-        return;
-    }
-    route_put64(buf, route_ring_digest(b));
-    int rc = cluster_link_send(b->cluster, owner, ROUTE_FRAME_FORWARD, buf, len,
-                               w ? 0 : CLUSTER_LINK_QOS0);
-    free(buf);
-    if (!w) {
-        if (rc < 0) {
-            r->shed++;
-            route_deliver_local(b, pub_id, m);
-        }
-        return;
+    uint8_t *buf = route_encode(pub_id, m, 0, 16, &len);
+    int rc = -ENOMEM;
+    if (buf) {
+        route_put64(buf, route_ring_digest(b));
+        route_put64(buf + 8, r->gen);
+        rc = cluster_link_send(b->cluster, owner, ROUTE_FRAME_FORWARD, buf, len, CLUSTER_LINK_QOS0);
+        free(buf);
     }
     if (rc < 0) {
-        r->refused++;
-        free(p);
-        dur_wait_fail(dur_hold(w), rc);
-        return;
-    }
-    p->token = token;
-    p->owner = owner;
-    p->w = dur_hold(w);
-    if (htab_insert(&r->pending, &p->node, htab_hash_u64(token)) < 0) {
-        free(p);
-        dur_wait_fail(w, -ENOMEM);
+        r->shed++;
+        route_deliver_local(b, pub_id, m);
     }
 }
 
@@ -288,7 +545,17 @@ static void route_on_confirm(struct broker *b, const uint8_t *buf, size_t len)
                                (uint32_t)buf[10] << 8 | buf[11]);
     struct htab_node *n = htab_find(&r->pending, htab_hash_u64(token), route_pend_eq, &token);
     if (!n) return;
-    route_pend_finish(r, (struct route_pend *)n, status, buf[12] != 0);
+    struct route_pend *p = (struct route_pend *)n;
+    route_pend_unlink(r, p);
+    if (status == ROUTE_REFUSED) {
+        /* Routed under another view: nothing was done with it. */
+        route_refused(r, p);
+    } else {
+        if (status == 0) r->backoff_ms = 0;
+        route_pend_finish(p, status, buf[12] != 0);
+    }
+    route_flush(r);
+    route_timer_update(r);
 }
 
 /* ---- owner ---- */
@@ -337,7 +604,8 @@ size_t route_owner_publish(struct broker *b, struct session *publisher, const ch
         int rc = cluster_link_send(b->cluster, to[i], ROUTE_FRAME_DELIVER, buf, len,
                                    m->qos ? 0 : CLUSTER_LINK_QOS0);
         if (rc < 0) {
-            if (m->qos) {
+            if (m->qos && rc != -ENOENT) {
+                /* (-ENOENT: that node left the configuration, and its clients with it.) */
                 r->refused++;
                 fail = rc;
             } else {
@@ -360,23 +628,42 @@ static struct msg *route_decode(const uint8_t *buf, size_t len, struct cluster_c
     return dur_msg_from_store(&cmd->queue_push.msg);
 }
 
+/* The generation below which forwards of node from are refused (0: none refused yet). */
+static uint64_t *route_min_gen(struct route *r, uint64_t from)
+{
+    for (size_t i = 0; i < r->ngens; i++)
+        if (r->gens[i].node == from) return &r->gens[i].min_gen;
+    if (r->ngens == ROUTE_GENS_MAX) return NULL;
+    r->gens[r->ngens].node = from;
+    r->gens[r->ngens].min_gen = 0;
+    return &r->gens[r->ngens++].min_gen;
+}
+
 static void route_on_forward(struct broker *b, uint64_t from, const uint8_t *buf, size_t len)
 {
     struct cluster_cmd cmd;
-    if (len < 8) return;
+    if (len < 16) return;
     uint64_t digest = route_get64(buf);
-    struct msg *m = route_decode(buf + 8, len - 8, &cmd);
-    if (m && digest != route_ring_digest(b)) {
-        /* Routed under another view of the live members: not ours to sequence. */
-        b->route->refused++;
-        if (cmd.queue_push.msg_id)
-            route_send_confirm(b, from, cmd.queue_push.msg_id, CLUSTER_ELEADERSHIPLOST, false);
-        msg_unref(m);
-        return;
-    }
+    uint64_t gen = route_get64(buf + 8);
+    struct msg *m = route_decode(buf + 16, len - 16, &cmd);
     if (!m) {
         log_at(LOG_TYPE_WARNING, "Malformed forwarded message from node %llu.",
                (unsigned long long)from);
+        return;
+    }
+    if (cmd.queue_push.msg_id) {
+        /* Routed under another view of the live members, or sent after such a message (the
+         * ingress routes that one again first): not ours to sequence now. */
+        uint64_t *min_gen = route_min_gen(b->route, from);
+        if (digest != route_ring_digest(b) || (min_gen && gen < *min_gen)) {
+            if (min_gen && gen + 1 > *min_gen) *min_gen = gen + 1;
+            route_send_confirm(b, from, cmd.queue_push.msg_id, ROUTE_REFUSED, false);
+            msg_unref(m);
+            return;
+        }
+    } else if (digest != route_ring_digest(b)) {
+        b->route->shed++;
+        msg_unref(m);
         return;
     }
     const char *pub_id = cmd.queue_push.client_id.ptr;
@@ -444,16 +731,21 @@ void route_ring_changed(void *ctx)
     struct broker *b = ctx;
     struct route *r = b->route;
     if (!r) return;
-    /* Messages forwarded to an owner that is gone are not acknowledged: the publisher sends
-     * them again (MQTT 5: an error reason; 3.x: the connection closes). */
-    struct route_pend *p = route_pending_take(r, true);
-    while (p) {
-        struct route_pend *next = p->taken_next;
-        struct dur_wait *w = p->w;
-        free(p);
-        dur_wait_cb(w, CLUSTER_ELEADERSHIPLOST, 0);
-        p = next;
+    /* What was forwarded under the old view may still be taken by its owner: new messages wait
+     * until every answer is in. One whose owner is gone gets ROUTE_ORPHAN_MS to answer. */
+    if (r->npending > 0) r->holding = true;
+    r->retry_at_ms = 0;
+    uint64_t give_up = uv_now(b->loop) + ROUTE_ORPHAN_MS;
+    size_t bucket = 0;
+    struct htab_node *cur = NULL, *node;
+    while ((node = htab_next(&r->pending, &bucket, &cur)) != NULL) {
+        struct route_pend *p = (struct route_pend *)node;
+        if (p->give_up_ms || route_node_live(b, p->owner)) continue;
+        p->give_up_ms = give_up;
+        r->norphans++;
     }
+    route_flush(r);
+    route_timer_update(r);
 }
 
 struct route_will_ctx {

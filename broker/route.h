@@ -48,11 +48,21 @@ void route_free(struct broker *b);
 uint64_t route_remote_owner(struct broker *b, const char *topic, size_t len);
 
 /* Sends m (published by client pub_id) to its owner. With w (QoS >= 1) one hold of w is taken
- * and released by the owner's confirmation (or a failure: owner down, link queue full); w->u32
- * becomes MQTT_RC_NO_MATCHING_SUBSCRIBERS when the owner found none (and w->u32 was 0). QoS 0
- * whose link is down is shed (counted) and delivered to this node's own clients instead. */
+ * and released once the message is done: confirmed by its owner, or routed again after a
+ * refusal under another view of the ring and confirmed then (see route.c "HOW RE-ROUTING
+ * WORKS"), or failed (link queue full, refused too often); w->u32 becomes
+ * MQTT_RC_NO_MATCHING_SUBSCRIBERS when the owner found none (and w->u32 was 0); m gains a
+ * reference until then. While route_holding(), a QoS >= 1 message goes through route_hold
+ * instead. QoS 0 whose link is down is shed (counted) and delivered to this node's own clients
+ * instead. */
 void route_forward(struct broker *b, uint64_t owner, const char *pub_id, struct msg *m,
                    struct dur_wait *w);
+/* True while forwards are being routed again: a new QoS >= 1 message waits behind them
+ * (route_hold), wherever its owner is, so that one publisher's order per topic holds. */
+bool route_holding(const struct broker *b);
+/* Queues m (QoS >= 1) behind the messages being routed again; then as route_forward with w,
+ * or the owner's work on this node (route_owner_publish with w) if this node owns it then. */
+void route_hold(struct broker *b, const char *pub_id, struct msg *m, struct dur_wait *w);
 
 /* The owner's work for m, on this node (the ingress, or a forwarded message): retained
  * set/clear, delivery to local clients and durable queues, copies to the target nodes.

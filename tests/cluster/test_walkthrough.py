@@ -177,12 +177,6 @@ def _leader(status_out):
     return int(m.group(1)) if m else None
 
 
-# Known gap (docs/cluster.md): right after a join the nodes apply the new live set at slightly
-# different moments, and an owner refuses a QoS >= 1 publish routed under another view by
-# closing the publisher's connection; mosquitto_pub does not retry, so the step that publishes
-# on the new node can fail. Remove this marker once such a publish is retried by the broker.
-@pytest.mark.xfail(reason="known gap: a QoS>=1 publish during a ring change (just after a join) "
-                   "can be refused by closing the connection", strict=False)
 def test_walkthrough():
     lc = LocalCluster()
     failed = True
