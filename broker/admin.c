@@ -1,5 +1,6 @@
 /* The admin HTTP/1.1 server: connections on the loop, requests parsed by http-parser, routes
- * answered through struct admin_hooks (admin.h). */
+ * answered through struct admin_hooks (admin.h); HTTPS through tls.c's caller-driven
+ * wolfSSL connections when a TLS context is given. */
 #include "admin.h"
 
 #include <errno.h>
@@ -9,8 +10,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "log.h"
 #include "mem.h"
 #include "metrics.h"
+#include "tls.h"
 
 #define ADMIN_DEFAULT_MAX_REQUEST (16 * 1024)
 #define ADMIN_DEFAULT_IDLE_MS     30000
@@ -20,9 +23,12 @@
 #define ADMIN_MAX_ADDRESS         300
 #define ADMIN_MAX_RESPONSE        (64u << 20)
 #define ADMIN_READ_SIZE           16384
+#define ADMIN_HANDSHAKE_MS        10000 /* a TLS handshake not done by then is closed */
 
 struct admin_op {
     struct admin_conn *conn;
+    uint64_t leader_id;                     /* admin_op_set_leader(): 0 = none */
+    char leader_address[ADMIN_MAX_ADDRESS]; /* the leader's cluster address */
 };
 
 struct admin_conn {
@@ -30,12 +36,17 @@ struct admin_conn {
     struct admin *a;
     struct admin_conn *prev, *next;
     http_parser parser;
-    uint64_t last_ms;       /* loop time of the last read */
-    size_t req_bytes;       /* bytes of the current request seen by the callbacks */
-    struct textbuf url;     /* the request target */
-    struct textbuf body;    /* the request body */
-    struct textbuf pending; /* bytes after a complete request: parsed once it is answered */
-    struct textbuf out;     /* the response being written */
+    uint64_t last_ms;        /* loop time of the last read */
+    size_t req_bytes;        /* bytes of the current request seen by the callbacks */
+    struct textbuf url;      /* the request target */
+    struct textbuf body;     /* the request body */
+    struct textbuf pending;  /* bytes after a complete request: parsed once it is answered */
+    struct textbuf out;      /* the response being written (with TLS: being encrypted) */
+    struct tls_conn *tls;    /* HTTPS: the connection's TLS state; NULL: plain HTTP */
+    struct textbuf tls_out;  /* ciphertext waiting for the write in progress to end */
+    struct textbuf tls_wire; /* ciphertext being written */
+    uint64_t accepted_ms;
+    bool tls_started; /* the first byte was seen (a TLS record, or plain HTTP answered 400) */
     uv_write_t wreq;
     uv_shutdown_t sreq;
     char hdr_name[32];
@@ -47,11 +58,12 @@ struct admin_conn {
     bool message_done; /* a request is complete and not answered yet */
     bool too_large;
     bool keep_alive;
-    bool head; /* HEAD: headers only */
-    bool writing;
-    bool draining; /* answered with close: read and discard until EOF */
-    bool closing;  /* uv_close called */
-    bool closed;   /* handle closed; memory kept while op_active */
+    bool head;       /* HEAD: headers only */
+    bool responding; /* a response is being sent: its request is not finished yet */
+    bool writing;    /* a uv_write is in progress */
+    bool draining;   /* answered with close: read and discard until EOF */
+    bool closing;    /* uv_close called */
+    bool closed;     /* handle closed; memory kept while op_active */
     bool op_active;
     struct admin_op op;
 };
@@ -63,6 +75,7 @@ struct admin {
     struct admin_hooks hooks;
     char *token;
     size_t token_len;
+    struct tls_ctx *tls; /* HTTPS for new connections; NULL: plain HTTP */
     size_t max_request;
     unsigned idle_ms, max_conns;
     struct admin_conn *conns;
@@ -87,6 +100,7 @@ static void admin_maybe_free(struct admin *a)
     void *data = a->close_data;
     if (a->token != NULL) explicit_bzero(a->token, a->token_len);
     mem_free(a->token);
+    tls_ctx_unref(a->tls);
     mem_free(a);
     if (cb != NULL) cb(data);
 }
@@ -97,6 +111,9 @@ static void admin_conn_free(struct admin_conn *c)
     textbuf_free(&c->body);
     textbuf_free(&c->pending);
     textbuf_free(&c->out);
+    textbuf_free(&c->tls_out);
+    textbuf_free(&c->tls_wire);
+    tls_conn_free(c->tls);
     explicit_bzero(c->auth, sizeof c->auth);
     mem_free(c);
 }
@@ -164,6 +181,30 @@ static const char *admin_status_text(int status)
 
 static void admin_write_cb(uv_write_t *req, int status);
 
+/* HTTPS: writes the ciphertext gathered in tls_out unless a write is in progress (its
+ * callback writes what gathered meanwhile). */
+static void admin_tls_flush(struct admin_conn *c)
+{
+    if (c->writing || c->closing || c->tls_out.len == 0) return;
+    struct textbuf t = c->tls_wire;
+    c->tls_wire = c->tls_out;
+    c->tls_out = t;
+    uv_buf_t buf = uv_buf_init(c->tls_wire.data, (unsigned)c->tls_wire.len);
+    c->writing = true;
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &buf, 1, admin_write_cb) != 0) {
+        c->writing = false;
+        admin_conn_close(c);
+    }
+}
+
+/* tls.c's output: ciphertext (handshake records, encrypted responses, alerts). */
+static int admin_tls_out_cb(void *arg, const uint8_t *data, size_t len)
+{
+    struct admin_conn *c = arg;
+    textbuf_append(&c->tls_out, data, len);
+    return textbuf_error(&c->tls_out) == 0 ? 0 : -ENOMEM;
+}
+
 /* Sends status with body[0..len); extra: more header lines (each ending in \r\n) or NULL. */
 static void admin_respond(struct admin_conn *c, int status, const char *ctype, const char *body,
                           size_t len, const char *extra)
@@ -178,6 +219,16 @@ static void admin_respond(struct admin_conn *c, int status, const char *ctype, c
     if (!c->head) textbuf_append(o, body, len);
     if (textbuf_error(o) != 0) {
         admin_conn_close(c);
+        return;
+    }
+    c->responding = true;
+    if (c->tls != NULL) {
+        int rc = tls_conn_write(c->tls, (const uint8_t *)o->data, o->len);
+        textbuf_reset(o);
+        if (rc != 0)
+            admin_conn_close(c);
+        else
+            admin_tls_flush(c);
         return;
     }
     uv_buf_t buf = uv_buf_init(o->data, (unsigned)o->len);
@@ -205,9 +256,11 @@ static void admin_respond_json(struct admin_conn *c, int status, struct textbuf 
     admin_respond(c, status, "application/json", body->data, body->len, extra);
 }
 
-/* {"error": message} with status (and extra headers). */
-static void admin_respond_error(struct admin_conn *c, int status, const char *message,
-                                const char *extra)
+/* {"error": message} with status (and extra headers); with a leader id (421), also
+ * "leader_id" and "leader_cluster_address". */
+static void admin_respond_error_leader(struct admin_conn *c, int status, const char *message,
+                                       const char *extra, uint64_t leader_id,
+                                       const char *leader_address)
 {
     struct textbuf tb;
     struct json_writer w;
@@ -216,9 +269,21 @@ static void admin_respond_error(struct admin_conn *c, int status, const char *me
     json_begin_object(&w);
     json_key(&w, "error");
     json_string(&w, message);
+    if (leader_id != 0) {
+        json_key(&w, "leader_id");
+        json_uint(&w, leader_id);
+        json_key(&w, "leader_cluster_address");
+        json_string(&w, leader_address);
+    }
     json_end_object(&w);
     admin_respond_json(c, status, &tb, extra);
     textbuf_free(&tb);
+}
+
+static void admin_respond_error(struct admin_conn *c, int status, const char *message,
+                                const char *extra)
+{
+    admin_respond_error_leader(c, status, message, extra, 0, NULL);
 }
 
 /* ---- requests ---- */
@@ -479,7 +544,7 @@ static void admin_serve_change(struct admin_conn *c, enum admin_route_id route)
         return;
     }
     c->op_active = true;
-    c->op.conn = c;
+    c->op = (struct admin_op){.conn = c};
     a->ops_pending++;
     uint64_t id = f[0].present ? f[0].u : 0;
     if (route == ROUTE_JOIN)
@@ -564,9 +629,16 @@ void admin_op_finish(struct admin_op *op, int http_status, const char *message)
         admin_respond_json(c, 200, &tb, NULL);
         textbuf_free(&tb);
     } else {
-        admin_respond_error(c, http_status >= 400 && http_status <= 599 ? http_status : 500,
-                            message != NULL ? message : "failed", NULL);
+        admin_respond_error_leader(c, http_status >= 400 && http_status <= 599 ? http_status : 500,
+                                   message != NULL ? message : "failed", NULL, op->leader_id,
+                                   op->leader_address);
     }
+}
+
+void admin_op_set_leader(struct admin_op *op, uint64_t id, const char *cluster_address)
+{
+    op->leader_id = id;
+    snprintf(op->leader_address, sizeof op->leader_address, "%s", cluster_address);
 }
 
 /* ---- input ---- */
@@ -622,16 +694,26 @@ static void admin_write_cb(uv_write_t *req, int status)
 {
     struct admin_conn *c = req->data;
     c->writing = false;
-    textbuf_reset(&c->out);
+    textbuf_reset(c->tls != NULL ? &c->tls_wire : &c->out);
     if (c->closing) return;
     if (status < 0) {
         admin_conn_close(c);
         return;
     }
+    if (c->tls != NULL && c->tls_out.len > 0) {
+        admin_tls_flush(c); /* more ciphertext gathered meanwhile (maybe the response) */
+        return;
+    }
+    if (!c->responding || c->draining) return; /* a handshake flight or close_notify */
+    c->responding = false;
     if (!c->keep_alive) {
         /* Let the client read the answer: half-close, then discard its input until EOF (or
          * the idle timeout) so that unread bytes do not turn the close into a reset. */
         c->draining = true;
+        if (c->tls != NULL) {
+            tls_conn_shutdown(c->tls); /* close_notify, written before the half-close */
+            admin_tls_flush(c);
+        }
         c->sreq.data = c;
         if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, admin_shutdown_cb) != 0) {
             admin_conn_close(c);
@@ -647,7 +729,74 @@ static void admin_write_cb(uv_write_t *req, int status)
     textbuf_init(&c->pending, rest.max_len);
     if (rest.len > 0) admin_feed(c, rest.data, rest.len);
     textbuf_free(&rest);
-    if (!c->message_done && !c->writing && !c->closing) admin_read_start(c);
+    if (!c->message_done && !c->responding && !c->closing) admin_read_start(c);
+}
+
+/* The peer's address for log lines. */
+static void admin_peer(struct admin_conn *c, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    char host[64] = "?";
+    unsigned port = 0;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof host);
+            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof host);
+            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        }
+    }
+    snprintf(out, cap, "%s:%u", host, port);
+}
+
+/* tls.c's plaintext: HTTP requests, parsed like plain input. */
+static int admin_tls_deliver_cb(void *arg, const uint8_t *data, size_t len)
+{
+    struct admin_conn *c = arg;
+    if (c->closing) return -ECANCELED;
+    if (c->draining) return 0;
+    if (c->message_done || c->responding) {
+        /* Pipelined behind the request being answered: parsed once it is. */
+        textbuf_append(&c->pending, data, len);
+        if (textbuf_error(&c->pending) != 0) c->keep_alive = false;
+        return 0;
+    }
+    admin_feed(c, (const char *)data, len);
+    return c->closing ? -ECANCELED : 0;
+}
+
+/* HTTPS input: a plain HTTP request is answered 400 in plain HTTP; otherwise ciphertext
+ * drives the handshake and the plaintext reaches the parser. */
+static void admin_tls_input(struct admin_conn *c, const uint8_t *data, size_t len)
+{
+    char err[256], peer[80];
+    if (!c->tls_started) {
+        c->tls_started = true;
+        if (data[0] != 0x16) { /* not a TLS handshake record */
+            admin_peer(c, peer, sizeof peer);
+            log_at(LOG_TYPE_NOTICE, "Admin API: plain HTTP from %s on the HTTPS port refused.",
+                   peer);
+            tls_conn_free(c->tls);
+            c->tls = NULL;
+            uv_read_stop((uv_stream_t *)&c->tcp);
+            c->keep_alive = false;
+            admin_respond_error(c, 400, "this admin listener speaks HTTPS only", NULL);
+            return;
+        }
+    }
+    int rc = tls_conn_input(c->tls, data, len, admin_tls_deliver_cb, c, err, sizeof err);
+    if (rc == -ECANCELED || c->closing) return;
+    if (rc < 0) {
+        if (rc != -EPIPE) {
+            admin_peer(c, peer, sizeof peer);
+            log_at(LOG_TYPE_NOTICE, "Admin API: %s from %s; closing.", err, peer);
+        }
+        admin_conn_close(c);
+        return;
+    }
+    admin_tls_flush(c);
 }
 
 static void admin_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -661,7 +810,11 @@ static void admin_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     c->last_ms = uv_now(c->a->loop);
     if (c->draining) return;
-    if (c->message_done || c->writing) {
+    if (c->tls != NULL) {
+        admin_tls_input(c, (const uint8_t *)buf->base, (size_t)nread);
+        return;
+    }
+    if (c->message_done || c->responding) {
         /* Read is stopped while a request is answered; keep bytes that raced in. */
         textbuf_append(&c->pending, buf->base, (size_t)nread);
         return;
@@ -693,10 +846,16 @@ static void admin_connection_cb(uv_stream_t *server, int status)
     textbuf_init(&c->body, a->max_request);
     textbuf_init(&c->pending, a->max_request);
     textbuf_init(&c->out, 0);
+    textbuf_init(&c->tls_out, 0);
+    textbuf_init(&c->tls_wire, 0);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
-    c->last_ms = uv_now(a->loop);
+    c->last_ms = c->accepted_ms = uv_now(a->loop);
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || a->nconns > a->max_conns) {
+        admin_conn_close(c);
+        return;
+    }
+    if (a->tls != NULL && (c->tls = tls_conn_new(a->tls, admin_tls_out_cb, c)) == NULL) {
         admin_conn_close(c);
         return;
     }
@@ -704,13 +863,25 @@ static void admin_connection_cb(uv_stream_t *server, int status)
     admin_read_start(c);
 }
 
-/* Closes connections idle for longer than idle_ms (not those waiting for an operation). */
+/* Closes connections idle for longer than idle_ms (not those waiting for an operation) and
+ * TLS handshakes not done within ADMIN_HANDSHAKE_MS. */
 static void admin_sweep_cb(uv_timer_t *t)
 {
     struct admin *a = t->data;
     uint64_t now = uv_now(a->loop);
-    for (struct admin_conn *c = a->conns; c != NULL; c = c->next)
-        if (!c->op_active && !c->closing && now - c->last_ms >= a->idle_ms) admin_conn_close(c);
+    for (struct admin_conn *c = a->conns; c != NULL; c = c->next) {
+        if (c->op_active || c->closing) continue;
+        bool stalled = c->tls != NULL && !tls_conn_established(c->tls) &&
+                       now - c->accepted_ms >= ADMIN_HANDSHAKE_MS;
+        if (stalled) {
+            char peer[80];
+            admin_peer(c, peer, sizeof peer);
+            log_at(LOG_TYPE_NOTICE,
+                   "Admin API: TLS handshake from %s not completed in %u s; closing.", peer,
+                   ADMIN_HANDSHAKE_MS / 1000);
+        }
+        if (stalled || now - c->last_ms >= a->idle_ms) admin_conn_close(c);
+    }
 }
 
 static void admin_handle_closed_cb(uv_handle_t *h)
@@ -754,6 +925,7 @@ int admin_start(uv_loop_t *loop, const struct admin_config *cfg, const struct ad
             return -ENOMEM;
         }
     }
+    if (cfg->tls != NULL) a->tls = tls_ctx_ref(cfg->tls);
     uv_tcp_init(loop, &a->server);
     a->server.data = a;
     a->handles_open++;
@@ -773,6 +945,7 @@ int admin_start(uv_loop_t *loop, const struct admin_config *cfg, const struct ad
     if (uv_tcp_getsockname(&a->server, &addr.sa, &len) == 0)
         a->port = ntohs(v6 ? addr.in6.sin6_port : addr.in.sin_port);
     unsigned every = a->idle_ms / 4 ? a->idle_ms / 4 : 1;
+    if (a->tls != NULL && every > ADMIN_HANDSHAKE_MS / 4) every = ADMIN_HANDSHAKE_MS / 4;
     uv_timer_start(&a->sweep, admin_sweep_cb, every, every);
     *out = a;
     return 0;
@@ -786,6 +959,17 @@ uint16_t admin_port(const struct admin *a)
 void *admin_ctx(const struct admin *a)
 {
     return a->hooks.ctx;
+}
+
+bool admin_is_https(const struct admin *a)
+{
+    return a->tls != NULL;
+}
+
+void admin_set_tls(struct admin *a, struct tls_ctx *tls)
+{
+    tls_ctx_unref(a->tls);
+    a->tls = tls_ctx_ref(tls);
 }
 
 void admin_close(struct admin *a, void (*cb)(void *data), void *data)

@@ -39,6 +39,7 @@
 #include "textbuf.h"
 
 struct admin;
+struct tls_ctx;
 /* One mutating request in progress; finished exactly once with admin_op_finish(). */
 struct admin_op;
 
@@ -62,6 +63,10 @@ struct admin_hooks {
  * status {"error": message}. message may be NULL; it is copied. If the client has gone the
  * answer is dropped. op is invalid afterwards. */
 void admin_op_finish(struct admin_op *op, int http_status, const char *message);
+/* Before an error admin_op_finish(): the error JSON also names the leader, "leader_id" and
+ * "leader_cluster_address" (its cluster port, not its admin listener: nodes do not learn
+ * each other's admin addresses). For 421 from a follower. */
+void admin_op_set_leader(struct admin_op *op, uint64_t id, const char *cluster_address);
 
 struct admin_config {
     const char *bind_address; /* required: an IPv4 or IPv6 literal */
@@ -70,6 +75,10 @@ struct admin_config {
     size_t max_request_bytes; /* 0: 16 KiB */
     unsigned idle_timeout_ms; /* 0: 30 s */
     unsigned max_connections; /* 0: 64 */
+    /* HTTPS (tls.h, a reference is taken); NULL: plain HTTP. A connection's first byte
+     * decides: a TLS record starts the handshake (closed if not done within 10 s), anything
+     * else is answered 400 in plain HTTP and closed. */
+    struct tls_ctx *tls;
 };
 
 /* Binds and listens. hooks is copied (ctx borrowed: it must outlive the admin). Returns 0
@@ -83,6 +92,12 @@ uint16_t admin_port(const struct admin *a);
 
 /* hooks->ctx as given to admin_start. */
 void *admin_ctx(const struct admin *a);
+
+/* Whether the listener serves HTTPS. */
+bool admin_is_https(const struct admin *a);
+/* Replaces the TLS context for new connections (a reference is taken; existing connections
+ * keep theirs). Only for a listener started with one. */
+void admin_set_tls(struct admin *a, struct tls_ctx *tls);
 
 /* Stops listening, closes every connection and calls no hook any more. The memory goes when
  * the last handle has closed and every started operation has been finished (the broker

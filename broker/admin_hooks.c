@@ -4,7 +4,9 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "admin.h"
@@ -17,6 +19,7 @@
 #include "metrics.h"
 #include "retain.h"
 #include "subs.h"
+#include "tls.h"
 
 /* Members read per call; more are read with a larger buffer. */
 #define ADMIN_HOOKS_MEMBERS 16
@@ -26,7 +29,8 @@ struct admin_view {
     struct broker *b;
     bool target_known; /* the commit index to reach was learned */
     uint64_t target;
-    bool caught_up; /* sticky: applied up to target once */
+    bool caught_up;   /* sticky: applied up to target once */
+    uv_signal_t *hup; /* HTTPS: SIGHUP reloads the certificates (owned; NULL without) */
 };
 
 /* The configuration as this node knows it. *members is allocated (mem_free it). */
@@ -119,22 +123,64 @@ static int admin_hooks_cluster_json(void *ctx, struct json_writer *w)
 
 /* ---- metrics ---- */
 
+/* The listener label: "BIND:PORT" as configured ("*:PORT" without a bind address), unique
+ * per listener. */
+static void admin_hooks_listener_name(const struct listener *l, char *where, size_t cap)
+{
+    const char *bind = l->cfg->bind_address;
+    bool v6 = bind != NULL && strchr(bind, ':') != NULL;
+    snprintf(where, cap, "%s%s%s:%u", v6 ? "[" : "", bind != NULL ? bind : "*", v6 ? "]" : "",
+             l->port ? l->port : l->cfg->port);
+}
+
+/* Connections and bytes per listener: labelled series only (the sum over listeners is the
+ * node's total). */
 static void admin_hooks_listener_metrics(struct broker *b, struct textbuf *out)
 {
-    metrics_family(out, "starling_connections", METRICS_GAUGE,
-                   "Open client connections, per listener.");
-    for (size_t i = 0; i < b->nlisteners; i++) {
-        const struct listener *l = &b->listeners[i];
-        if (l->cfg == NULL) continue;
-        char where[96];
-        const char *bind = l->cfg->bind_address;
-        bool v6 = bind != NULL && strchr(bind, ':') != NULL;
-        snprintf(where, sizeof where, "%s%s%s:%u", v6 ? "[" : "", bind != NULL ? bind : "*",
-                 v6 ? "]" : "", l->port ? l->port : l->cfg->port);
-        struct metrics_label lab[] = {{"listener", where}};
-        metrics_sample(out, "starling_connections", lab, 1,
-                       l->connections > 0 ? (uint64_t)l->connections : 0);
+    static const struct {
+        const char *name, *help;
+        enum metrics_type type;
+    } fams[] = {
+        {"starling_connections", "Open client connections, per listener.", METRICS_GAUGE},
+        {"starling_bytes_received_total", "MQTT packet bytes received from clients, per listener.",
+         METRICS_COUNTER},
+        {"starling_bytes_sent_total", "MQTT packet bytes queued to clients, per listener.",
+         METRICS_COUNTER},
+    };
+    for (size_t f = 0; f < sizeof fams / sizeof fams[0]; f++) {
+        metrics_family(out, fams[f].name, fams[f].type, fams[f].help);
+        for (size_t i = 0; i < b->nlisteners; i++) {
+            const struct listener *l = &b->listeners[i];
+            if (l->cfg == NULL) continue;
+            char where[96];
+            admin_hooks_listener_name(l, where, sizeof where);
+            struct metrics_label lab[] = {{"listener", where}};
+            uint64_t v = f == 0   ? (l->connections > 0 ? (uint64_t)l->connections : 0)
+                         : f == 1 ? l->bytes_received
+                                  : l->bytes_sent;
+            metrics_sample(out, fams[f].name, lab, 1, v);
+        }
     }
+}
+
+/* starling_raft_apply_seconds from the cluster's apply-latency buckets. */
+static void admin_hooks_apply_latency(struct broker *b, struct textbuf *out)
+{
+    struct cluster_apply_latency al;
+    struct metrics_histogram h;
+    cluster_apply_latency(b->cluster, &al);
+    if (metrics_histogram_init(&h, al.bounds_s, CLUSTER_APPLY_BUCKETS) != 0) {
+        if (out->error == 0) out->error = -EINVAL;
+        return;
+    }
+    memcpy(h.counts, al.counts, sizeof al.counts);
+    h.count = al.count;
+    h.sum = al.sum_s;
+    metrics_family(out, "starling_raft_apply_seconds", METRICS_HISTOGRAM,
+                   "Seconds from a command proposed on this node (forwarded to the leader "
+                   "from a follower) until Raft committed it and this node applied it into "
+                   "LMDB; failed proposals are not counted.");
+    metrics_histogram_write(out, "starling_raft_apply_seconds", NULL, 0, &h);
 }
 
 static void admin_hooks_cluster_metrics(struct broker *b, struct textbuf *out)
@@ -162,6 +208,7 @@ static void admin_hooks_cluster_metrics(struct broker *b, struct textbuf *out)
                   st.n_members);
     metrics_gauge(out, "starling_cluster_members_alive",
                   "Members of the configuration committed as alive.", alive);
+    admin_hooks_apply_latency(b, out);
     metrics_gauge(out, "starling_lmdb_bytes",
                   "Size of the LMDB memory map holding the state, in bytes.",
                   store_map_size(cluster_storage(b->cluster)));
@@ -236,9 +283,6 @@ static int admin_hooks_metrics(void *ctx, struct textbuf *out)
     metrics_counter(out, "starling_packets_received_total", "MQTT packets received.",
                     s->msgs_received);
     metrics_counter(out, "starling_packets_sent_total", "MQTT packets sent.", s->msgs_sent);
-    metrics_counter(out, "starling_bytes_received_total", "Bytes received from clients.",
-                    s->bytes_received);
-    metrics_counter(out, "starling_bytes_sent_total", "Bytes sent to clients.", s->bytes_sent);
     metrics_counter(out, "starling_publish_bytes_received_total", "PUBLISH packet bytes received.",
                     s->pub_bytes_received);
     metrics_counter(out, "starling_publish_bytes_sent_total", "PUBLISH packet bytes sent.",
@@ -292,9 +336,13 @@ static void admin_hooks_fail(struct broker *b, struct admin_op *op, const char *
         struct cluster_status st;
         if (admin_hooks_members(b, &m, &st) == 0) {
             for (size_t i = 0; i < st.n_members; i++)
-                if (m[i].id == st.leader_id && st.leader_id != 0)
-                    snprintf(msg, sizeof msg, "%s: %s: the leader is node %" PRIu64 " at %s", what,
-                             cluster_strerror(rc), m[i].id, m[i].address);
+                if (m[i].id == st.leader_id && st.leader_id != 0) {
+                    snprintf(msg, sizeof msg,
+                             "%s: %s: the leader is node %" PRIu64
+                             " (cluster address %s): ask its admin API",
+                             what, cluster_strerror(rc), m[i].id, m[i].address);
+                    admin_op_set_leader(op, m[i].id, m[i].address);
+                }
             mem_free(m);
         }
     }
@@ -393,13 +441,72 @@ static void admin_hooks_closed_cb(void *data)
     mem_free(data);
 }
 
+static void admin_hooks_hup_closed_cb(uv_handle_t *h)
+{
+    free(h);
+}
+
+/* SIGHUP: the admin certificates again from their files, for new connections (as the
+ * listeners do; the files are read with the privileges the broker runs with by then). */
+static void admin_hooks_hup_cb(uv_signal_t *h, int signum)
+{
+    struct broker *b = h->data;
+    const struct config *cfg = b->cfg;
+    (void)signum;
+    if (b->admin == NULL) return;
+    const struct config_tls files = {
+        .certfile = cfg->admin_certfile,
+        .keyfile = cfg->admin_keyfile,
+        .cafile = cfg->admin_cafile,
+        .require_certificate = cfg->admin_cafile != NULL,
+    };
+    struct tls_ctx *ctx;
+    char err[512];
+    if (tls_ctx_new(&files, &ctx, err, sizeof err) < 0) {
+        log_at(LOG_TYPE_ERROR, "Error: admin_listener: %s; the certificates in force stay.", err);
+        return;
+    }
+    admin_set_tls(b->admin, ctx);
+    tls_ctx_unref(ctx);
+    log_at(LOG_TYPE_NOTICE, "Reloaded the TLS certificates of the admin API.");
+}
+
+/* admin_certfile/keyfile/cafile as read at load: the HTTPS context, or NULL for HTTP. */
+static int admin_hooks_tls(const struct config *cfg, struct tls_ctx **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (cfg->admin_cert_pem == NULL) return 0;
+    const struct tls_pem pem = {
+        .cert = cfg->admin_cert_pem,
+        .cert_len = cfg->admin_cert_pem_len,
+        .key = cfg->admin_key_pem,
+        .key_len = cfg->admin_key_pem_len,
+        .ca = cfg->admin_ca_pem,
+        .ca_len = cfg->admin_ca_pem_len,
+        .cert_name = "admin_certfile",
+        .key_name = "admin_keyfile",
+        .ca_name = "admin_cafile",
+    };
+    char terr[400];
+    int rc = tls_ctx_new_pem(&pem, out, terr, sizeof terr);
+    if (rc < 0) {
+        snprintf(err, errlen, "admin_listener: %s", terr);
+        return rc == -ENOMEM ? UV_ENOMEM : UV_EINVAL;
+    }
+    return 0;
+}
+
 int admin_hooks_start(struct broker *b, struct admin **out, char *err, size_t errlen)
 {
     const struct config *cfg = b->cfg;
     *out = NULL;
     if (!cfg->admin_listener_set) return 0;
+    struct tls_ctx *tls;
+    int rc = admin_hooks_tls(cfg, &tls, err, errlen);
+    if (rc != 0) return rc;
     struct admin_view *v = mem_calloc(1, sizeof *v);
     if (v == NULL) {
+        tls_ctx_unref(tls);
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
@@ -417,22 +524,42 @@ int admin_hooks_start(struct broker *b, struct admin **out, char *err, size_t er
         .bind_address = cfg->admin_bind_address,
         .port = cfg->admin_port,
         .token = cfg->admin_token,
+        .tls = tls,
     };
-    int rc = admin_start(b->loop, &ac, &hooks, out, err, errlen);
+    rc = admin_start(b->loop, &ac, &hooks, out, err, errlen);
+    tls_ctx_unref(tls); /* the admin holds its own reference */
     if (rc != 0) {
         mem_free(v);
         return rc;
     }
+    if (tls != NULL) {
+        /* Its own SIGHUP watcher (libuv calls every one); it does not keep the loop alive. */
+        v->hup = malloc(sizeof *v->hup);
+        if (v->hup != NULL && uv_signal_init(b->loop, v->hup) == 0) {
+            v->hup->data = b;
+            uv_signal_start(v->hup, admin_hooks_hup_cb, SIGHUP);
+            uv_unref((uv_handle_t *)v->hup);
+        } else {
+            free(v->hup);
+            v->hup = NULL;
+        }
+    }
     bool v6 = strchr(cfg->admin_bind_address, ':') != NULL;
-    log_at(LOG_TYPE_NOTICE, "Admin API on http://%s%s%s:%u/%s.", v6 ? "[" : "",
-           cfg->admin_bind_address, v6 ? "]" : "", admin_port(*out),
-           cfg->admin_token != NULL ? " (bearer token required)" : "");
+    log_at(LOG_TYPE_NOTICE, "Admin API on %s://%s%s%s:%u/%s%s.", tls != NULL ? "https" : "http",
+           v6 ? "[" : "", cfg->admin_bind_address, v6 ? "]" : "", admin_port(*out),
+           cfg->admin_token != NULL ? " (bearer token required)" : "",
+           cfg->admin_cafile != NULL ? " (client certificate required)" : "");
     return 0;
 }
 
 void admin_hooks_stop(struct admin *a)
 {
     if (a == NULL) return;
+    struct admin_view *v = admin_ctx(a);
+    if (v->hup != NULL) {
+        uv_close((uv_handle_t *)v->hup, admin_hooks_hup_closed_cb);
+        v->hup = NULL;
+    }
     /* The view is the hooks' ctx: freed once the server is gone. */
-    admin_close(a, admin_hooks_closed_cb, admin_ctx(a));
+    admin_close(a, admin_hooks_closed_cb, v);
 }

@@ -82,6 +82,10 @@ struct parser {
     char cluster_file[1024];
     int cluster_line;
     const char *cluster_directive;
+    /* the first admin_certfile/keyfile/cafile line, for the check at the end */
+    char admin_tls_file[1024];
+    int admin_tls_line;
+    const char *admin_tls_directive;
 };
 
 /* ---- small helpers ---- */
@@ -845,8 +849,9 @@ static int dir_admin_token_file(struct parser *p, const struct directive *d, cha
     return 0;
 }
 
-/* cluster_cafile / cluster_certfile / cluster_keyfile: the PEM file is read now (before
- * privileges are dropped); wolfSSL checks its contents when the cluster port starts. */
+/* cluster_cafile / cluster_certfile / cluster_keyfile and admin_cafile / admin_certfile /
+ * admin_keyfile: the PEM file is read now (before privileges are dropped); wolfSSL checks its
+ * contents when the cluster port or the admin listener starts. */
 static int dir_cluster_tls_file(struct parser *p, const struct directive *d, char *value)
 {
     struct config *cfg = p->cfg;
@@ -860,6 +865,24 @@ static int dir_cluster_tls_file(struct parser *p, const struct directive *d, cha
         path_f = &cfg->cluster_keyfile;
         pem_f = &cfg->cluster_key_pem;
         len_f = &cfg->cluster_key_pem_len;
+    }
+    if (strncmp(d->name, "admin_", 6) == 0 && p->admin_tls_line == 0) {
+        snprintf(p->admin_tls_file, sizeof p->admin_tls_file, "%s", p->file);
+        p->admin_tls_line = p->line;
+        p->admin_tls_directive = d->name;
+    }
+    if (strcmp(d->name, "admin_cafile") == 0) {
+        path_f = &cfg->admin_cafile;
+        pem_f = &cfg->admin_ca_pem;
+        len_f = &cfg->admin_ca_pem_len;
+    } else if (strcmp(d->name, "admin_certfile") == 0) {
+        path_f = &cfg->admin_certfile;
+        pem_f = &cfg->admin_cert_pem;
+        len_f = &cfg->admin_cert_pem_len;
+    } else if (strcmp(d->name, "admin_keyfile") == 0) {
+        path_f = &cfg->admin_keyfile;
+        pem_f = &cfg->admin_key_pem;
+        len_f = &cfg->admin_key_pem_len;
     }
     char *path = trim(value);
     if (*path == '\0') return fail(p, -EINVAL, "missing file name");
@@ -898,6 +921,15 @@ static int cluster_resolve(struct parser *p)
         return fail(p, -EINVAL,
                     "cluster TLS needs all three of cluster_cafile, cluster_certfile and "
                     "cluster_keyfile");
+    }
+    if ((cfg->admin_certfile != NULL) != (cfg->admin_keyfile != NULL) ||
+        (cfg->admin_cafile != NULL && cfg->admin_certfile == NULL)) {
+        p->file = p->admin_tls_file;
+        p->line = p->admin_tls_line;
+        p->directive = p->admin_tls_directive;
+        return fail(p, -EINVAL,
+                    "admin HTTPS needs admin_certfile and admin_keyfile (admin_cafile only with "
+                    "them)");
     }
     if (!config_is_clustered(cfg)) return 0;
     p->file = p->cluster_file;
@@ -1132,8 +1164,9 @@ static const struct directive directives[] = {
     SPECIAL("cluster_keyfile", SCOPE_GLOBAL, dir_cluster_tls_file),
     SPECIAL("admin_listener", SCOPE_GLOBAL, dir_admin_listener),
     SPECIAL("admin_token_file", SCOPE_GLOBAL, dir_admin_token_file),
-    UNSUPPORTED("admin_certfile"),
-    UNSUPPORTED("admin_keyfile"),
+    SPECIAL("admin_cafile", SCOPE_GLOBAL, dir_cluster_tls_file),
+    SPECIAL("admin_certfile", SCOPE_GLOBAL, dir_cluster_tls_file),
+    SPECIAL("admin_keyfile", SCOPE_GLOBAL, dir_cluster_tls_file),
     /* listener options of later milestones */
     UNSUPPORTED("bind_interface"),
     UNSUPPORTED("http_dir"),
@@ -1613,6 +1646,13 @@ void config_free(struct config *cfg)
     mem_free(cfg->admin_token_file);
     if (cfg->admin_token != NULL) explicit_bzero(cfg->admin_token, strlen(cfg->admin_token));
     mem_free(cfg->admin_token);
+    mem_free(cfg->admin_certfile);
+    mem_free(cfg->admin_keyfile);
+    mem_free(cfg->admin_cafile);
+    mem_free(cfg->admin_cert_pem);
+    mem_free(cfg->admin_ca_pem);
+    if (cfg->admin_key_pem != NULL) explicit_bzero(cfg->admin_key_pem, cfg->admin_key_pem_len);
+    mem_free(cfg->admin_key_pem);
     memset(cfg, 0, sizeof *cfg);
 }
 

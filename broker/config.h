@@ -192,6 +192,15 @@ struct config {
     char *admin_bind_address; /* default "127.0.0.1"; never NULL after load */
     char *admin_token_file;   /* NULL: no token, every call is allowed */
     char *admin_token;        /* the bearer token read from admin_token_file, or NULL */
+    char *admin_certfile; /* HTTPS: certfile and keyfile together (checked at load); NULL: HTTP */
+    char *admin_keyfile;
+    char *admin_cafile;   /* client certificates signed by it required; NULL: none asked */
+    char *admin_cert_pem; /* the files' contents, read at load (NUL-terminated) */
+    size_t admin_cert_pem_len;
+    char *admin_key_pem; /* wiped when freed */
+    size_t admin_key_pem_len;
+    char *admin_ca_pem;
+    size_t admin_ca_pem_len;
 };
 
 /* True when cluster_peers or cluster_join was given: the node is (or becomes) one member of

@@ -173,6 +173,7 @@ static size_t conn_process(struct conn *c, const uint8_t *buf, size_t len)
         }
         off += pkt.wire_len;
         c->b->stats.bytes_received += pkt.wire_len;
+        c->lst->bytes_received += pkt.wire_len;
         c->b->stats.msgs_received++;
         if (pkt.type == MQTT_CONNECT && c->x && c->x->tls && !conn_cert_username(c, &pkt))
             return len;
@@ -456,6 +457,7 @@ uint8_t *conn_reserve(struct conn *c, size_t len)
     c->olen += (uint32_t)len;
     c->out_queued += len;
     c->b->stats.bytes_sent += len;
+    c->lst->bytes_sent += len;
     conn_schedule_flush(c);
     return out;
 }
@@ -475,6 +477,7 @@ int conn_write_shared(struct conn *c, struct msg *m, const uint8_t *base, size_t
     msg_ref(m);
     c->out_queued += len;
     c->b->stats.bytes_sent += len;
+    c->lst->bytes_sent += len;
     conn_schedule_flush(c);
     return 0;
 }

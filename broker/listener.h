@@ -32,7 +32,8 @@ struct listener {
     const struct config_listener *cfg;
     struct listener_sock socks[4];
     unsigned nsocks;
-    int connections;      /* live connections accepted here */
+    int connections;                     /* live connections accepted here */
+    uint64_t bytes_received, bytes_sent; /* MQTT bytes of its clients (also in broker_stats) */
     uint16_t port;        /* the port bound (the configured one, or the one picked for 0) */
     struct auth_db *auth; /* password file in force for this listener (NULL: none) */
     struct acl *acl;      /* ACL in force (NULL: none) */

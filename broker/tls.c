@@ -151,6 +151,64 @@ int tls_ctx_new(const struct config_tls *cfg, struct tls_ctx **out, char *err, s
     return 0;
 }
 
+int tls_ctx_new_pem(const struct tls_pem *pem, struct tls_ctx **out, char *err, size_t errlen)
+{
+    tls_library_init();
+    *out = NULL;
+    WOLFSSL_METHOD *method = wolfSSLv23_server_method();
+    WOLFSSL_CTX *ctx = method ? wolfSSL_CTX_new(method) : NULL;
+    struct tls_ctx *c = calloc(1, sizeof *c);
+    if (!ctx || !c) {
+        if (ctx) wolfSSL_CTX_free(ctx);
+        free(c);
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    c->ctx = ctx;
+    c->refs = 1;
+    int rc = 0;
+    if (wolfSSL_CTX_SetMinVersion(ctx, WOLFSSL_TLSV1_2) != 1) {
+        snprintf(err, errlen, "cannot restrict TLS to 1.2 and later");
+        rc = -EINVAL;
+    } else if (wolfSSL_CTX_use_certificate_chain_buffer_format(
+                   ctx, (const unsigned char *)pem->cert, (long)pem->cert_len,
+                   WOLFSSL_FILETYPE_PEM) != 1) {
+        snprintf(err, errlen, "%s: not a PEM certificate", pem->cert_name);
+        rc = -EINVAL;
+    } else if (wolfSSL_CTX_use_PrivateKey_buffer(ctx, (const unsigned char *)pem->key,
+                                                 (long)pem->key_len, WOLFSSL_FILETYPE_PEM) != 1) {
+        snprintf(err, errlen, "%s: not a PEM key without password", pem->key_name);
+        rc = -EINVAL;
+    } else if (wolfSSL_CTX_check_private_key(ctx) != 1) {
+        snprintf(err, errlen, "%s does not match %s", pem->key_name, pem->cert_name);
+        rc = -EINVAL;
+    } else if (pem->ca != NULL &&
+               wolfSSL_CTX_load_verify_buffer(ctx, (const unsigned char *)pem->ca,
+                                              (long)pem->ca_len, WOLFSSL_FILETYPE_PEM) != 1) {
+        snprintf(err, errlen, "%s: no PEM CA certificate", pem->ca_name);
+        rc = -EINVAL;
+    }
+    if (rc < 0) {
+        tls_ctx_unref(c);
+        return rc;
+    }
+    wolfSSL_CTX_set_verify(ctx,
+                           pem->ca != NULL
+                               ? WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT
+                               : WOLFSSL_VERIFY_NONE,
+                           NULL);
+    wolfSSL_CTX_SetIORecv(ctx, tls_recv_cb);
+    wolfSSL_CTX_SetIOSend(ctx, tls_send_cb);
+    *out = c;
+    return 0;
+}
+
+struct tls_ctx *tls_ctx_ref(struct tls_ctx *c)
+{
+    c->refs++;
+    return c;
+}
+
 void tls_ctx_unref(struct tls_ctx *c)
 {
     if (!c || --c->refs > 0) return;

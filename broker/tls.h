@@ -32,6 +32,18 @@ typedef int (*tls_deliver_fn)(void *arg, const uint8_t *data, size_t len);
 int tls_ctx_new(const struct config_tls *cfg, struct tls_ctx **out, char *err, size_t errlen);
 void tls_ctx_unref(struct tls_ctx *ctx);
 
+/* A server context from PEM contents in memory (read before privileges were dropped): the
+ * certificate chain and its key, and, when ca is not NULL, client certificates signed by ca
+ * required. TLS 1.2 and later. The *_name strings name each one in err (a directive). */
+struct tls_pem {
+    const char *cert, *key, *ca;
+    size_t cert_len, key_len, ca_len;
+    const char *cert_name, *key_name, *ca_name;
+};
+int tls_ctx_new_pem(const struct tls_pem *pem, struct tls_ctx **out, char *err, size_t errlen);
+/* Another reference to ctx (dropped with tls_ctx_unref). */
+struct tls_ctx *tls_ctx_ref(struct tls_ctx *ctx);
+
 /* A new connection's TLS state (takes a reference on ctx); NULL without memory. */
 struct tls_conn *tls_conn_new(struct tls_ctx *ctx, tls_out_fn out, void *arg);
 void tls_conn_free(struct tls_conn *t);

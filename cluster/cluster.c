@@ -319,6 +319,46 @@ int cluster_queue_local(struct cluster *c, const uint8_t *cmd, size_t size, clus
     return 0;
 }
 
+/* ---- apply latency ---- */
+
+static const double apply_bounds_s[CLUSTER_APPLY_BUCKETS] = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+};
+
+/* A proposal of this node on its way: the proposer's callback and when it was proposed. */
+struct timed {
+    struct cluster *c;
+    cluster_applied_cb cb;
+    void *data;
+    uint64_t start_ns;
+};
+
+static void apply_latency_observe(struct cluster *c, uint64_t ns)
+{
+    struct cluster_apply_latency *h = &c->apply_latency;
+    double s = (double)ns / 1e9;
+    size_t i = 0;
+    while (i < CLUSTER_APPLY_BUCKETS && s > apply_bounds_s[i])
+        i++;
+    h->counts[i]++;
+    h->count++;
+    h->sum_s += s;
+}
+
+static void timed_cb(void *data, int status, uint64_t index)
+{
+    struct timed t = *(struct timed *)data;
+    free(data);
+    if (status == 0) apply_latency_observe(t.c, uv_hrtime() - t.start_ns);
+    if (t.cb) t.cb(t.data, status, index);
+}
+
+void cluster_apply_latency(const struct cluster *c, struct cluster_apply_latency *out)
+{
+    *out = c->apply_latency;
+    memcpy(out->bounds_s, apply_bounds_s, sizeof out->bounds_s);
+}
+
 int cluster_propose(struct cluster *c, const struct cluster_cmd *cmd, cluster_applied_cb cb,
                     void *data)
 {
@@ -332,11 +372,18 @@ int cluster_propose(struct cluster *c, const struct cluster_cmd *cmd, cluster_ap
     if (size == 0) return -EINVAL;
     uint8_t stack[512];
     uint8_t *buf = size <= sizeof stack ? stack : malloc(size);
-    if (!buf) return -ENOMEM;
+    struct timed *t = malloc(sizeof *t);
+    if (!buf || !t) {
+        if (buf != stack) free(buf);
+        free(t);
+        return -ENOMEM;
+    }
+    *t = (struct timed){.c = c, .cb = cb, .data = data, .start_ns = uv_hrtime()};
     cluster_cmd_encode(cmd, buf, size);
-    int rc = leader ? cluster_queue_local(c, buf, size, cb, data)
-                    : multi_propose(c, buf, size, cb, data);
+    int rc = leader ? cluster_queue_local(c, buf, size, timed_cb, t)
+                    : multi_propose(c, buf, size, timed_cb, t);
     if (buf != stack) free(buf);
+    if (rc != 0) free(t);
     return rc;
 }
 

@@ -72,7 +72,8 @@ struct cluster {
     struct proposal *inflight_head, *inflight_tail;
 
     uint64_t leader_id;
-    uint64_t restored_index; /* a restore to report from the next check, or 0 */
+    uint64_t restored_index;                    /* a restore to report from the next check, or 0 */
+    struct cluster_apply_latency apply_latency; /* cluster_propose -> applied (cluster.c) */
     bool closing;
     bool unavailable_logged; /* raft stopped after an I/O error (logged once) */
     cluster_close_cb close_cb;

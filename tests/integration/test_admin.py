@@ -1,15 +1,22 @@
 """The admin HTTP API of one node (admin_listener): /healthz, /readyz, /api/v1/cluster, /metrics
-(parsed with the Prometheus client's own text parser), the bearer token, and starling-ctl."""
+(parsed with the Prometheus client's own text parser), the bearer token, and starling-ctl; and
+the same over HTTPS (admin_certfile, admin_keyfile, admin_cafile) with certificates made here
+with openssl."""
 
 import http.client
 import json
 import os
+import shutil
+import socket
+import ssl
 import subprocess
+import tempfile
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness import WAIT, Broker, broker_bin, free_port, starling_only, wait_until
+from harness import (WAIT, Broker, broker_bin, free_port, run_broker, starling_only,
+                     wait_until)
 from pahoclient import V311, Client
 
 TOKEN = "it-admin-token-0123456789"
@@ -220,3 +227,214 @@ def test_without_token_everything_is_open_and_loopback_is_the_default():
         assert status == 200 and json.loads(text)["leader"] == 1
         r = ctl("status", port=port)
         assert r.returncode == 0, r.stderr
+
+
+# ---- HTTPS (admin_certfile / admin_keyfile / admin_cafile) ----
+
+def openssl(*args, cwd):
+    r = subprocess.run(["openssl"] + list(args), cwd=cwd, capture_output=True, text=True,
+                       timeout=WAIT)
+    assert r.returncode == 0, r.stderr
+
+
+def make_ca(d, name):
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", name + ".key", "-out", name + ".crt", "-days", "30", "-subj",
+            "/CN=" + name, cwd=d)
+
+
+def make_cert(d, name, ca, cn, server):
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+            name + ".key", "-out", name + ".csr", "-subj", "/CN=" + cn, cwd=d)
+    ext = os.path.join(d, name + ".ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n" if server else
+                "extendedKeyUsage=clientAuth\n")
+    openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".crt", "-CAkey", ca + ".key",
+            "-CAcreateserial", "-days", "30", "-extfile", ext, "-out", name + ".crt", cwd=d)
+
+
+@pytest.fixture(scope="module")
+def pki():
+    d = tempfile.mkdtemp(prefix="starling-admin-tls-")
+    make_ca(d, "ca")
+    make_ca(d, "otherca")
+    make_cert(d, "server", "ca", "127.0.0.1", server=True)
+    make_cert(d, "server2", "otherca", "127.0.0.1", server=True)
+    make_cert(d, "ops", "ca", "ops", server=False)
+    make_cert(d, "stranger", "otherca", "ops", server=False)
+    yield lambda name: os.path.join(d, name)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def https_request(port, method, path, ca, token=None, cert=None, key=None):
+    """One HTTPS request on its own connection; returns (status, body str)."""
+    ctx = ssl.create_default_context(cafile=ca)
+    if cert:
+        ctx.load_cert_chain(cert, key)
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=WAIT, context=ctx)
+    try:
+        h = {"Authorization": "Bearer " + token} if token else {}
+        conn.request(method, path, headers=h)
+        r = conn.getresponse()
+        return r.status, r.read().decode()
+    finally:
+        conn.close()
+
+
+def https_ctl(port, pki, *args, token_file=None, extra=()):
+    cmd = [ctl_bin(), "-H", "https://127.0.0.1:%d" % port, "--timeout", str(WAIT)] + list(extra)
+    if token_file:
+        cmd += ["--token-file", token_file]
+    return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=WAIT * 2)
+
+
+def https_conf(pki, port, token_file, crt=None, key=None, extra=""):
+    return ("admin_listener %d 127.0.0.1\nadmin_token_file %s\nadmin_certfile %s\n"
+            "admin_keyfile %s\n%s" % (port, token_file, crt or pki("server.crt"),
+                                       key or pki("server.key"), extra))
+
+
+@pytest.fixture
+def token_file(tmp_path):
+    path = str(tmp_path / "token")
+    with open(path, "w") as f:
+        f.write(TOKEN + "\n")
+    return path
+
+
+def https_up(port, ca):
+    try:
+        return https_request(port, "GET", "/readyz", ca)[0] == 200
+    except (OSError, ssl.SSLError):
+        return False
+
+
+def test_https_with_token_and_ctl(pki, token_file):
+    require_admin_wired()
+    port = free_port()
+    with Broker(https_conf(pki, port, token_file)) as b:
+        b.wait_log("Admin API on https://127.0.0.1:%d/ (bearer token required)" % port)
+        wait_until(lambda: https_up(port, pki("ca.crt")), what="HTTPS /readyz 200")
+        assert https_request(port, "GET", "/healthz", pki("ca.crt")) == (200, "ok\n")
+        # the token is still required
+        status, text = https_request(port, "GET", "/api/v1/cluster", pki("ca.crt"))
+        assert status == 401 and "unauthorized" in json.loads(text)["error"]
+        status, text = https_request(port, "GET", "/api/v1/cluster", pki("ca.crt"), token=TOKEN)
+        assert status == 200 and json.loads(text)["leader"] == 1
+        # keep-alive: several requests over one TLS connection
+        conn = http.client.HTTPSConnection(
+            "127.0.0.1", port, timeout=WAIT,
+            context=ssl.create_default_context(cafile=pki("ca.crt")))
+        try:
+            for _ in range(3):
+                conn.request("GET", "/metrics", headers={"Authorization": "Bearer " + TOKEN})
+                r = conn.getresponse()
+                fams = {f.name for f in text_string_to_metric_families(r.read().decode())}
+                assert r.status == 200 and "starling_raft_apply_seconds" in fams
+        finally:
+            conn.close()
+        # a client that trusts another CA does not get through
+        with pytest.raises(ssl.SSLError):
+            https_request(port, "GET", "/healthz", pki("otherca.crt"))
+        # starling-ctl over HTTPS
+        r = https_ctl(port, pki, "status", token_file=token_file, extra=["--cafile",
+                                                                         pki("ca.crt")])
+        assert r.returncode == 0, r.stderr
+        assert "members        1 (1 alive)" in r.stdout
+        r = https_ctl(port, pki, "status", extra=["--cafile", pki("ca.crt")])
+        assert r.returncode == 4, r.stderr
+        r = https_ctl(port, pki, "status", token_file=token_file,
+                      extra=["--cafile", pki("otherca.crt")])
+        assert r.returncode == 3 and "TLS handshake failed" in r.stderr, r.stderr
+        # plain HTTP to the HTTPS port: a clear 400 in plain HTTP, then the connection closes
+        status, headers, text = request(port, "GET", "/healthz")
+        assert status == 400 and "HTTPS only" in json.loads(text)["error"]
+        assert headers["connection"] == "close"
+        b.wait_log("plain HTTP from 127.0.0.1:")
+        r = ctl("status", token_file=token_file, port=port)
+        assert r.returncode == 1 and "HTTPS only" in r.stderr, r.stderr
+        # the listener still serves
+        assert https_request(port, "GET", "/healthz", pki("ca.crt")) == (200, "ok\n")
+
+
+def test_https_stalled_handshake_does_not_block(pki, token_file):
+    require_admin_wired()
+    port = free_port()
+    with Broker(https_conf(pki, port, token_file)) as b:
+        wait_until(lambda: https_up(port, pki("ca.crt")), what="HTTPS /readyz 200")
+        # half a ClientHello, then nothing
+        stalled = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+        try:
+            stalled.sendall(bytes([0x16, 0x03, 0x01, 0x02, 0x00, 0x01]))
+            for _ in range(3):
+                assert https_request(port, "GET", "/healthz", pki("ca.crt")) == (200, "ok\n")
+            # ... and it is closed once the handshake time (10 s) has passed
+            b.wait_log("not completed in 10 s", timeout=WAIT + 15)
+            stalled.settimeout(WAIT)
+            assert stalled.recv(100) == b""
+        finally:
+            stalled.close()
+
+
+def test_https_client_certificate_and_reload(pki, token_file, tmp_path):
+    """admin_cafile: a client certificate signed by it is required; SIGHUP reloads the
+    server certificate for new connections."""
+    require_admin_wired()
+    port = free_port()
+    crt, key = str(tmp_path / "s.crt"), str(tmp_path / "s.key")
+    shutil.copy(pki("server.crt"), crt)
+    shutil.copy(pki("server.key"), key)
+    conf = https_conf(pki, port, token_file, crt, key, "admin_cafile %s\n" % pki("ca.crt"))
+    with Broker(conf) as b:
+        b.wait_log("(client certificate required)")
+        ops = dict(cert=pki("ops.crt"), key=pki("ops.key"))
+        wait_until(lambda: https_request(port, "GET", "/readyz", pki("ca.crt"), **ops)[0] == 200,
+                   what="HTTPS /readyz 200 with a client certificate")
+
+        def refused(**kw):
+            try:
+                https_request(port, "GET", "/healthz", pki("ca.crt"), **kw)
+            except (ssl.SSLError, ConnectionError):
+                return True
+            return False
+
+        assert refused()  # no client certificate
+        assert refused(cert=pki("stranger.crt"), key=pki("stranger.key"))  # another CA
+        b.wait_log("TLS handshake failed")
+        r = https_ctl(port, pki, "status", token_file=token_file,
+                      extra=["--cafile", pki("ca.crt"), "--cert", ops["cert"], "--key",
+                             ops["key"]])
+        assert r.returncode == 0, r.stderr
+        # SIGHUP: the server certificate now comes from another CA
+        shutil.copy(pki("server2.crt"), crt)
+        shutil.copy(pki("server2.key"), key)
+        b.sighup()
+        b.wait_log("Reloaded the TLS certificates of the admin API")
+        assert https_request(port, "GET", "/healthz", pki("otherca.crt"), **ops) == (200, "ok\n")
+        with pytest.raises(ssl.SSLError):
+            https_request(port, "GET", "/healthz", pki("ca.crt"), **ops)
+        # a broken file on reload: the certificates in force stay
+        with open(key, "w") as f:
+            f.write("not a key\n")
+        b.sighup()
+        b.wait_log("the certificates in force stay")
+        assert https_request(port, "GET", "/healthz", pki("otherca.crt"), **ops) == (200, "ok\n")
+
+
+def test_https_bad_files_stop_start_up(pki, token_file):
+    require_admin_wired()
+    with tempfile.TemporaryDirectory() as d:
+        if os.getuid() == 0:
+            os.chmod(d, 0o777)  # the broker may drop root privileges before failing
+        conf = os.path.join(d, "c.conf")
+        for crt, key, want in [(pki("server.crt"), pki("server.csr"),
+                                "admin_keyfile: not a PEM key"),
+                               (pki("server.csr"), pki("server.key"),
+                                "admin_certfile: not a PEM certificate")]:
+            with open(conf, "w") as f:
+                f.write("listener %d 127.0.0.1\npersistence_location %s/data/\n%s"
+                        % (free_port(), d, https_conf(pki, free_port(), token_file, crt, key)))
+            r = run_broker(["-c", conf], cwd=d)
+            assert r.returncode != 0
+            assert want in r.stdout + r.stderr, r.stdout + r.stderr

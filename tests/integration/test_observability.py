@@ -149,16 +149,18 @@ def test_counters_move_with_traffic(cluster):
         got = sub.expect_n(n)
         assert all(m.payload == payload for m in got)
 
-    def grew(name, by):
-        def check():
-            now = samples(scrape(node))
-            return now[(name, frozenset())] - before[(name, frozenset())] >= by
-        wait_until(check, what="%s +%d" % (name, by))
+    def grew(name, by, **labels):
+        key = (name, frozenset(labels.items()))
 
+        def check():
+            return samples(scrape(node))[key] - before[key] >= by
+        wait_until(check, what="%s%s +%d" % (name, labels, by))
+
+    listener = "%s:%d" % (node.host, node.port)
     grew("starling_messages_received_total", n)
     grew("starling_messages_sent_total", n)
-    grew("starling_bytes_received_total", n * len(payload))
-    grew("starling_bytes_sent_total", n * len(payload))
+    grew("starling_bytes_received_total", n * len(payload), listener=listener)
+    grew("starling_bytes_sent_total", n * len(payload), listener=listener)
     grew("starling_publish_bytes_received_total", n * len(payload))
     grew("starling_packets_received_total", n)
 
@@ -183,6 +185,72 @@ def test_connections_per_listener(cluster):
         for c in (c1, c2, c3):
             c.disconnect()
     wait_until(lambda: conns() == (0, 0), what="all gone: %s" % (conns(),))
+
+
+def test_bytes_per_listener(cluster):
+    """Bytes are labelled by listener only (no unlabelled total to double count): traffic on
+    the second listener moves its series, not the first one's."""
+    node = cluster.nodes[1]
+    a = "%s:%d" % (node.host, node.port)
+    b = "%s:%d" % (node.host, node.port2)
+    fams = {f.name: f for f in scrape(node)}
+    for fam in ("starling_bytes_received", "starling_bytes_sent", "starling_connections"):
+        assert {s.labels.get("listener") for s in fams[fam].samples} == {a, b}, fam
+    n, payload = 10, b"y" * 500
+    with Client(node, "obs-bytes", V311, port=node.port2) as c:
+        c.subscribe("obs/bytes", qos=0)
+
+        def routed():
+            c.publish("obs/bytes", b"probe", qos=1)
+            return any(m.payload == b"probe" for m in c.drain())
+        wait_until(routed, interval=0.2, what="first delivery to obs-bytes")
+        before = samples(scrape(node))
+        for i in range(n):
+            c.publish("obs/bytes", payload, qos=1)
+        assert len(c.expect_n(n)) == n
+        after = samples(scrape(node))
+
+    def delta(name, listener):
+        key = (name, frozenset({("listener", listener)}))
+        return after[key] - before[key]
+    assert delta("starling_bytes_received_total", b) >= n * len(payload)
+    assert delta("starling_bytes_sent_total", b) >= n * len(payload)
+    assert delta("starling_bytes_received_total", a) < len(payload)
+    assert delta("starling_bytes_sent_total", a) < len(payload)
+
+
+def apply_histogram(node):
+    fam = [f for f in scrape(node) if f.name == "starling_raft_apply_seconds"]
+    assert fam and fam[0].type == "histogram", "no starling_raft_apply_seconds histogram"
+    by = {s.name: s for s in fam[0].samples if s.name != fam[0].name + "_bucket"}
+    buckets = [(float(s.labels["le"]), s.value) for s in fam[0].samples
+               if s.name == fam[0].name + "_bucket"]
+    return by[fam[0].name + "_count"].value, by[fam[0].name + "_sum"].value, buckets
+
+
+def test_apply_histogram_counts_on_leader_and_follower(cluster):
+    """Every command a node proposes (a follower forwards them to the leader) is observed once
+    it is applied on that node."""
+    leader = cluster.nodes[1].status()["leader"]
+    for node in cluster.nodes.values():
+        count0, sum0, _ = apply_histogram(node)
+        k = 5
+        cid = "obs-apply-%d" % node.id
+        c = Client(node, cid, V311, clean=False)
+        try:
+            for i in range(k):
+                c.subscribe("obs/apply/%d/%d" % (node.id, i), qos=1)
+        finally:
+            c.disconnect()
+        # a clean session ends it all: its subscriptions are purged through Raft as well
+        Client(node, cid, V311, clean=True).disconnect()
+        wait_until(lambda: apply_histogram(node)[0] >= count0 + k,
+                   what="node %d (%s): apply count +%d" % (
+                       node.id, "leader" if node.id == leader else "follower", k))
+        count, total, buckets = apply_histogram(node)
+        assert total > sum0
+        assert buckets[-1] == (float("inf"), count)
+        assert [v for _, v in buckets] == sorted(v for _, v in buckets)
 
 
 def test_subscriptions_and_retained_gauges(cluster):
@@ -231,8 +299,7 @@ def test_dropped_by_reason_after_queue_limit(cluster):
 
 def test_histograms_well_formed(cluster):
     fams = [f for f in scrape(cluster.nodes[1]) if f.type == "histogram"]
-    if not fams:
-        pytest.skip("no histogram in /metrics (starling_raft_apply_seconds is not exported)")
+    assert "starling_raft_apply_seconds" in {f.name for f in fams}
     for f in fams:
         buckets = [s for s in f.samples if s.name == f.name + "_bucket"]
         count = [s.value for s in f.samples if s.name == f.name + "_count"]
@@ -255,6 +322,20 @@ def test_raft_metrics_agree_with_the_api(cluster):
         assert value(n, "starling_cluster_members") == 2
         assert value(n, "starling_raft_commit_index") >= 1
     assert value(n1, "starling_raft_term") == st["term"]
+
+
+def test_follower_answers_421_with_the_leader(cluster):
+    """A membership change asked of a follower: 421 naming the leader's id and cluster
+    address (nodes do not know each other's admin listeners)."""
+    st = cluster.nodes[1].status()
+    leader = st["leader"]
+    follower = next(n for n in cluster.nodes.values() if n.id != leader)
+    address = {m["id"]: m["address"] for m in st["members"]}[leader]
+    status, body = follower.http("POST", "/api/v1/cluster/remove", {"id": 99}, timeout=WAIT)
+    assert status == 421, (status, body)
+    assert body["leader_id"] == leader
+    assert body["leader_cluster_address"] == address
+    assert "the leader is node %d (cluster address %s)" % (leader, address) in body["error"]
 
 
 def test_sys_cluster_topics(cluster):

@@ -549,8 +549,15 @@ static void error_messages(void **state)
          "t.conf:1: admin_listener: unexpected extra value 'x'"},
         {"admin_listener 8088 a/b\n", -EINVAL,
          "t.conf:1: admin_listener: invalid bind address 'a/b'"},
-        {"admin_certfile /c\n", -ENOTSUP, "t.conf:1: admin_certfile: not supported yet"},
-        {"admin_keyfile /k\n", -ENOTSUP, "t.conf:1: admin_keyfile: not supported yet"},
+        {"admin_certfile /nonexistent-starling-crt\n", -ENOENT,
+         "t.conf:1: admin_certfile: cannot read '/nonexistent-starling-crt': No such file or "
+         "directory"},
+        {"admin_listener 8088\nadmin_certfile /etc/passwd\n", -EINVAL,
+         "t.conf:2: admin_certfile: admin HTTPS needs admin_certfile and admin_keyfile "
+         "(admin_cafile only with them)"},
+        {"admin_cafile /etc/passwd\n", -EINVAL,
+         "t.conf:1: admin_cafile: admin HTTPS needs admin_certfile and admin_keyfile "
+         "(admin_cafile only with them)"},
         {"admin_token_file\n", -EINVAL, "t.conf:1: admin_token_file: missing file name"},
         {"admin_token_file /nonexistent-starling-token\n", -ENOENT,
          "t.conf:1: admin_token_file: cannot read '/nonexistent-starling-token': No such file "
