@@ -15,10 +15,23 @@ N_RETAINED = 30
 
 
 def _fill(node, tag):
+    """Retained QoS 1 messages, each published again on a new connection if the broker closed
+    the connection first (a publish that meets a change of the live set, docs/cluster.md), as
+    a client that reconnects does."""
     pub = Client(node, "ls-pub-%s" % tag, V311)
     for i in range(N_RETAINED):
-        pub.publish("ls/%s/%d" % (tag, i), b"%s%d" % (tag.encode(), i), qos=1, retain=True,
-                    timeout=CLUSTER_WAIT)
+        for attempt in range(5):
+            gone = len(pub.disconnects)
+            info = pub.publish("ls/%s/%d" % (tag, i), b"%s%d" % (tag.encode(), i), qos=1,
+                               retain=True, wait=False)
+            pub._wait(lambda: info.mid in pub.published or len(pub.disconnects) > gone,
+                      CLUSTER_WAIT, "PUBACK or disconnect")
+            if info.mid in pub.published:
+                break
+            pub.disconnect()
+            pub = Client(node, "ls-pub-%s" % tag, V311)
+        else:
+            raise AssertionError("ls/%s/%d: no PUBACK in 5 connections" % (tag, i))
     pub.disconnect()
 
 
