@@ -5,7 +5,10 @@ the other initial members first, joins through the leader, which demotes it to a
 it up and promotes it again. Checked from the logs of both sides, the membership, and the state
 the node then serves."""
 
+import os
 import shutil
+
+import pytest
 
 from cluster_harness import CLUSTER_WAIT, Cluster, Node
 from harness import wait_until
@@ -128,3 +131,41 @@ def test_sigterm_while_asking_the_other_members():
         lone.wait_log("asking the other initial members", timeout=CLUSTER_WAIT)
         lone.sigterm()  # asserts exit status 0
         assert "bootstrapped" not in lone.log_text()
+
+
+def test_join_through_a_name_of_several_hosts_including_this_one(tmp_path):
+    """cluster_join names every member (a Kubernetes headless Service): the name resolves to
+    this node first, which it skips, then to a member. The joiner runs in a mount namespace of
+    its own whose /etc/hosts maps the name to 127.0.0.1 (itself) and 127.0.0.2."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("needs root and unshare(1) for a private /etc/hosts")
+    c = Cluster(3, proxy=False, start=False)
+    with c:
+        c._check_env()
+        for i in (2, 3):
+            c.nodes[i] = Node(c, i)
+        peers = " ".join("%d@%s" % (i, c.nodes[i].advertise) for i in (2, 3))
+        for i in (2, 3):
+            c.nodes[i].peers_line = peers
+            c.nodes[i].create()
+            c.nodes[i].start(wait=False)
+        c.wait_leader(nodes=[c.nodes[2], c.nodes[3]])
+        port = c.nodes[2].cluster_port
+        hosts = tmp_path / "hosts"
+        hosts.write_text("127.0.0.1 localhost\n127.0.0.1 members.test\n"
+                         "127.0.0.2 members.test\n")
+        joiner = Node(c, 1, join="members.test:%d" % port)
+        joiner.cluster_port = port  # 127.0.0.1:port, beside node 2's 127.0.0.2:port
+        joiner.advertise = "127.0.0.1:%d" % port
+        c.nodes[1] = joiner
+        joiner.create()
+        joiner.broker.wrapper = ["unshare", "--mount", "sh", "-c",
+                                 'mount --bind "$0" /etc/hosts && exec "$@"', str(hosts)]
+        joiner.start(wait=False)
+        c.wait_members(lambda ms: any(m["id"] == 1 and m.get("role") == "voter" for m in ms),
+                       CLUSTER_WAIT, "node 1 a voter")
+        joiner.wait_ready()
+        assert "joined the cluster as node 1" in joiner.log_text()
+        if "reached this node; trying the next host" not in joiner.log_text():
+            # the resolver ordered node 2 first: the rotation was not needed this time
+            print("members.test resolved to node 2 first")

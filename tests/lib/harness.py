@@ -138,6 +138,7 @@ class Broker:
         self.proc = None
         self.port = port
         self.use_conf = use_conf
+        self.wrapper = []  # a command the broker runs under (unshare ..., a test's own)
         self.env = dict(os.environ, **(env or {}))
         text = _conf_text(conf)
         if not raw and use_conf:
@@ -180,7 +181,8 @@ class Broker:
 
     def start(self):
         self._logf = open(self.log, "ab")
-        cmd = [broker_bin()] + (["-c", self.conf_path] if self.use_conf else []) + self.args
+        cmd = self.wrapper + [broker_bin()] + (["-c", self.conf_path] if self.use_conf else [])
+        cmd += self.args
         self.proc = subprocess.Popen(cmd, stdout=self._logf, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, cwd=self.tmp, env=self.env)
         if self.wait_port and self.port is not None:
