@@ -152,11 +152,42 @@ static void hook_applied(void *ctx, const struct cluster_cmd *cmd, uint64_t inde
     }
 }
 
+/* Followers learn the commit index from the leader's next AppendEntries, which libraft sends
+ * with new entries or after a heartbeat interval: a follower waiting to apply an entry (its
+ * own proposal, or the state a forwarded publish needs) would wait that long every time. A
+ * barrier entry appended after a committed batch sends the new commit index to every follower
+ * at once: one at a time, when everything appended is committed (a batch committed meanwhile
+ * gets one more when it is done). */
+static void push_commit(struct cluster *c);
+
+static void commit_pushed(struct raft_barrier *req, int status)
+{
+    struct cluster *c = req->data;
+    (void)status;
+    c->commit_push_pending = false;
+    if (c->commit_push_again) push_commit(c);
+}
+
+static void push_commit(struct cluster *c)
+{
+    c->commit_push_again = c->commit_push_pending;
+    /* Entries appended and not yet committed: their commit comes back here, and new appends
+     * carry the commit index meanwhile. */
+    if (c->commit_push_pending || c->closing || !cluster_is_leader(c) ||
+        c->raft.configuration.n < 2 || raft_last_index(&c->raft) > c->raft.commit_index)
+        return;
+    c->commit_push.data = c;
+    if (raft_barrier(&c->raft, &c->commit_push, commit_pushed) == 0) c->commit_push_pending = true;
+}
+
 static void hook_committed(void *ctx, uint64_t last_applied)
 {
     struct cluster *c = ctx;
     complete_upto(c, last_applied);
-    if (c->multi) multi_committed(c, last_applied);
+    if (c->multi) {
+        multi_committed(c, last_applied);
+        push_commit(c);
+    }
 }
 
 static void hook_restored(void *ctx, uint64_t index)

@@ -72,6 +72,8 @@ struct cluster {
     struct proposal *inflight_head, *inflight_tail;
 
     uint64_t leader_id;
+    struct raft_barrier commit_push; /* the leader's barrier that sends the commit index */
+    bool commit_push_pending, commit_push_again;
     uint64_t restored_index;                    /* a restore to report from the next check, or 0 */
     struct cluster_apply_latency apply_latency; /* cluster_propose -> applied (cluster.c) */
     bool closing;
