@@ -79,7 +79,7 @@ static const char usage_text[] =
     "                       quorum lost for good: make this stopped node the only voter of\n"
     "                       its Raft configuration (asks for confirmation without --yes)\n"
     "\n"
-    "Options:\n"
+    "Options (before or after the command):\n"
     "  -H HOST:PORT         the node's admin_listener (default " CTL_DEFAULT_ADDRESS ");\n"
     "                       https://HOST:PORT talks HTTPS (admin_certfile)\n"
     "  --cafile FILE        HTTPS, the server certificate checked against this CA (default:\n"
@@ -934,48 +934,62 @@ static int offline_main(int argc, char **argv)
     return cmd[0] == 'b' ? cmd_backup(&nc, file) : cmd_restore(&nc, file, force);
 }
 
+/* Parses the global option at argv[i] into c; returns the index of its last word. Options may
+ * come before or after the command (`starling-ctl status -H HOST:PORT`). */
+static int global_option(struct ctl *c, int argc, char **argv, int i)
+{
+    const char *a = argv[i];
+    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+        fputs(usage_text, stdout);
+        exit(CTL_OK);
+    } else if (strcmp(a, "--json") == 0) {
+        c->json = true;
+    } else if (strcmp(a, "-H") == 0 || strcmp(a, "--host") == 0) {
+        if (++i == argc) die_usage("%s needs HOST:PORT", a);
+        set_address(c, argv[i]);
+    } else if (strcmp(a, "--cafile") == 0 || strcmp(a, "--cert") == 0 || strcmp(a, "--key") == 0) {
+        if (++i == argc) die_usage("%s needs a file", a);
+        const char **f = a[2] == 'c' && a[3] == 'a' ? &c->cafile
+                         : a[4] == 'r'              ? &c->certfile
+                                                    : &c->keyfile;
+        *f = argv[i];
+        c->tls = true;
+    } else if (strcmp(a, "--token-file") == 0) {
+        if (++i == argc) die_usage("--token-file needs a file");
+        c->token = read_token(argv[i]);
+    } else if (strcmp(a, "--timeout") == 0) {
+        if (++i == argc) die_usage("--timeout needs seconds");
+        double s = strtod(argv[i], NULL);
+        if (!(s > 0 && s <= 3600)) die_usage("invalid timeout '%s'", argv[i]);
+        c->timeout_ms = (int)(s * 1000);
+    } else {
+        die_usage("unknown option '%s'", a);
+    }
+    return i;
+}
+
 int main(int argc, char **argv)
 {
     struct ctl c = {.timeout_ms = 10000};
     int i;
     set_address(&c, CTL_DEFAULT_ADDRESS);
-    for (i = 1; i < argc && argv[i][0] == '-'; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            fputs(usage_text, stdout);
-            return CTL_OK;
-        } else if (strcmp(a, "--json") == 0) {
-            c.json = true;
-        } else if (strcmp(a, "-H") == 0 || strcmp(a, "--host") == 0) {
-            if (++i == argc) die_usage("%s needs HOST:PORT", a);
-            set_address(&c, argv[i]);
-        } else if (strcmp(a, "--cafile") == 0 || strcmp(a, "--cert") == 0 ||
-                   strcmp(a, "--key") == 0) {
-            if (++i == argc) die_usage("%s needs a file", a);
-            const char **f = a[2] == 'c' && a[3] == 'a' ? &c.cafile
-                             : a[4] == 'r'              ? &c.certfile
-                                                        : &c.keyfile;
-            *f = argv[i];
-            c.tls = true;
-        } else if (strcmp(a, "--token-file") == 0) {
-            if (++i == argc) die_usage("--token-file needs a file");
-            c.token = read_token(argv[i]);
-        } else if (strcmp(a, "--timeout") == 0) {
-            if (++i == argc) die_usage("--timeout needs seconds");
-            double s = strtod(argv[i], NULL);
-            if (!(s > 0 && s <= 3600)) die_usage("invalid timeout '%s'", argv[i]);
-            c.timeout_ms = (int)(s * 1000);
-        } else {
-            die_usage("unknown option '%s'", a);
-        }
-    }
+    for (i = 1; i < argc && argv[i][0] == '-'; i++)
+        i = global_option(&c, argc, argv, i);
     if (i == argc) die_usage("missing command");
     if (strcmp(argv[i], "backup") == 0 || strcmp(argv[i], "restore") == 0 ||
         strcmp(argv[i], "recover") == 0)
         return offline_main(argc - i, argv + i);
-    if (!c.certfile != !c.keyfile) die_usage("--cert and --key go together");
+    /* The command's words, with the options that follow it taken out. */
     const char *cmd = argv[i++];
-    int nargs = argc - i;
+    char **args = argv + i;
+    int nargs = 0;
+    for (; i < argc; i++) {
+        if (argv[i][0] == '-' && argv[i][1] != '\0')
+            i = global_option(&c, argc, argv, i);
+        else
+            args[nargs++] = argv[i];
+    }
+    if (!c.certfile != !c.keyfile) die_usage("--cert and --key go together");
     char body[512];
     if (strcmp(cmd, "status") == 0 || strcmp(cmd, "members") == 0) {
         if (nargs != 0) die_usage("%s takes no arguments", cmd);
@@ -983,8 +997,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "join") == 0) {
         if (nargs != 2) die_usage("join needs ID HOST:PORT");
-        uint64_t id = parse_id(argv[i]);
-        const char *addr = argv[i + 1];
+        uint64_t id = parse_id(args[0]);
+        const char *addr = args[1];
         struct ctl check = c;
         set_address(&check, addr); /* validates the form */
         for (const char *p = addr; *p; p++)
@@ -996,13 +1010,13 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "remove") == 0) {
         if (nargs != 1) die_usage("remove needs ID");
-        snprintf(body, sizeof body, "{\"id\":%llu}", (unsigned long long)parse_id(argv[i]));
+        snprintf(body, sizeof body, "{\"id\":%llu}", (unsigned long long)parse_id(args[0]));
         return cmd_change(&c, "/api/v1/cluster/remove", body);
     }
     if (strcmp(cmd, "transfer") == 0) {
         if (nargs > 1) die_usage("transfer takes at most one ID");
         if (nargs == 1)
-            snprintf(body, sizeof body, "{\"id\":%llu}", (unsigned long long)parse_id(argv[i]));
+            snprintf(body, sizeof body, "{\"id\":%llu}", (unsigned long long)parse_id(args[0]));
         else
             snprintf(body, sizeof body, "{}");
         return cmd_change(&c, "/api/v1/cluster/transfer", body);

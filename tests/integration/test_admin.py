@@ -205,6 +205,15 @@ def test_ctl_status_and_members(node):
     r = ctl("--json", "status", token_file=node.token_file, port=node.admin_port)
     assert r.returncode == 0 and json.loads(r.stdout)["leader"] == 1
 
+    # options may follow the command as well
+    r = subprocess.run([ctl_bin(), "status", "--json", "-H", "127.0.0.1:%d" % node.admin_port,
+                        "--token-file", node.token_file], capture_output=True, text=True,
+                       timeout=WAIT * 2)
+    assert r.returncode == 0 and json.loads(r.stdout)["leader"] == 1, r.stderr
+    r = subprocess.run([ctl_bin(), "remove", "-H", "127.0.0.1:%d" % node.admin_port, "1", "2"],
+                       capture_output=True, text=True, timeout=WAIT * 2)
+    assert r.returncode == 2 and "remove needs ID" in r.stderr
+
 
 def test_ctl_errors(node):
     r = ctl("status", port=node.admin_port)
