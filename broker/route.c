@@ -162,17 +162,12 @@ bool route_node_live(struct broker *b, uint64_t id)
     return false;
 }
 
-/* A digest of the live members this node routes by: an owner refuses a message forwarded
+/* The view of the live members this node routes by: an owner refuses a message forwarded
  * under another view (a node that was stopped, or a ring change in progress), so that one
  * topic never has two sequencers at once. */
 static uint64_t route_ring_digest(struct broker *b)
 {
-    uint64_t ids[64];
-    size_t n = cluster_live_members(b->cluster, ids, 64);
-    uint64_t d = 0x9e3779b97f4a7c15ull ^ n;
-    for (size_t i = 0; i < n && i < 64; i++)
-        d = htab_hash_u64(d ^ ids[i]);
-    return d;
+    return cluster_ring_digest(b->cluster);
 }
 
 void route_note_target(struct broker *b, uint64_t id)
@@ -806,10 +801,18 @@ void route_node_changed(void *ctx, uint64_t node_id, bool up, bool is_leader)
                (unsigned long long)node_id);
         dur_session_client(b, CLUSTER_CMD_WILL_CLEAR, x.ids[i], strlen(x.ids[i]));
         uint64_t owner = route_remote_owner(b, m->topic, m->topic_len);
-        if (owner)
+        /* Forwarded as a confirmed message whatever its QoS: the other nodes apply this
+         * NODE_DOWN a little later than the leader, and an owner that has not yet refuses it
+         * until it has (it is routed again, not lost). */
+        struct dur_wait *w = dur_wait_new(b, NULL);
+        if (w) {
+            route_start(b, owner, x.ids[i], m, w);
+            dur_wait_release(w);
+        } else if (owner) {
             route_forward(b, owner, x.ids[i], m, NULL);
-        else
+        } else {
             route_owner_publish(b, NULL, x.ids[i], m, true, NULL, NULL);
+        }
         msg_unref(m);
         free(x.ids[i]);
     }

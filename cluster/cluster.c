@@ -146,6 +146,7 @@ static void hook_applied(void *ctx, const struct cluster_cmd *cmd, uint64_t inde
     owner_applied(c, cmd);
     if (cmd->type == CLUSTER_CMD_NODE_UP || cmd->type == CLUSTER_CMD_NODE_DOWN) {
         bool up = cmd->type == CLUSTER_CMD_NODE_UP;
+        owner_refresh(c); /* node_changed routes by the new ring (the dead node's wills) */
         if (c->ev.node_changed)
             c->ev.node_changed(c->ev_ctx, cmd->node.node_id, up, cluster_is_leader(c));
         if (!up) liveness_node_down_applied(c, cmd->node.node_id);

@@ -34,7 +34,8 @@ struct node_state {
     uint64_t id;
     bool known; /* a verdict is committed */
     bool up;
-    bool proposing; /* the leader proposed a change and waits for it */
+    bool proposing;         /* the leader proposed a change and waits for it */
+    uint64_t changed_at_ms; /* of the committed verdict (the proposer's clock) */
 };
 
 struct cluster {

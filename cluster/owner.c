@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <xxhash.h>
+
 #include "cluster_impl.h"
 
 struct node_state *owner_node(struct cluster *c, uint64_t id)
@@ -30,17 +32,25 @@ struct node_state *owner_node_add(struct cluster *c, uint64_t id)
     return &n[i];
 }
 
-/* Rebuilds the ring from the verdicts; fires ring_changed when it changed. */
+/* Rebuilds the ring from the verdicts; fires ring_changed when it changed. The digest covers
+ * each live member's id and the instant of its committed verdict, so that a member that went
+ * down and came back makes another view than the one before (c->nodes is sorted by id). */
 static int owner_rebuild(struct cluster *c)
 {
     uint64_t *ids = malloc((c->n_nodes + 1) * sizeof *ids);
     if (!ids) return -ENOMEM;
     size_t k = 0;
-    for (size_t i = 0; i < c->n_nodes; i++)
-        if (c->nodes[i].known && c->nodes[i].up) ids[k++] = c->nodes[i].id;
+    uint64_t d = 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; i < c->n_nodes; i++) {
+        if (!c->nodes[i].known || !c->nodes[i].up) continue;
+        ids[k++] = c->nodes[i].id;
+        uint64_t pair[2] = {c->nodes[i].id, c->nodes[i].changed_at_ms};
+        d = XXH3_64bits_withSeed(pair, sizeof pair, d);
+    }
     int rc = ring_set_members(&c->ring, ids, k);
     free(ids);
     if (rc < 0) return rc;
+    c->ring.digest = d;
     c->ring_dirty = false;
     if (rc == 1 && c->started && c->ev.ring_changed) c->ev.ring_changed(c->ev_ctx);
     return 0;
@@ -53,6 +63,7 @@ static int load_one(void *ctx, const struct store_node *n)
     if (!ns) return -ENOMEM;
     ns->known = true;
     ns->up = n->up;
+    ns->changed_at_ms = n->changed_at_ms;
     return 0;
 }
 
@@ -79,6 +90,7 @@ void owner_applied(struct cluster *c, const struct cluster_cmd *cmd)
     }
     ns->known = true;
     ns->up = cmd->type == CLUSTER_CMD_NODE_UP;
+    ns->changed_at_ms = cmd->node.at_ms;
     c->ring_dirty = true;
 }
 
@@ -92,6 +104,11 @@ uint64_t cluster_owner(struct cluster *c, const char *topic, size_t len)
 {
     if (!c->multi) return c->cfg.node_id;
     return ring_owner(&c->ring, topic, len);
+}
+
+uint64_t cluster_ring_digest(const struct cluster *c)
+{
+    return c->multi ? c->ring.digest : 0;
 }
 
 size_t cluster_live_members(const struct cluster *c, uint64_t *ids, size_t cap)

@@ -27,6 +27,7 @@ struct ring {
     uint32_t generation;
     struct ring_slot *cache;
     uint64_t hits, misses;
+    uint64_t digest; /* of the live set and each member's last verdict (set by owner.c) */
 };
 
 void ring_init(struct ring *r);

@@ -243,7 +243,8 @@ struct cluster_events {
      * then proposes SESSION_DELETE for every non-persistent session whose node_id is the dead
      * node, and SESSION_CLOSE for its persistent, connected ones: a broker that fires wills of
      * a dead node's clients must read them (store_will_*) inside this callback, before those
-     * commands purge them; only the leader's broker (is_leader) should fire them. */
+     * commands purge them; only the leader's broker (is_leader) should fire them.
+     * cluster_owner() already answers by the new live set (ring_changed came first). */
     void (*node_changed)(void *ctx, uint64_t node_id, bool up, bool is_leader);
     /* This node was removed from the configuration: it no longer serves cluster state
      * (proposals fail with CLUSTER_ENOTMEMBER). The broker should stop taking clients and
@@ -391,6 +392,9 @@ void cluster_get_stats(const struct cluster *c, struct cluster_stats *out /* OUT
 uint64_t cluster_owner(struct cluster *c, const char *topic, size_t len);
 /* The live members in the ring (ascending ids). Returns the count (may exceed cap). */
 size_t cluster_live_members(const struct cluster *c, uint64_t *ids, size_t cap);
+/* A digest of the ring's committed state (the live members and the commands that made each
+ * one live): equal on two nodes exactly when they route by the same view. */
+uint64_t cluster_ring_digest(const struct cluster *c);
 
 enum cluster_role {
     CLUSTER_ROLE_VOTER,

@@ -143,14 +143,7 @@ def test_qos2_exactly_once_across_reconnects():
         sub.disconnect()
 
 
-# Known gap (docs/cluster.md): when the dead node was the leader, the new leader sometimes does
-# not publish the dead node's wills within the bound; the follower case is reliable.
-LEADER_WILL_GAP = pytest.mark.xfail(
-    reason="known gap: wills of a dead leader's clients are sometimes not fired by the new "
-    "leader", strict=False)
-
-
-@pytest.mark.parametrize("victim", ["follower", pytest.param("leader", marks=LEADER_WILL_GAP)])
+@pytest.mark.parametrize("victim", ["follower", "leader"])
 def test_will_fires_when_the_clients_node_dies(victim):
     with Cluster(3) as c:
         lead = c.leader()
