@@ -501,13 +501,6 @@ void dur_applied(void *ctx, const struct cluster_cmd *cmd, uint64_t index)
     }
 }
 
-void dur_restored(void *ctx, uint64_t index)
-{
-    (void)ctx;
-    log_at(LOG_TYPE_WARNING, "State replaced by a snapshot at index %llu.",
-           (unsigned long long)index);
-}
-
 void dur_failed(void *ctx, int rc)
 {
     struct broker *b = ctx;
@@ -639,4 +632,191 @@ int dur_load(struct broker *b)
     uint64_t floor = broker_wall_ms() * 1000;
     if (b->next_msg_id < floor) b->next_msg_id = floor;
     return rc;
+}
+
+/* ---- a snapshot installed while running ---- */
+
+/* A session connected to this node when the snapshot came: kept, and reconciled with what the
+ * snapshot holds for it. */
+struct dur_kept {
+    struct session *s;
+    bool seen;      /* the snapshot holds a session record for it */
+    bool connected; /* that record's */
+    uint64_t node_id;
+    uint8_t flags;
+    uint8_t version;
+    uint32_t expiry_s;
+    bool reassert; /* it lives here and the snapshot ended it: committed again from memory */
+};
+
+struct dur_restore {
+    struct broker *b;
+    struct dur_kept *kept; /* by session pointer */
+    size_t nkept;
+};
+
+static int dur_kept_cmp(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)((const struct dur_kept *)a)->s;
+    uintptr_t y = (uintptr_t)((const struct dur_kept *)b)->s;
+    return x < y ? -1 : x > y;
+}
+
+static struct dur_kept *dur_kept_find(const struct dur_restore *x, const struct session *s)
+{
+    if (!s || !x->nkept) return NULL;
+    struct dur_kept key = {.s = (struct session *)s};
+    return bsearch(&key, x->kept, x->nkept, sizeof *x->kept, dur_kept_cmp);
+}
+
+static int dur_restore_session(void *ctx, const struct store_session *ss)
+{
+    struct dur_restore *x = ctx;
+    struct dur_kept *k = dur_kept_find(x, session_find(x->b, ss->client_id.ptr, ss->client_id.len));
+    if (!k) return dur_load_session(x->b, ss);
+    k->seen = true;
+    k->connected = ss->connected;
+    k->node_id = ss->node_id;
+    k->flags = ss->flags;
+    k->version = ss->protocol_version;
+    k->expiry_s = ss->expiry_interval_s;
+    return 0;
+}
+
+static int dur_restore_sub(void *ctx, const struct store_subscription *ss)
+{
+    struct dur_restore *x = ctx;
+    struct dur_kept *k = dur_kept_find(x, session_find(x->b, ss->client_id.ptr, ss->client_id.len));
+    if (k && k->reassert) return 0;
+    return dur_load_sub(x->b, ss);
+}
+
+/* Whether s holds the durable message msg_id, queued or in flight. */
+static bool dur_has_msg(const struct session *s, uint64_t msg_id)
+{
+    for (const struct session_out *o = s->inflight; o; o = o->next)
+        if (o->msg_id == msg_id) return true;
+    for (const struct session_out *o = s->queue; o; o = o->next)
+        if (o->msg_id == msg_id) return true;
+    return false;
+}
+
+static int dur_restore_queued(void *ctx, const struct store_queued *q)
+{
+    struct dur_restore *x = ctx;
+    struct session *s = session_find(x->b, q->client_id.ptr, q->client_id.len);
+    if (dur_kept_find(x, s) && dur_has_msg(s, q->msg_id)) {
+        if (q->msg_id > x->b->next_msg_id) x->b->next_msg_id = q->msg_id;
+        return 0;
+    }
+    dur_apply_queued(x->b, q, false);
+    return 0;
+}
+
+/* The state was replaced by a snapshot (see cluster.h): every index the start-up load builds
+ * is rebuilt from storage, except for sessions connected to this node, which keep their
+ * connection and what is in flight, and are reconciled with the snapshot (see DESIGN.md). */
+void dur_restored(void *ctx, uint64_t index)
+{
+    struct broker *b = ctx;
+    struct dur_restore x = {.b = b};
+    size_t total = 0, nfree = 0;
+    struct session **drop = NULL;
+    size_t bucket = 0;
+    struct htab_node *cur = NULL, *n;
+    while (htab_next(&b->sessions, &bucket, &cur))
+        total++;
+    if (total) {
+        drop = malloc(total * sizeof *drop);
+        x.kept = calloc(total, sizeof *x.kept);
+        if (!drop || !x.kept) {
+            free(drop);
+            free(x.kept);
+            log_at(LOG_TYPE_ERROR,
+                   "Error: out of memory reloading the state replaced by a snapshot at index "
+                   "%llu: restart this node.",
+                   (unsigned long long)index);
+            return;
+        }
+    }
+    bucket = 0;
+    cur = NULL;
+    while ((n = htab_next(&b->sessions, &bucket, &cur)) != NULL) {
+        struct session *s = (struct session *)n;
+        if (s->conn)
+            x.kept[x.nkept++].s = s;
+        else
+            drop[nfree++] = s;
+    }
+    /* Sessions not connected here (offline ones, other nodes' clients, pending wills) go with
+     * their subscriptions, queues and wills, and come back as the snapshot has them. Nothing
+     * is proposed for them. */
+    for (size_t i = 0; i < nfree; i++) {
+        drop[i]->will.durable = false;
+        session_free(drop[i]);
+    }
+    free(drop);
+    if (x.nkept) qsort(x.kept, x.nkept, sizeof *x.kept, dur_kept_cmp);
+    size_t cleared = retain_clear_all(b->retain, "$SYS", 4);
+
+    struct store_txn *t = NULL;
+    int rc = store_read_begin(cluster_storage(b->cluster), &t);
+    if (rc == 0) rc = store_session_foreach(t, dur_restore_session, &x);
+    if (rc == 0) {
+        for (size_t i = 0; i < x.nkept; i++) {
+            struct dur_kept *k = &x.kept[i];
+            /* Its subscriptions are the snapshot's: one acknowledged here was committed at or
+             * before the snapshot's index (then the snapshot holds it unless a later committed
+             * command removed it) or after it (then its applied event follows). A session
+             * that lives here and that the snapshot ended (a stale node) keeps its own, and
+             * commits them again below, as dur_applied does for such an end. */
+            k->reassert = dur_lives_here(b, k->s) && (!k->seen || !k->connected);
+            if (!k->reassert) subs_remove_owner(b->subs, k->s);
+            /* Pushes counted before the snapshot may never be applied here. */
+            k->s->pending_pushes = 0;
+        }
+        rc = store_sub_foreach(t, dur_restore_sub, &x);
+    }
+    if (rc == 0) rc = store_retain_foreach(t, dur_load_retained, b);
+    if (rc == 0) rc = store_queue_foreach(t, dur_restore_queued, &x);
+    if (rc == 0) rc = store_will_foreach(t, dur_load_will, b);
+    if (t) store_txn_end(t);
+    if (rc < 0) {
+        log_at(LOG_TYPE_ERROR,
+               "Error: cannot reload the state replaced by a snapshot at index %llu (%s): "
+               "restart this node.",
+               (unsigned long long)index, cluster_strerror(rc));
+        free(x.kept);
+        return;
+    }
+    /* Connected sessions the snapshot moved or ended, as the applied commands would have. */
+    size_t reasserted = 0, taken = 0;
+    for (size_t i = 0; i < x.nkept; i++) {
+        struct dur_kept *k = &x.kept[i];
+        struct session *s = k->s;
+        if (k->reassert) {
+            dur_reassert(b, s);
+            reasserted++;
+        } else if (b->route && k->seen && k->connected && k->node_id &&
+                   k->node_id != cluster_node_id(b->cluster) && dur_lives_here(b, s)) {
+            /* Without the clean-start flag: the subscriptions loaded are those after it. */
+            struct store_session so = {
+                .client_id = dur_str(s->client_id, s->client_id_len),
+                .node_id = k->node_id,
+                .expiry_interval_s = k->expiry_s,
+                .protocol_version = k->version,
+                .flags = (uint8_t)(k->flags & ~STORE_SESSION_CLEAN_START),
+                .connected = true,
+            };
+            dur_apply_remote_open(b, s, &so);
+            taken++;
+        }
+    }
+    free(x.kept);
+    log_at(LOG_TYPE_NOTICE,
+           "State replaced by a snapshot at index %llu: reloaded (%zu sessions, %zu "
+           "subscriptions, %zu retained messages; %zu retained messages dropped; %zu connected "
+           "sessions kept, %zu committed again, %zu taken over elsewhere).",
+           (unsigned long long)index, b->sessions.count, subs_count(b->subs),
+           retain_count(b->retain), cleared, x.nkept, reasserted, taken);
 }

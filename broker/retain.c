@@ -233,6 +233,61 @@ void retain_free(struct retain *r)
     mem_free(r);
 }
 
+/* Unlinks n from its parent's buckets (the parent drops its buckets with its last child). */
+static void unlink_child(struct rnode *n)
+{
+    struct rnode *p = n->parent;
+    struct rnode **link = &p->buckets[n->level_hash & (p->nbuckets - 1)];
+    while (*link != n)
+        link = &(*link)->hnext;
+    *link = n->hnext;
+    if (--p->nchildren == 0) {
+        mem_free(p->buckets);
+        p->buckets = NULL;
+        p->nbuckets = 0;
+    }
+}
+
+/* Releases every message at top and below it and frees those nodes, top included. */
+static void subtree_free(struct retain *r, struct rnode *top)
+{
+    struct rnode *n = top;
+    for (;;) {
+        struct rnode *c = first_child(n, 0);
+        if (c) {
+            n = c;
+            continue;
+        }
+        if (n->msg) {
+            release(r, n->msg);
+            r->count--;
+        }
+        struct rnode *p = n->parent;
+        bool last = n == top;
+        unlink_child(n);
+        mem_free(n->buckets);
+        mem_free(n);
+        if (last) return;
+        n = p;
+    }
+}
+
+size_t retain_clear_all(struct retain *r, const char *keep, size_t keep_len)
+{
+    size_t before = r->count;
+    struct rnode *root = r->root;
+    for (uint32_t b = 0; b < root->nbuckets; b++) {
+        struct rnode *c = root->buckets[b];
+        while (c) {
+            struct rnode *next = c->hnext;
+            if (!keep || c->level_len != keep_len || memcmp(c->level, keep, keep_len) != 0)
+                subtree_free(r, c);
+            c = next;
+        }
+    }
+    return before - r->count;
+}
+
 int retain_set(struct retain *r, const char *topic, size_t topic_len, void *msg)
 {
     struct rnode *n;

@@ -38,6 +38,10 @@ int retain_set(struct retain *r, const char *topic, size_t topic_len, void *msg)
  * payload). Returns 0 or -ENOENT. Never allocates. */
 int retain_clear(struct retain *r, const char *topic, size_t topic_len);
 
+/* Removes and releases every retained message, except those whose first topic level is keep
+ * (keep_len bytes; keep NULL: none kept). Returns how many were removed. Never allocates. */
+size_t retain_clear_all(struct retain *r, const char *keep, size_t keep_len);
+
 /* The retained message of topic (borrowed: valid until it is replaced or cleared), or NULL. */
 void *retain_get(const struct retain *r, const char *topic, size_t topic_len);
 

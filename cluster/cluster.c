@@ -196,7 +196,8 @@ static void hook_restored(void *ctx, uint64_t index)
     /* raft restores inside raft_start (and, later, inside its receive path): report it from
      * the loop, before the entries applied after it. */
     struct cluster *c = ctx;
-    c->restored_index = index;
+    c->restored_index = index; /* 0 for a snapshot of state kept under a new log */
+    c->restored = true;
     cluster_kick(c);
 }
 
@@ -303,8 +304,9 @@ static void check_cb(uv_check_t *h)
     struct cluster *c = h->data;
     /* A restore first (the state it left is exactly the snapshot's: later entries are still
      * pending), then applied entries (their callbacks may propose more), then proposals. */
-    if (c->restored_index) {
+    if (c->restored) {
         uint64_t index = c->restored_index;
+        c->restored = false;
         c->restored_index = 0;
         if (c->multi) owner_load(c);
         if (c->ev.restored) c->ev.restored(c->ev_ctx, index);

@@ -76,6 +76,7 @@ struct cluster {
     struct raft_barrier commit_push; /* the leader's barrier that sends the commit index */
     bool commit_push_pending, commit_push_again;
     uint64_t restored_index;                    /* a restore to report from the next check, or 0 */
+    bool restored;                              /* restored_index is to be reported */
     struct cluster_apply_latency apply_latency; /* cluster_propose -> applied (cluster.c) */
     bool closing;
     bool unavailable_logged; /* raft stopped after an I/O error (logged once) */

@@ -222,11 +222,7 @@ def test_restore_then_join_gets_the_state(tmp_path):
         _check_writes(new, one, "rst")
 
 
-# Known gap: a node that installs a snapshot while it runs (a joiner sent a snapshot) has the
-# state in LMDB but serves its in-memory view (retained messages, subscriptions) from its
-# start-up load until it restarts.
-@pytest.mark.xfail(reason="a snapshot installed at run time is not loaded into the broker's "
-                          "in-memory state until restart", strict=False)
+# A node that installs a snapshot while it runs (a joiner sent a snapshot) serves it at once.
 def test_restore_then_join_serves_without_restart(tmp_path):
     with Cluster(1) as c:
         one, new = _restore_one_then_join(c, tmp_path)

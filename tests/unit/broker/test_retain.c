@@ -1,6 +1,7 @@
 /* The retained-message index: set, replace, clear, lookup, and matching filters against the
  * stored topics (wildcards, the $-rule, the parent level of '#'), compared at random with
- * mqtt_filter_matches(); references are released exactly once; allocation failures. */
+ * mqtt_filter_matches(); references are released exactly once; allocation failures; clearing
+ * all but one first level. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -316,6 +317,37 @@ static void allocation_failures(void **state)
     retain_free(r);
 }
 
+/* Clearing everything but one first level: each other message released once, their nodes
+ * freed (the teardown counts blocks), the kept subtree intact, the index usable after. */
+static void clear_all_keeps_one_level(void **state)
+{
+    struct retain *r = retain_new(fake_release);
+    struct fake f[8];
+    const char *topics[] = {"a",      "a/b",       "a/b/c", "b/x/y/z", "$SYS/broker/uptime",
+                            "$SYS/x", "$SYSTEM/y", "c"};
+    (void)state;
+    memset(f, 0, sizeof f);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(set(r, topics[i], &f[i]), 0);
+    assert_int_equal(retain_clear_all(r, "$SYS", 4), 6);
+    assert_int_equal(retain_count(r), 2);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(f[i].released, i == 4 || i == 5 ? 0 : 1);
+    assert_ptr_equal(retain_get(r, "$SYS/x", 6), &f[5]);
+    assert_null(retain_get(r, "a/b", 3));
+    assert_int_equal(match_count(r, "$SYS/#"), 2);
+    assert_int_equal(match_count(r, "#"), 0);
+    struct fake g = {0};
+    assert_int_equal(set(r, "a/b", &g), 0);
+    assert_int_equal(match_count(r, "#"), 1);
+    assert_int_equal(retain_clear_all(r, NULL, 0), 3);
+    assert_int_equal(retain_count(r), 0);
+    assert_int_equal(g.released, 1);
+    assert_int_equal(f[4].released + f[5].released, 2);
+    assert_int_equal(retain_clear_all(r, NULL, 0), 0);
+    retain_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -326,6 +358,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(random_topics_agree_with_reference, setup, teardown),
         cmocka_unit_test_setup_teardown(deep_topic, setup, teardown),
         cmocka_unit_test_setup_teardown(allocation_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(clear_all_keeps_one_level, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
