@@ -275,7 +275,8 @@ static void route_send_confirm(struct broker *b, uint64_t to, uint64_t token, in
  * being removed still answers), then is routed again; so is one unanswered for
  * ROUTE_STUCK_MS while holding (its frame was lost with a broken connection). Those two may
  * reach subscribers twice if the owner did take them: QoS 1 allows it, and for QoS 2 it is
- * the case of a publisher resending after its connection was closed. */
+ * the case of a publisher resending after its connection was closed. A message whose
+ * publisher's connection is gone is not routed again: the publisher resends it itself. */
 
 static void route_timer_cb(uv_timer_t *t);
 static void route_flush(struct route *r);
@@ -341,9 +342,22 @@ static void route_enqueue(struct route *r, struct route_pend *p)
     *pp = p;
 }
 
+/* The publisher of p closed its connection: it sends the message again (it was not
+ * acknowledged) or gives it up, and routing it again now could deliver it after the later
+ * messages it sent since. (A will has no connection: it is always routed again.) */
+static bool route_publisher_gone(struct route *r, const struct route_pend *p)
+{
+    const struct dur_wait *w = p->w;
+    return w->done && w->conn_id && !conn_find(r->b, w->conn_id);
+}
+
 /* p (out of the table) to be routed again, or failed after too many sends. */
 static void route_retry(struct route *r, struct route_pend *p)
 {
+    if (route_publisher_gone(r, p)) {
+        route_pend_finish(p, CLUSTER_ELEADERSHIPLOST, false);
+        return;
+    }
     if (p->sends >= ROUTE_SENDS_MAX) {
         r->refused++;
         log_at(LOG_TYPE_WARNING, "A message from %s was refused %u times: not acknowledged.",
@@ -434,7 +448,10 @@ static void route_flush(struct route *r)
     r->queue = r->queue_tail = NULL;
     while (p) {
         struct route_pend *next = p->next;
-        route_dispatch(r, p);
+        if (route_publisher_gone(r, p))
+            route_pend_finish(p, CLUSTER_ELEADERSHIPLOST, false);
+        else
+            route_dispatch(r, p);
         p = next;
     }
 }
