@@ -14,7 +14,7 @@ import pytest
 
 import harness
 import scenarios
-from cluster_harness import Cluster, free_port_on
+from cluster_harness import Cluster, free_ports_on
 from pahoclient import V311, Client
 
 MARKER = b"SECRET-PAYLOAD-1234"
@@ -136,7 +136,7 @@ def test_incomplete_or_bad_tls_files_refused(certs):
         with open(os.path.join(certs, "secret"), "w") as f:
             f.write("s3cret\n")
         os.chmod(os.path.join(certs, "secret"), 0o600)
-        port, cport = free_port_on("127.0.0.1"), free_port_on("127.0.0.1")
+        port, cport = free_ports_on("127.0.0.1", 2)
         conf = ("listener %d 127.0.0.1\nnode_id 1\npersistence_location %s\n"
                 "cluster_listen %d 127.0.0.1\ncluster_peers 1@127.0.0.1:%d\n"
                 "cluster_secret_file %s\n" % (port, data, cport, cport,

@@ -56,6 +56,20 @@ def free_port_on(host):
         return s.getsockname()[1]
 
 
+def free_ports_on(host, n):
+    """n distinct free ports (every socket held until all are chosen)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(s)
+            s.bind((host, 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def loopback_usable(host):
     try:
         free_port_on(host)
@@ -240,9 +254,7 @@ class Node:
         self.cluster = cluster
         self.id = node_id
         self.host = node_host(node_id)
-        self.port = free_port_on(self.host)
-        self.cluster_port = free_port_on(self.host)
-        self.admin_port = free_port_on(self.host)
+        self.port, self.cluster_port, self.admin_port = free_ports_on(self.host, 3)
         self.proxy = None
         if cluster.use_proxy:
             self.proxy = LinkProxy(cluster, node_id, self.host, self.cluster_port,
