@@ -74,6 +74,7 @@ struct route {
     uint64_t shed;     /* QoS 0 messages not forwarded (link down or full) */
     uint64_t refused;  /* QoS >= 1 messages not forwarded (queue full) */
     uint64_t rerouted; /* QoS >= 1 messages routed again after a ring change */
+    uint64_t stale;    /* copies from an owner declared down since it sequenced them */
 };
 
 /* The owner's side of a forwarded QoS >= 1 message. */
@@ -162,12 +163,12 @@ bool route_node_live(struct broker *b, uint64_t id)
     return false;
 }
 
-/* The view of the live members this node routes by: an owner refuses a message forwarded
- * under another view (a node that was stopped, or a ring change in progress), so that one
- * topic never has two sequencers at once. */
-static uint64_t route_ring_digest(struct broker *b)
+/* The ring epoch this node routes by (cluster_ring_epoch): a forward carries the ingress's, a
+ * copy the owner's. An owner sequences only a forward of its own epoch, so that one topic
+ * never has two sequencers at once (see "HOW RE-ROUTING WORKS"). */
+static uint64_t route_epoch(struct broker *b)
 {
-    return cluster_ring_digest(b->cluster);
+    return cluster_ring_epoch(b->cluster);
 }
 
 void route_note_target(struct broker *b, uint64_t id)
@@ -396,7 +397,7 @@ static void route_send(struct route *r, struct route_pend *p, uint64_t owner)
         route_pend_finish(p, -ENOMEM, false);
         return;
     }
-    route_put64(buf, route_ring_digest(b));
+    route_put64(buf, route_epoch(b));
     route_put64(buf + 8, r->gen);
     int rc = cluster_link_send(b->cluster, owner, ROUTE_FRAME_FORWARD, buf, len, 0);
     free(buf);
@@ -532,7 +533,7 @@ void route_forward(struct broker *b, uint64_t owner, const char *pub_id, struct 
     uint8_t *buf = route_encode(pub_id, m, 0, 16, &len);
     int rc = -ENOMEM;
     if (buf) {
-        route_put64(buf, route_ring_digest(b));
+        route_put64(buf, route_epoch(b));
         route_put64(buf + 8, r->gen);
         rc = cluster_link_send(b->cluster, owner, ROUTE_FRAME_FORWARD, buf, len, CLUSTER_LINK_QOS0);
         free(buf);
@@ -609,7 +610,8 @@ size_t route_owner_publish(struct broker *b, struct session *publisher, const ch
     }
     if (nto == 0) return n;
     size_t len = 0;
-    uint8_t *buf = route_encode(pub_id, m, 0, 0, &len);
+    uint8_t *buf = route_encode(pub_id, m, 0, 8, &len);
+    if (buf) route_put64(buf, route_epoch(b));
     int fail = buf ? 0 : -ENOMEM;
     for (size_t i = 0; buf && i < nto; i++) {
         if (to[i] == r->self) continue;
@@ -655,7 +657,7 @@ static void route_on_forward(struct broker *b, uint64_t from, const uint8_t *buf
 {
     struct cluster_cmd cmd;
     if (len < 16) return;
-    uint64_t digest = route_get64(buf);
+    uint64_t epoch = route_get64(buf);
     uint64_t gen = route_get64(buf + 8);
     struct msg *m = route_decode(buf + 16, len - 16, &cmd);
     if (!m) {
@@ -664,16 +666,19 @@ static void route_on_forward(struct broker *b, uint64_t from, const uint8_t *buf
         return;
     }
     if (cmd.queue_push.msg_id) {
-        /* Routed under another view of the live members, or sent after such a message (the
-         * ingress routes that one again first): not ours to sequence now. */
+        /* Routed under another ring epoch, or sent after such a message (the ingress routes
+         * that one again first): not ours to sequence now. An older epoch: the ingress routes
+         * it again once it applied the newer state. A newer one: this node is behind; refused
+         * as well (not held), the ingress sends it again after a backoff, by when this node
+         * has applied that state, or ownership moved. */
         uint64_t *min_gen = route_min_gen(b->route, from);
-        if (digest != route_ring_digest(b) || (min_gen && gen < *min_gen)) {
+        if (epoch != route_epoch(b) || (min_gen && gen < *min_gen)) {
             if (min_gen && gen + 1 > *min_gen) *min_gen = gen + 1;
             route_send_confirm(b, from, cmd.queue_push.msg_id, ROUTE_REFUSED, false);
             msg_unref(m);
             return;
         }
-    } else if (digest != route_ring_digest(b)) {
+    } else if (epoch != route_epoch(b)) {
         b->route->shed++;
         msg_unref(m);
         return;
@@ -707,10 +712,23 @@ static void route_on_forward(struct broker *b, uint64_t from, const uint8_t *buf
 static void route_on_deliver(struct broker *b, uint64_t from, const uint8_t *buf, size_t len)
 {
     struct cluster_cmd cmd;
-    struct msg *m = route_decode(buf, len, &cmd);
+    if (len < 8) return;
+    uint64_t epoch = route_get64(buf);
+    struct msg *m = route_decode(buf + 8, len - 8, &cmd);
     if (!m) {
         log_at(LOG_TYPE_WARNING, "Malformed message copy from node %llu.",
                (unsigned long long)from);
+        return;
+    }
+    if (epoch < cluster_node_down_epoch(b->cluster, from)) {
+        /* Sequenced by a node that was declared down since: a stale owner (stopped, cut off
+         * or restarted with old state) whose topics other nodes sequence now; delivering it
+         * would put it after messages sequenced later. Its ingress routes it again. */
+        b->route->stale++;
+        log_at(LOG_TYPE_DEBUG, "Copy from node %llu of ring epoch %llu dropped (down at %llu).",
+               (unsigned long long)from, (unsigned long long)epoch,
+               (unsigned long long)cluster_node_down_epoch(b->cluster, from));
+        msg_unref(m);
         return;
     }
     route_deliver_local(b, cmd.queue_push.client_id.ptr, m);

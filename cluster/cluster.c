@@ -143,7 +143,7 @@ static void hook_applied(void *ctx, const struct cluster_cmd *cmd, uint64_t inde
     struct cluster *c = ctx;
     if (c->ev.applied) c->ev.applied(c->ev_ctx, cmd, index);
     if (!c->multi) return;
-    owner_applied(c, cmd);
+    owner_applied(c, cmd, index);
     if (cmd->type == CLUSTER_CMD_NODE_UP || cmd->type == CLUSTER_CMD_NODE_DOWN) {
         bool up = cmd->type == CLUSTER_CMD_NODE_UP;
         owner_refresh(c); /* node_changed routes by the new ring (the dead node's wills) */

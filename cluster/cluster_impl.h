@@ -36,6 +36,7 @@ struct node_state {
     bool up;
     bool proposing;         /* the leader proposed a change and waits for it */
     uint64_t changed_at_ms; /* of the committed verdict (the proposer's clock) */
+    uint64_t down_epoch;    /* the ring epoch of its last NODE_DOWN applied since this start */
 };
 
 struct cluster {
@@ -93,7 +94,9 @@ struct cluster {
     struct node_state *nodes; /* committed verdicts, sorted by id */
     size_t n_nodes;
     bool ring_dirty;
-    uv_timer_t tick; /* liveness, forwarding timeouts, configuration watch, join */
+    uint64_t ring_epoch;       /* ring_epoch_next over the applied NODE_UP / NODE_DOWN */
+    uint64_t ring_epoch_fired; /* the epoch ring_changed last reported */
+    uv_timer_t tick;           /* liveness, forwarding timeouts, configuration watch, join */
     bool tick_open;
     uint64_t conf_sig;     /* signature of the configuration the links follow */
     uint64_t leader_since; /* uv_now when this node became leader, 0 if not */
@@ -138,7 +141,7 @@ bool multi_busy(const struct cluster *c);
 
 /* owner.c */
 int owner_load(struct cluster *c); /* nodes table -> c->nodes, ring */
-void owner_applied(struct cluster *c, const struct cluster_cmd *cmd);
+void owner_applied(struct cluster *c, const struct cluster_cmd *cmd, uint64_t index);
 void owner_refresh(struct cluster *c); /* after a batch: rebuild the ring if dirty */
 struct node_state *owner_node(struct cluster *c, uint64_t id);
 /* The entry of id, created (unknown, down) if missing. NULL on -ENOMEM. */

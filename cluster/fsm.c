@@ -13,6 +13,7 @@
 
 #include "command.h"
 #include "fsm_exec.h"
+#include "ring.h"
 
 struct fsm_entry {
     struct fsm_entry *next;
@@ -106,6 +107,12 @@ static int fsm_commit_some(struct fsm *f, size_t n, struct fsm_entry **last_out)
                             (unsigned long long)e->index, cluster_cmd_type_name(e->cmd.type),
                             store_strerror(rc));
                 rc = 0;
+            }
+            if (rc == 0 &&
+                (e->cmd.type == CLUSTER_CMD_NODE_UP || e->cmd.type == CLUSTER_CMD_NODE_DOWN)) {
+                uint64_t epoch;
+                rc = store_meta_ring_epoch(t, &epoch);
+                if (rc == 0) rc = store_meta_set_ring_epoch(t, ring_epoch_next(epoch, e->index));
             }
         }
         if (rc == 0) rc = store_meta_set_last_applied(t, last->index);

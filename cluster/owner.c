@@ -52,7 +52,9 @@ static int owner_rebuild(struct cluster *c)
     if (rc < 0) return rc;
     c->ring.digest = d;
     c->ring_dirty = false;
-    if (rc == 1 && c->started && c->ev.ring_changed) c->ev.ring_changed(c->ev_ctx);
+    bool epoch_moved = c->ring_epoch != c->ring_epoch_fired;
+    c->ring_epoch_fired = c->ring_epoch;
+    if ((rc == 1 || epoch_moved) && c->started && c->ev.ring_changed) c->ev.ring_changed(c->ev_ctx);
     return 0;
 }
 
@@ -75,14 +77,16 @@ int owner_load(struct cluster *c)
     int rc = store_read_begin(c->store, &t);
     if (rc != 0) return rc;
     rc = store_node_foreach(t, load_one, c);
+    if (rc == 0) rc = store_meta_ring_epoch(t, &c->ring_epoch);
     store_txn_end(t);
     if (rc != 0) return rc;
     return owner_rebuild(c);
 }
 
-void owner_applied(struct cluster *c, const struct cluster_cmd *cmd)
+void owner_applied(struct cluster *c, const struct cluster_cmd *cmd, uint64_t index)
 {
     if (cmd->type != CLUSTER_CMD_NODE_UP && cmd->type != CLUSTER_CMD_NODE_DOWN) return;
+    c->ring_epoch = ring_epoch_next(c->ring_epoch, index);
     struct node_state *ns = owner_node_add(c, cmd->node.node_id);
     if (!ns) {
         c->ring_dirty = true; /* reloaded from storage below */
@@ -91,6 +95,7 @@ void owner_applied(struct cluster *c, const struct cluster_cmd *cmd)
     ns->known = true;
     ns->up = cmd->type == CLUSTER_CMD_NODE_UP;
     ns->changed_at_ms = cmd->node.at_ms;
+    if (!ns->up) ns->down_epoch = c->ring_epoch;
     c->ring_dirty = true;
 }
 
@@ -109,6 +114,17 @@ uint64_t cluster_owner(struct cluster *c, const char *topic, size_t len)
 uint64_t cluster_ring_digest(const struct cluster *c)
 {
     return c->multi ? c->ring.digest : 0;
+}
+
+uint64_t cluster_ring_epoch(const struct cluster *c)
+{
+    return c->multi ? c->ring_epoch : 0;
+}
+
+uint64_t cluster_node_down_epoch(struct cluster *c, uint64_t id)
+{
+    struct node_state *ns = c->multi ? owner_node(c, id) : NULL;
+    return ns ? ns->down_epoch : 0;
 }
 
 size_t cluster_live_members(const struct cluster *c, uint64_t *ids, size_t cap)

@@ -40,4 +40,13 @@ uint64_t ring_owner(struct ring *r, const char *topic, size_t len);
 /* Without the cache (tests). */
 uint64_t ring_owner_uncached(const struct ring *r, const char *topic, size_t len);
 
+/* The ring epoch after a NODE_UP / NODE_DOWN applied at Raft index: that index, or one more
+ * than the previous epoch when a new log (a restore) numbers entries from 1 again. The FSM
+ * stores it with the state and the owner table keeps it in memory, by this same rule, so
+ * every node that applied the same prefix of the log holds the same epoch. */
+static inline uint64_t ring_epoch_next(uint64_t epoch, uint64_t index)
+{
+    return index > epoch ? index : epoch + 1;
+}
+
 #endif

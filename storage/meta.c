@@ -1,4 +1,4 @@
-/* The meta table: format version, last applied Raft index, cluster id. */
+/* The meta table: format version, last applied Raft index, ring epoch, cluster id. */
 #include <errno.h>
 
 #include "env.h"
@@ -33,6 +33,26 @@ int store_meta_set_last_applied(struct store_txn *txn, uint64_t index)
 {
     MDB_val key = META_KEY("last_applied");
     return store_put_rec(txn, DB_META, &key, enc_u64, &index);
+}
+
+int store_meta_ring_epoch(struct store_txn *txn, uint64_t *out)
+{
+    MDB_val key = META_KEY("ring_epoch"), val;
+    int rc = store_get_val(txn, DB_META, &key, &val);
+    if (rc == -ENOENT) {
+        *out = 0;
+        return 0;
+    }
+    if (rc != 0) return rc;
+    struct rec_reader r = {.p = val.mv_data, .left = val.mv_size};
+    if (!rec_get_u64(&r, out) || !rec_done(&r)) return STORE_ECORRUPT;
+    return 0;
+}
+
+int store_meta_set_ring_epoch(struct store_txn *txn, uint64_t epoch)
+{
+    MDB_val key = META_KEY("ring_epoch");
+    return store_put_rec(txn, DB_META, &key, enc_u64, &epoch);
 }
 
 int store_meta_cluster_id(struct store_txn *txn, struct store_blob *out)

@@ -235,8 +235,8 @@ struct cluster_events {
     /* A node-link frame of a broker type (1..CLUSTER_LINK_TYPE_MAX) from node from_id, in the
      * order that node sent them (buf borrowed: valid during the call). */
     void (*link_frame)(void *ctx, uint64_t from_id, uint8_t type, const uint8_t *buf, size_t len);
-    /* The set of live members changed (committed NODE_UP/NODE_DOWN, or a restore):
-     * cluster_owner() answers differently from now on. */
+    /* The set of live members or the ring epoch changed (committed NODE_UP/NODE_DOWN, or a
+     * restore): cluster_owner() may answer differently from now on. */
     void (*ring_changed)(void *ctx);
     /* A committed NODE_DOWN (up false) or NODE_UP (up true) was applied, on every node, after
      * the applied event of that command. is_leader: this node leads. On NODE_DOWN the leader
@@ -390,6 +390,14 @@ void cluster_get_stats(const struct cluster *c, struct cluster_stats *out /* OUT
  * the committed state (XXH3_64bits_withSeed(topic, len, member_id), highest wins). One node:
  * always this node. 0: no live member is committed yet (a new cluster's first moments). */
 uint64_t cluster_owner(struct cluster *c, const char *topic, size_t len);
+/* The ring epoch: the Raft index of the last applied NODE_UP / NODE_DOWN (a restore's new log
+ * continues above the old epoch), 0 before any. Every node that applied the same prefix of
+ * the log holds the same epoch, and it grows with every change of the live set, also when a
+ * node leaves and comes back (same members, new epoch). One node: 0. */
+uint64_t cluster_ring_epoch(const struct cluster *c);
+/* The ring epoch of the last NODE_DOWN of node id this node applied since it started (0:
+ * none seen). */
+uint64_t cluster_node_down_epoch(struct cluster *c, uint64_t id);
 /* The live members in the ring (ascending ids). Returns the count (may exceed cap). */
 size_t cluster_live_members(const struct cluster *c, uint64_t *ids, size_t cap);
 /* A digest of the ring's committed state (the live members and the commands that made each

@@ -162,6 +162,10 @@ int store_grow(struct store *s);
 /* Index of the last Raft entry whose effects this state includes; 0 for a fresh store. */
 int store_meta_last_applied(struct store_txn *txn, uint64_t *out /* OUT */);
 int store_meta_set_last_applied(struct store_txn *txn, uint64_t index);
+/* The ring epoch: the Raft index of the last applied NODE_UP / NODE_DOWN (0: none yet), kept
+ * with the state so that a restarted node or a snapshot carries it. */
+int store_meta_ring_epoch(struct store_txn *txn, uint64_t *out /* OUT */);
+int store_meta_set_ring_epoch(struct store_txn *txn, uint64_t epoch);
 /* Opaque cluster id (up to 64 bytes); -ENOENT if never set. *out is borrowed. */
 int store_meta_cluster_id(struct store_txn *txn, struct store_blob *out /* OUT */);
 int store_meta_set_cluster_id(struct store_txn *txn, const void *id, size_t len);
