@@ -15,7 +15,10 @@ operation and every delivery; check(history) returns the violations:
              an acknowledged one exactly once;
 - order:     per subscriber, per topic and publisher, first deliveries come in increasing
              sequence (duplicates of QoS 1 are allowed); and every two subscribers see the
-             messages they share on a topic in the same order (the owner's order);
+             messages they share on a topic in the same order (the owner's order): by first
+             copies, except that a pair with a QoS 1 message delivered more than once (a
+             resend after a lost acknowledgement is sequenced again) passes when some choice
+             of copies agrees;
 - session:   a persistent session, once acknowledged, is present at every later CONNACK;
 - twice:     a client id is not connected twice at once (an older connection is closed within
              a grace period after a newer one was acknowledged);
@@ -284,9 +287,67 @@ def _first_deliveries(ev):
     return out
 
 
+def _all_deliveries(ev):
+    """client -> topic -> (pub, seq) -> [positions of every copy in that client's deliveries
+    on that topic], and the set of (pub, seq) delivered at QoS 1."""
+    out = {}
+    qos1 = set()
+    for e in ev:
+        if e["k"] != "deliver":
+            continue
+        per = out.setdefault(e["c"], {}).setdefault(e["topic"], {"n": 0, "pos": {}})
+        per["pos"].setdefault((e["p"], e["seq"]), []).append(per["n"])
+        per["n"] += 1
+        if e.get("qos") == 1:
+            qos1.add((e["p"], e["seq"]))
+    return out, qos1
+
+
+def _orders(pos, a, b, loose):
+    """The relative orders of a and b a subscriber can be said to have seen: "<" (a first)
+    and/or ">". With loose, any choice of copies counts; otherwise first copies only."""
+    pa, pb = pos[a], pos[b]
+    if not loose:
+        return {"<" if pa[0] < pb[0] else ">"}
+    got = set()
+    if min(pa) < max(pb):
+        got.add("<")
+    if min(pb) < max(pa):
+        got.add(">")
+    return got
+
+
+def _disagreement(ref, seq, all_ref, all_c, qos1):
+    """The first pair of messages of seq (a subscriber's first copies) that it and the
+    reference saw in opposite orders, when no choice of copies of a QoS 1 message delivered
+    more than once (a publisher's resend after a lost acknowledgement is sequenced again)
+    makes them agree; None if there is none."""
+    pos = {k: i for i, k in enumerate(ref)}
+    shared = [k for k in seq if k in pos]
+    # fast path: first copies agree
+    prev = -1
+    for k in shared:
+        if pos[k] < prev:
+            break
+        prev = pos[k]
+    else:
+        return None
+    for j, b in enumerate(shared):
+        for a in shared[:j]:
+            if pos[a] < pos[b]:
+                continue
+            # the subscriber saw a before b, the reference b before a
+            loose = ((a in qos1 and (len(all_ref[a]) > 1 or len(all_c[a]) > 1)) or
+                     (b in qos1 and (len(all_ref[b]) > 1 or len(all_c[b]) > 1)))
+            if not loose or not (_orders(all_ref, a, b, True) & _orders(all_c, a, b, True)):
+                return a, b
+    return None
+
+
 def check_order(ev):
     out = []
     first = _first_deliveries(ev)
+    every, qos1 = _all_deliveries(ev)
     # per subscriber, per topic and publisher: increasing sequence
     for c, topics in first.items():
         for topic, seq in topics.items():
@@ -296,7 +357,8 @@ def check_order(ev):
                     out.append(_v("order", "%s got %s#%d after %s#%d on %s"
                                   % (c, p, s, p, last[p], topic)))
                 last[p] = max(s, last.get(p, s))
-    # every two subscribers agree on the relative order of what they share on a topic
+    # every two subscribers agree on the relative order of what they share on a topic (for a
+    # QoS 1 message delivered more than once, some choice of its copies must agree)
     by_topic = {}
     for c, topics in first.items():
         for topic, seq in topics.items():
@@ -305,21 +367,15 @@ def check_order(ev):
         if len(lists) < 2:
             continue
         ref_c, ref = max(lists, key=lambda x: len(x[1]))
-        pos = {k: i for i, k in enumerate(ref)}
         for c, seq in lists:
             if c == ref_c:
                 continue
-            prev = -1
-            prev_k = None
-            for k in seq:
-                i = pos.get(k)
-                if i is None:
-                    continue
-                if i < prev:
-                    out.append(_v("order", "on %s %s saw %s#%d after %s#%d, %s the reverse"
-                                  % (topic, c, k[0], k[1], prev_k[0], prev_k[1], ref_c)))
-                    break
-                prev, prev_k = i, k
+            bad = _disagreement(ref, seq, every[ref_c][topic]["pos"], every[c][topic]["pos"],
+                                qos1)
+            if bad:
+                (a, b) = bad
+                out.append(_v("order", "on %s %s saw %s#%d after %s#%d, %s the reverse"
+                              % (topic, c, b[0], b[1], a[0], a[1], ref_c)))
     return out
 
 
