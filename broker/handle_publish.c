@@ -179,19 +179,23 @@ void handle_publish(struct conn *c, const struct mqtt_packet *pkt)
     if (b->route) {
         /* Several nodes: the topic's owner sequences it (route.h). */
         uint64_t owner = route_remote_owner(b, topic, topic_len);
-        if (owner && p->qos == 0) {
-            route_forward(b, owner, c->client_id, m, NULL);
+        bool current = owner || route_current(b);
+        if (p->qos == 0 && (owner || !current)) {
+            if (owner)
+                route_forward(b, owner, c->client_id, m, NULL);
+            else
+                route_publish_local(b, c->client_id, m);
             msg_unref(m);
             return;
         }
-        if (owner || (p->qos > 0 && route_holding(b))) {
+        if (owner || !current || (p->qos > 0 && route_holding(b))) {
             w = dur_wait_new(b, publish_done_cb);
             if (!w) {
                 msg_unref(m);
                 conn_close(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
                 return;
             }
-            if (route_holding(b))
+            if (route_holding(b) || !owner)
                 route_hold(b, c->client_id, m, w);
             else
                 route_forward(b, owner, c->client_id, m, w);

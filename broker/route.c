@@ -258,7 +258,9 @@ static void route_send_confirm(struct broker *b, uint64_t to, uint64_t token, in
  *
  * HOW RE-ROUTING WORKS. The nodes apply a change of the live set at slightly different
  * moments, and an owner refuses (ROUTE_REFUSED) a QoS >= 1 message forwarded under another
- * view of the ring than its own, so that a topic never has two sequencers. Refused messages
+ * ring epoch than its own, or while it does not hold the owner lease (cluster_current), so
+ * that a topic never has two sequencers. A message of this node's own client on a topic this
+ * node owns is treated the same way while it lacks the lease. Refused messages
  * are not lost: the ingress keeps each forwarded message until its owner answers, and a
  * refused one is routed again under the view this node holds then (another node may own the
  * topic, or this one). Three rules keep one publisher's order per topic:
@@ -274,10 +276,12 @@ static void route_send_confirm(struct broker *b, uint64_t to, uint64_t token, in
  *   view changes first; after ROUTE_SENDS_MAX sends the publisher is failed as before.
  * A message whose owner left the ring awaits the owner's answer for ROUTE_ORPHAN_MS (a node
  * being removed still answers), then is routed again; so is one unanswered for
- * ROUTE_STUCK_MS while holding (its frame was lost with a broken connection). Those two may
- * reach subscribers twice if the owner did take them: QoS 1 allows it, and for QoS 2 it is
- * the case of a publisher resending after its connection was closed. A message whose
- * publisher's connection is gone is not routed again: the publisher resends it itself. */
+ * ROUTE_STUCK_MS while holding (its frame was lost with a broken connection). The old owner
+ * cannot sequence such a frame later (it lost the lease before it was declared down, and once
+ * caught up it holds a newer epoch), so those two reach subscribers twice only if the owner
+ * took them and then died or stopped before its answer came back: QoS 1 allows it, and for
+ * QoS 2 it is the case of a publisher resending after its connection was closed. A message
+ * whose publisher's connection is gone is not routed again: the publisher resends it itself. */
 
 static void route_timer_cb(uv_timer_t *t);
 static void route_flush(struct route *r);
@@ -431,6 +435,12 @@ static void route_dispatch(struct route *r, struct route_pend *p)
         route_send(r, p, owner);
         return;
     }
+    if (!cluster_current(b->cluster)) {
+        /* This node owns it by a view that may be stale: as an owner's refusal. */
+        p->sends++;
+        route_refused(r, p);
+        return;
+    }
     struct session *publisher = session_find(b, p->pub_id, strlen(p->pub_id));
     struct dur_wait *w = p->w;
     size_t n = route_owner_publish(b, publisher, p->pub_id, p->m, true, &w, NULL);
@@ -509,6 +519,17 @@ static void route_start(struct broker *b, uint64_t owner, const char *pub_id, st
     } else {
         route_dispatch(r, p);
     }
+}
+
+bool route_current(struct broker *b)
+{
+    return cluster_current(b->cluster);
+}
+
+void route_publish_local(struct broker *b, const char *pub_id, struct msg *m)
+{
+    b->route->shed++;
+    route_deliver_local(b, pub_id, m);
 }
 
 bool route_holding(const struct broker *b)
@@ -672,13 +693,14 @@ static void route_on_forward(struct broker *b, uint64_t from, const uint8_t *buf
          * as well (not held), the ingress sends it again after a backoff, by when this node
          * has applied that state, or ownership moved. */
         uint64_t *min_gen = route_min_gen(b->route, from);
-        if (epoch != route_epoch(b) || (min_gen && gen < *min_gen)) {
+        if (epoch != route_epoch(b) || !cluster_current(b->cluster) ||
+            (min_gen && gen < *min_gen)) {
             if (min_gen && gen + 1 > *min_gen) *min_gen = gen + 1;
             route_send_confirm(b, from, cmd.queue_push.msg_id, ROUTE_REFUSED, false);
             msg_unref(m);
             return;
         }
-    } else if (epoch != route_epoch(b)) {
+    } else if (epoch != route_epoch(b) || !cluster_current(b->cluster)) {
         b->route->shed++;
         msg_unref(m);
         return;
@@ -720,10 +742,12 @@ static void route_on_deliver(struct broker *b, uint64_t from, const uint8_t *buf
                (unsigned long long)from);
         return;
     }
-    if (epoch < cluster_node_down_epoch(b->cluster, from)) {
-        /* Sequenced by a node that was declared down since: a stale owner (stopped, cut off
-         * or restarted with old state) whose topics other nodes sequence now; delivering it
-         * would put it after messages sequenced later. Its ingress routes it again. */
+    if (m->qos == 0 && epoch < cluster_node_down_epoch(b->cluster, from)) {
+        /* Sequenced by a node that was declared down since (a stale owner, or copies that
+         * waited in its link buffer): delivering it would put it after messages sequenced
+         * later. QoS >= 1 copies are delivered: the owner confirmed them to their ingress
+         * once queued here, so dropping one could lose an acknowledged message; the owner
+         * lease keeps a stale owner from sequencing them in the first place. */
         b->route->stale++;
         log_at(LOG_TYPE_DEBUG, "Copy from node %llu of ring epoch %llu dropped (down at %llu).",
                (unsigned long long)from, (unsigned long long)epoch,

@@ -49,7 +49,7 @@ uint64_t route_remote_owner(struct broker *b, const char *topic, size_t len);
 
 /* Sends m (published by client pub_id) to its owner. With w (QoS >= 1) one hold of w is taken
  * and released once the message is done: confirmed by its owner, or routed again after a
- * refusal under another view of the ring and confirmed then (see route.c "HOW RE-ROUTING
+ * refusal (another ring epoch, or no owner lease) and confirmed then (see route.c "HOW RE-ROUTING
  * WORKS"), or failed (link queue full, refused too often); w->u32 becomes
  * MQTT_RC_NO_MATCHING_SUBSCRIBERS when the owner found none (and w->u32 was 0); m gains a
  * reference until then. While route_holding(), a QoS >= 1 message goes through route_hold
@@ -57,6 +57,13 @@ uint64_t route_remote_owner(struct broker *b, const char *topic, size_t len);
  * instead. */
 void route_forward(struct broker *b, uint64_t owner, const char *pub_id, struct msg *m,
                    struct dur_wait *w);
+/* Whether this node may sequence the topics it owns (cluster_current: the owner lease). When
+ * it may not, a QoS >= 1 message of its own clients goes through route_hold (routed again
+ * until it may, or ownership moved) and a QoS 0 one through route_publish_local. */
+bool route_current(struct broker *b);
+/* m (QoS 0) to this node's own subscribers only: the minority side of a partition keeps
+ * serving its clients' QoS 0 traffic. */
+void route_publish_local(struct broker *b, const char *pub_id, struct msg *m);
 /* True while forwards are being routed again: a new QoS >= 1 message waits behind them
  * (route_hold), wherever its owner is, so that one publisher's order per topic holds. */
 bool route_holding(const struct broker *b);

@@ -39,6 +39,23 @@ struct node_state {
     uint64_t down_epoch;    /* the ring epoch of its last NODE_DOWN applied since this start */
 };
 
+/* The owner lease (lease.c). */
+#define LEASE_GRANTS     4
+#define LEASE_VOTERS_MAX 64
+struct lease_grant {
+    uint64_t leader;
+    uint64_t asked_ms; /* this node's loop time when it asked */
+    uint64_t commit;   /* the leader's commit index when it answered */
+};
+struct lease {
+    struct lease_grant grants[LEASE_GRANTS]; /* a follower's latest answers, a ring */
+    size_t next;
+    struct {
+        uint64_t id, term, asked_ms; /* the latest question of this leader it answered */
+    } voters[LEASE_VOTERS_MAX];
+    size_t n_voters;
+};
+
 struct cluster {
     uv_loop_t *loop;
     struct cluster_config cfg;
@@ -94,6 +111,7 @@ struct cluster {
     struct node_state *nodes; /* committed verdicts, sorted by id */
     size_t n_nodes;
     bool ring_dirty;
+    struct lease lease;
     uint64_t ring_epoch;       /* ring_epoch_next over the applied NODE_UP / NODE_DOWN */
     uint64_t ring_epoch_fired; /* the epoch ring_changed last reported */
     uv_timer_t tick;           /* liveness, forwarding timeouts, configuration watch, join */
@@ -146,6 +164,11 @@ void owner_refresh(struct cluster *c); /* after a batch: rebuild the ring if dir
 struct node_state *owner_node(struct cluster *c, uint64_t id);
 /* The entry of id, created (unknown, down) if missing. NULL on -ENOMEM. */
 struct node_state *owner_node_add(struct cluster *c, uint64_t id);
+
+/* lease.c */
+void lease_tick(struct cluster *c, uint64_t now_ms); /* every heartbeat: ask */
+void lease_on_ask(struct cluster *c, uint64_t from, const uint8_t *buf, size_t len);
+void lease_on_answer(struct cluster *c, uint64_t from, const uint8_t *buf, size_t len);
 
 /* liveness.c */
 void liveness_tick(struct cluster *c, uint64_t now_ms);

@@ -36,9 +36,11 @@
 #define LINK_FRAME_MAX     ((size_t)512 << 20)
 
 /* The cluster's own frame types. */
-#define LINK_TYPE_PING        0xF0u /* empty: keeps last_heard fresh */
-#define LINK_TYPE_FWD_PROPOSE 0xF1u /* forward.h */
-#define LINK_TYPE_FWD_RESULT  0xF2u /* forward.h */
+#define LINK_TYPE_PING         0xF0u /* empty: keeps last_heard fresh */
+#define LINK_TYPE_FWD_PROPOSE  0xF1u /* forward.h */
+#define LINK_TYPE_FWD_RESULT   0xF2u /* forward.h */
+#define LINK_TYPE_LEASE_ASK    0xF3u /* lease.c */
+#define LINK_TYPE_LEASE_ANSWER 0xF4u /* lease.c */
 
 struct link;
 

@@ -198,6 +198,12 @@ static void on_frame(void *ctx, uint64_t from, uint8_t type, const uint8_t *buf,
     case LINK_TYPE_FWD_PROPOSE:
         on_fwd_propose(c, from, buf, len);
         return;
+    case LINK_TYPE_LEASE_ASK:
+        lease_on_ask(c, from, buf, len);
+        return;
+    case LINK_TYPE_LEASE_ANSWER:
+        lease_on_answer(c, from, buf, len);
+        return;
     case LINK_TYPE_FWD_RESULT:
         if (fwd_on_result(&c->fwd, buf, len, c->fsm.last_applied) != 0)
             cluster_logf(c, CLUSTER_LOG_WARNING, "bad forwarding answer from node %llu",
@@ -276,6 +282,7 @@ static void tick_cb(uv_timer_t *t)
     uint64_t leader = c->leader_id == c->cfg.node_id ? 0 : c->leader_id;
     fwd_flush(&c->fwd, leader, now, fwd_send, c);
     if (cluster_is_leader(c)) liveness_tick(c, now);
+    lease_tick(c, now);
     cluster_kick(c);
 }
 

@@ -390,6 +390,11 @@ void cluster_get_stats(const struct cluster *c, struct cluster_stats *out /* OUT
  * the committed state (XXH3_64bits_withSeed(topic, len, member_id), highest wins). One node:
  * always this node. 0: no live member is committed yet (a new cluster's first moments). */
 uint64_t cluster_owner(struct cluster *c, const char *topic, size_t len);
+/* Whether this node may sequence topics (the owner lease, cluster/lease.c): the leader while a
+ * majority of the voters answered it within node_down_ms / 2; a follower that asked its leader
+ * within node_down_ms / 2 and has applied what the leader had committed when it answered. A
+ * node stopped, cut off or restarted is not current until it has caught up. One node: true. */
+bool cluster_current(struct cluster *c);
 /* The ring epoch: the Raft index of the last applied NODE_UP / NODE_DOWN (a restore's new log
  * continues above the old epoch), 0 before any. Every node that applied the same prefix of
  * the log holds the same epoch, and it grows with every change of the live set, also when a
