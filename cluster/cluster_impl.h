@@ -113,7 +113,7 @@ struct cluster {
     bool ring_dirty;
     struct lease lease;
     uint64_t ring_epoch;       /* ring_epoch_next over the applied NODE_UP / NODE_DOWN */
-    uint64_t ring_epoch_fired; /* the epoch ring_changed last reported */
+    uint64_t ring_epoch_built; /* the epoch of the ring as built (cluster_ring_epoch) */
     uv_timer_t tick;           /* liveness, forwarding timeouts, configuration watch, join */
     bool tick_open;
     uint64_t conf_sig;     /* signature of the configuration the links follow */

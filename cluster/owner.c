@@ -52,8 +52,8 @@ static int owner_rebuild(struct cluster *c)
     if (rc < 0) return rc;
     c->ring.digest = d;
     c->ring_dirty = false;
-    bool epoch_moved = c->ring_epoch != c->ring_epoch_fired;
-    c->ring_epoch_fired = c->ring_epoch;
+    bool epoch_moved = c->ring_epoch != c->ring_epoch_built;
+    c->ring_epoch_built = c->ring_epoch;
     if ((rc == 1 || epoch_moved) && c->started && c->ev.ring_changed) c->ev.ring_changed(c->ev_ctx);
     return 0;
 }
@@ -118,7 +118,8 @@ uint64_t cluster_ring_digest(const struct cluster *c)
 
 uint64_t cluster_ring_epoch(const struct cluster *c)
 {
-    return c->multi ? c->ring_epoch : 0;
+    /* The ring is rebuilt after each applied batch: until then the epoch stays with it. */
+    return c->multi ? c->ring_epoch_built : 0;
 }
 
 uint64_t cluster_node_down_epoch(struct cluster *c, uint64_t id)
