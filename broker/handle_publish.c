@@ -179,15 +179,12 @@ void handle_publish(struct conn *c, const struct mqtt_packet *pkt)
     if (b->route) {
         /* Several nodes: the topic's owner sequences it (route.h). */
         uint64_t owner = route_remote_owner(b, topic, topic_len);
-        bool current = owner || route_current(b);
-        if (p->qos == 0 && (owner || !current)) {
-            if (owner)
-                route_forward(b, owner, c->client_id, m, NULL);
-            else
-                route_publish_local(b, c->client_id, m);
+        if (owner && p->qos == 0) {
+            route_forward(b, owner, c->client_id, m, NULL);
             msg_unref(m);
             return;
         }
+        bool current = p->qos == 0 || owner || route_current(b);
         if (owner || !current || (p->qos > 0 && route_holding(b))) {
             w = dur_wait_new(b, publish_done_cb);
             if (!w) {

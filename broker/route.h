@@ -57,13 +57,10 @@ uint64_t route_remote_owner(struct broker *b, const char *topic, size_t len);
  * instead. */
 void route_forward(struct broker *b, uint64_t owner, const char *pub_id, struct msg *m,
                    struct dur_wait *w);
-/* Whether this node may sequence the topics it owns (cluster_current: the owner lease). When
- * it may not, a QoS >= 1 message of its own clients goes through route_hold (routed again
- * until it may, or ownership moved) and a QoS 0 one through route_publish_local. */
+/* Whether this node may sequence QoS >= 1 messages on the topics it owns (cluster_current:
+ * the owner lease). When it may not, such a message of its own clients goes through
+ * route_hold (routed again until it may, or ownership moved). QoS 0 is not gated. */
 bool route_current(struct broker *b);
-/* m (QoS 0) to this node's own subscribers only: the minority side of a partition keeps
- * serving its clients' QoS 0 traffic. */
-void route_publish_local(struct broker *b, const char *pub_id, struct msg *m);
 /* True while forwards are being routed again: a new QoS >= 1 message waits behind them
  * (route_hold), wherever its owner is, so that one publisher's order per topic holds. */
 bool route_holding(const struct broker *b);
