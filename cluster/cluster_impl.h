@@ -54,6 +54,7 @@ struct lease {
         uint64_t id, term, asked_ms; /* the latest question of this leader it answered */
     } voters[LEASE_VOTERS_MAX];
     size_t n_voters;
+    bool held; /* as cluster_current last answered (logged when it changes) */
 };
 
 struct cluster {

@@ -110,10 +110,11 @@ void lease_on_answer(struct cluster *c, uint64_t from, const uint8_t *buf, size_
     l->next = (l->next + 1) % LEASE_GRANTS;
 }
 
-bool cluster_current(struct cluster *c)
+static bool lease_check(struct cluster *c)
 {
-    if (!c->multi) return true;
-    if (!c->started || c->closing) return false;
+    /* No live member committed yet (a new cluster's first moments): every node would take
+     * itself for the owner of every topic. */
+    if (!c->started || c->closing || c->ring.n == 0) return false;
     struct lease *l = &c->lease;
     uint64_t now = uv_now(c->loop);
     uint64_t span = lease_ms(c);
@@ -143,4 +144,17 @@ bool cluster_current(struct cluster *c)
         if (g->leader == leader && now - g->asked_ms < span && applied >= g->commit) return true;
     }
     return false;
+}
+
+bool cluster_current(struct cluster *c)
+{
+    if (!c->multi) return true;
+    bool held = lease_check(c);
+    if (held != c->lease.held) {
+        c->lease.held = held;
+        cluster_logf(c, CLUSTER_LOG_INFO, "owner lease %s (%s, applied %llu)",
+                     held ? "held" : "lost", cluster_is_leader(c) ? "leader" : "follower",
+                     (unsigned long long)c->fsm.last_applied);
+    }
+    return held;
 }

@@ -393,7 +393,8 @@ uint64_t cluster_owner(struct cluster *c, const char *topic, size_t len);
 /* Whether this node may sequence topics (the owner lease, cluster/lease.c): the leader while a
  * majority of the voters answered it within node_down_ms / 2; a follower that asked its leader
  * within node_down_ms / 2 and has applied what the leader had committed when it answered. A
- * node stopped, cut off or restarted is not current until it has caught up. One node: true. */
+ * node stopped, cut off or restarted is not current until it has caught up, and no node is
+ * before a live member is committed. One node: true. */
 bool cluster_current(struct cluster *c);
 /* The ring epoch: the Raft index of the last applied NODE_UP / NODE_DOWN (a restore's new log
  * continues above the old epoch), 0 before any. Every node that applied the same prefix of
