@@ -794,7 +794,8 @@ void route_ring_changed(void *ctx)
         p->give_up_ms = give_up;
         r->norphans++;
     }
-    route_flush(r);
+    /* Not flushed here but at the next tick: this event can come in the middle of an applied
+     * batch (a first NODE_UP applied, the others not yet), a ring no node routes by. */
     route_timer_update(r);
 }
 
