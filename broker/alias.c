@@ -103,11 +103,22 @@ void alias_out_close(struct alias_out *a)
             mem_free(a->slots[i].topic);
         mem_free(a->slots);
     }
-    mem_free(a->buckets);
     alias_out_init(a, a->max);
 }
 
 #define SLOT(a, alias) (&(a)->slots[(alias)-1])
+
+/* The hash buckets follow the slots in the same allocation: a power of two, at least max. */
+static uint32_t out_nbuckets(const struct alias_out *a)
+{
+    return a->max <= 1 ? 1u : 1u << (32 - __builtin_clz((unsigned)a->max - 1u));
+}
+
+static uint16_t *out_bucket(const struct alias_out *a, uint32_t hash)
+{
+    uint16_t *buckets = (uint16_t *)(a->slots + a->max);
+    return &buckets[hash & (out_nbuckets(a) - 1)];
+}
 
 static void lru_unlink(struct alias_out *a, uint16_t alias)
 {
@@ -153,7 +164,7 @@ static void unmap(struct alias_out *a, uint16_t alias)
     struct alias_slot *s = SLOT(a, alias);
     uint16_t *link;
     if (!s->topic) return;
-    link = &a->buckets[s->hash & (a->nbuckets - 1)];
+    link = out_bucket(a, s->hash);
     while (*link != alias)
         link = &SLOT(a, *link)->chain;
     *link = s->chain;
@@ -163,23 +174,11 @@ static void unmap(struct alias_out *a, uint16_t alias)
     s->topic_len = 0;
 }
 
-/* Allocates the slots and the buckets on first use. */
+/* Allocates the slots and the buckets (one block) on first use. */
 static int out_setup(struct alias_out *a)
 {
-    uint32_t n = 1;
-    while (n < a->max)
-        n <<= 1;
-    a->slots = mem_calloc(a->max, sizeof *a->slots);
-    a->buckets = mem_calloc(n, sizeof *a->buckets);
-    if (!a->slots || !a->buckets) {
-        mem_free(a->slots);
-        mem_free(a->buckets);
-        a->slots = NULL;
-        a->buckets = NULL;
-        return -ENOMEM;
-    }
-    a->nbuckets = n;
-    return 0;
+    a->slots = mem_calloc(1, a->max * sizeof *a->slots + out_nbuckets(a) * sizeof(uint16_t));
+    return a->slots ? 0 : -ENOMEM;
 }
 
 int alias_out_get(struct alias_out *a, const char *topic, size_t topic_len, uint16_t *alias,
@@ -194,7 +193,7 @@ int alias_out_get(struct alias_out *a, const char *topic, size_t topic_len, uint
     *known = false;
     if (a->max == 0) return 0;
     if (!a->slots && out_setup(a) < 0) return -ENOMEM;
-    for (id = a->buckets[h & (a->nbuckets - 1)]; id; id = SLOT(a, id)->chain) {
+    for (id = *out_bucket(a, h); id; id = SLOT(a, id)->chain) {
         s = SLOT(a, id);
         if (s->hash == h && s->topic_len == topic_len && !memcmp(s->topic, topic, topic_len)) {
             lru_unlink(a, id);
@@ -219,8 +218,8 @@ int alias_out_get(struct alias_out *a, const char *topic, size_t topic_len, uint
     s->topic = copy;
     s->topic_len = topic_len;
     s->hash = h;
-    s->chain = a->buckets[h & (a->nbuckets - 1)];
-    a->buckets[h & (a->nbuckets - 1)] = id;
+    s->chain = *out_bucket(a, h);
+    *out_bucket(a, h) = id;
     lru_push_head(a, id);
     *alias = id;
     return 0;

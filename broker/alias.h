@@ -40,9 +40,10 @@ struct alias_out {
     uint16_t max;                /* the client's Topic Alias Maximum */
     uint16_t used;               /* aliases assigned so far (1..used) */
     uint16_t lru_head, lru_tail; /* most / least recently used alias, 0 if none */
-    uint32_t nbuckets;           /* hash table of topics, a power of two */
-    struct alias_slot *slots;    /* [max], index alias - 1; NULL until first use */
-    uint16_t *buckets;           /* [nbuckets]: first alias of the chain, 0 for none */
+    /* [max], index alias - 1, followed in the same block by the hash table of topics (a power
+     * of two of uint16_t buckets, at least max: the first alias of the chain, 0 for none);
+     * NULL until first use */
+    struct alias_slot *slots;
 };
 
 void alias_out_init(struct alias_out *a, uint16_t max);

@@ -303,7 +303,7 @@ static void conn_x_input(struct conn *c, const uint8_t *data, size_t len)
         /* The client closed the TLS session or the WebSocket: as a closed socket. */
         conn_drop(c, MQTT_RC_UNSPECIFIED_ERROR, NULL);
     } else if (c->state == CONN_NEW) {
-        log_at(LOG_TYPE_NOTICE, "Client connection from %s refused: %s.", c->addr,
+        log_at(LOG_TYPE_NOTICE, "Client connection from %s refused: %s.", conn_addr(c),
                x->why[0] ? x->why : "transport error");
         conn_drop(c, MQTT_RC_UNSPECIFIED_ERROR, NULL);
     } else {
@@ -392,7 +392,7 @@ static void conn_keepalive_cb(struct wheel_entry *e)
         log_at(LOG_TYPE_NOTICE,
                "Client connection from %s refused: TLS handshake not completed "
                "in %d s.",
-               c->addr, BROKER_CONNECT_TIMEOUT_S);
+               conn_addr(c), BROKER_CONNECT_TIMEOUT_S);
         conn_drop(c, MQTT_RC_MAXIMUM_CONNECT_TIME, NULL);
     } else
         conn_drop(c, MQTT_RC_MAXIMUM_CONNECT_TIME, "no CONNECT in time");
@@ -668,7 +668,7 @@ static void conn_close_cb(uv_handle_t *h)
     alias_in_close(&c->alias_in);
     alias_out_close(&c->alias_out);
     conn_x_free(c->x);
-    free(c->client_id);
+    session_id_unref(c->client_id);
     free(c->username);
     if (c->all_prev)
         c->all_prev->all_next = c->all_next;
@@ -886,7 +886,6 @@ struct conn *conn_new_detached(struct broker *b, struct listener *lst)
         uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
         return NULL;
     }
-    snprintf(c->addr, sizeof c->addr, "detached:%llu", (unsigned long long)c->id);
     c->detached = true;
     b->stats.clients_connecting++;
     return c;
@@ -911,21 +910,19 @@ int conn_accept(struct broker *b, struct listener *lst, uv_stream_t *server)
     /* TCP_NODELAY comes from the listening socket (Linux copies it to accepted sockets). */
     struct sockaddr_storage ss;
     int namelen = sizeof ss;
-    char host[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &namelen) == 0) {
         if (ss.ss_family == AF_INET6) {
             const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
-            uv_ip6_name(a, host, sizeof host);
-            port = ntohs(a->sin6_port);
-        } else {
+            memcpy(c->peer_ip, &a->sin6_addr, 16);
+            memcpy(c->peer_port, &a->sin6_port, 2);
+            c->peer_family = AF_INET6;
+        } else if (ss.ss_family == AF_INET) {
             const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
-            uv_ip4_name(a, host, sizeof host);
-            port = ntohs(a->sin_port);
+            memcpy(c->peer_ip, &a->sin_addr, 4);
+            memcpy(c->peer_port, &a->sin_port, 2);
+            c->peer_family = AF_INET;
         }
     }
-    /* inet_ntop writes at most 39 characters for IPv6 (dotted only for ::ffff:a.b.c.d) */
-    snprintf(c->addr, sizeof c->addr, "%.39s:%d", host, port);
     listener_conn_opened(lst, c);
     b->stats.clients_connecting++;
     b->stats.sockets++;
@@ -945,6 +942,28 @@ int conn_accept(struct broker *b, struct listener *lst, uv_stream_t *server)
     return 0;
 }
 
+const char *conn_addr(const struct conn *c)
+{
+    static char out[64];
+    char host[INET6_ADDRSTRLEN] = "?";
+    uint16_t port;
+    memcpy(&port, c->peer_port, 2);
+    if (c->detached) {
+        snprintf(out, sizeof out, "detached:%llu", (unsigned long long)c->id);
+        return out;
+    }
+    if (c->peer_family == AF_INET6) {
+        inet_ntop(AF_INET6, c->peer_ip, host, sizeof host);
+        snprintf(out, sizeof out, "%s:%d", host, ntohs(port));
+    } else if (c->peer_family == AF_INET) {
+        inet_ntop(AF_INET, c->peer_ip, host, sizeof host);
+        snprintf(out, sizeof out, "%s:%d", host, ntohs(port));
+    } else {
+        snprintf(out, sizeof out, "?:0");
+    }
+    return out;
+}
+
 /* The common end: logs once, detaches the session, stops input. */
 static void conn_end(struct conn *c, uint8_t reason, const char *why)
 {
@@ -960,14 +979,14 @@ static void conn_end(struct conn *c, uint8_t reason, const char *why)
     if (why == NULL && reason != MQTT_RC_SUCCESS) {
         /* The peer closed the socket (or it failed) without DISCONNECT. */
         if (c->state != CONN_NEW && b->cfg->connection_messages)
-            log_at(LOG_TYPE_NOTICE, "Client %s [%s] closed its connection.", id, c->addr);
+            log_at(LOG_TYPE_NOTICE, "Client %s [%s] closed its connection.", id, conn_addr(c));
     } else if (reason == MQTT_RC_SUCCESS || reason == MQTT_RC_DISCONNECT_WITH_WILL) {
         if (b->cfg->connection_messages)
-            log_at(LOG_TYPE_NOTICE, "Client %s [%s] disconnected.", id, c->addr);
+            log_at(LOG_TYPE_NOTICE, "Client %s [%s] disconnected.", id, conn_addr(c));
     } else {
         /* Bad input, limits, takeover, keepalive: always one line with the reason. */
-        log_at(LOG_TYPE_NOTICE, "Client %s [%s] disconnected: %s (reason 0x%02x %s).", id, c->addr,
-               why ? why : "error", reason, mqtt_reason_str(reason));
+        log_at(LOG_TYPE_NOTICE, "Client %s [%s] disconnected: %s (reason 0x%02x %s).", id,
+               conn_addr(c), why ? why : "error", reason, mqtt_reason_str(reason));
     }
     c->state = CONN_CLOSING;
     if (c->sess) session_detach(c->sess, c, reason);

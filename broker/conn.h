@@ -71,7 +71,8 @@ struct conn {
     struct wheel_entry keepalive; /* in the broker's wheel */
     struct session *sess;
     struct conn_xport *x; /* TLS / WebSocket state; NULL for plain TCP (owned) */
-    char *client_id;      /* owned copy, for log lines; NULL before CONNECT */
+    char *client_id;      /* a reference from session_id_new() (the session shares it); NULL
+                             before CONNECT */
     char *username;       /* owned, NULL when none */
     struct mqtt_parser parser;
 
@@ -117,9 +118,15 @@ struct conn {
     bool send_will : 1;         /* the session's will fires on close */
     bool server_keepalive : 1;  /* v5: CONNACK announces keepalive_s as Server Keep Alive */
     bool want_problem_info : 1; /* v5 Request Problem Information (default 1) */
-    /* "address:port" of the peer (inet_ntop writes at most 39 characters for IPv6) */
-    char addr[46];
+    /* the peer's address (conn_addr() formats it): AF_INET or AF_INET6, 0 when unknown or
+     * detached; in network byte order */
+    uint8_t peer_family;
+    uint8_t peer_port[2];
+    uint8_t peer_ip[16];
 };
+
+/* "address:port" of the peer, for log lines: valid until the next call. */
+const char *conn_addr(const struct conn *c);
 
 /* Accepts a pending connection on server into a new struct conn (registered, reading).
  * Returns 0 or a negative libuv error (the connection is then refused and closed). */

@@ -50,7 +50,8 @@ static void connect_req_free(struct connect_req *r)
     free(r);
 }
 
-/* An id for a client that sent none: auto_id_prefix + a random UUID-like string. */
+/* An id for a client that sent none: auto_id_prefix + a random UUID-like string, from
+ * session_id_new(). */
 static char *connect_make_id(struct conn *c)
 {
     const char *prefix = c->lst->cfg->security.auto_id_prefix;
@@ -62,17 +63,19 @@ static char *connect_make_id(struct conn *c)
         memcpy(r, &x, 8);
         memcpy(r + 8, &y, 8);
     }
-    size_t plen = strlen(prefix);
-    char *id = malloc(plen + 37);
-    if (!id) return NULL;
-    memcpy(id, prefix, plen);
-    char *p = id + plen;
+    char uuid[37], *p = uuid;
     for (int i = 0; i < 16; i++) {
         if (i == 4 || i == 6 || i == 8 || i == 10) *p++ = '-';
         p += sprintf(p, "%02X", r[i]);
     }
-    *p = '\0';
-    return id;
+    size_t plen = strlen(prefix), ulen = (size_t)(p - uuid);
+    char *id = malloc(plen + ulen);
+    if (!id) return NULL;
+    memcpy(id, prefix, plen);
+    memcpy(id + plen, uuid, ulen);
+    char *shared = session_id_new(id, plen + ulen);
+    free(id);
+    return shared;
 }
 
 static void connect_send_connack(struct conn *c, struct session *s, struct connect_req *r,
@@ -131,11 +134,11 @@ static void connect_complete(struct conn *c, struct session *s, struct connect_r
     if (b->cfg->connection_messages) {
         if (c->username)
             log_at(LOG_TYPE_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d, u'%s').",
-                   c->addr, c->client_id, c->version, r->clean_start ? 1 : 0, c->keepalive_s,
+                   conn_addr(c), c->client_id, c->version, r->clean_start ? 1 : 0, c->keepalive_s,
                    c->username);
         else
-            log_at(LOG_TYPE_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d).", c->addr,
-                   c->client_id, c->version, r->clean_start ? 1 : 0, c->keepalive_s);
+            log_at(LOG_TYPE_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d).",
+                   conn_addr(c), c->client_id, c->version, r->clean_start ? 1 : 0, c->keepalive_s);
     }
     conn_touch(c);
     session_attach(s, c);
@@ -181,7 +184,7 @@ static void connect_finish(struct conn *c, struct connect_req *r)
         session_present = true;
     }
     if (!s) {
-        s = session_new(b, c->client_id, idlen);
+        s = session_new_id(b, c->client_id);
         if (!s) {
             conn_close(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
             connect_req_free(r);
@@ -324,11 +327,7 @@ void handle_connect(struct conn *c, const struct mqtt_packet *pkt)
         c->client_id = connect_make_id(c);
         r->assigned_id = c->version == MQTT_V5;
     } else {
-        c->client_id = malloc(ct->client_id.len + 1);
-        if (c->client_id) {
-            memcpy(c->client_id, ct->client_id.ptr, ct->client_id.len);
-            c->client_id[ct->client_id.len] = '\0';
-        }
+        c->client_id = session_id_new(ct->client_id.ptr, ct->client_id.len);
     }
     if (!c->client_id) {
         reason = MQTT_RC_SERVER_UNAVAILABLE;

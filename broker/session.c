@@ -38,31 +38,66 @@ struct session *session_find(struct broker *b, const char *client_id, size_t len
                                        &key);
 }
 
+/* A client id shared by a connection and its session: a reference count before the text. */
+struct session_id {
+    uint32_t refs;
+    char text[];
+};
+
+static struct session_id *session_id_of(char *id)
+{
+    return (struct session_id *)(id - offsetof(struct session_id, text));
+}
+
+char *session_id_new(const char *client_id, size_t len)
+{
+    struct session_id *i = malloc(sizeof *i + len + 1);
+    if (!i) return NULL;
+    i->refs = 1;
+    memcpy(i->text, client_id, len);
+    i->text[len] = '\0';
+    return i->text;
+}
+
+char *session_id_ref(char *id)
+{
+    session_id_of(id)->refs++;
+    return id;
+}
+
+void session_id_unref(char *id)
+{
+    if (id && --session_id_of(id)->refs == 0) free(session_id_of(id));
+}
+
 static void session_expiry_cb(struct wheel_entry *e);
 static void session_will_cb(struct wheel_entry *e);
 
-struct session *session_new(struct broker *b, const char *client_id, size_t len)
+struct session *session_new_id(struct broker *b, char *id)
 {
+    size_t len = strlen(id);
     struct session *s = calloc(1, sizeof *s);
     if (!s) return NULL;
-    s->client_id = malloc(len + 1);
-    if (!s->client_id) {
-        free(s);
-        return NULL;
-    }
-    memcpy(s->client_id, client_id, len);
-    s->client_id[len] = '\0';
-    s->client_id_len = len;
+    s->client_id = session_id_ref(id);
+    s->client_id_len = (uint16_t)len;
     s->b = b;
     s->expiry_s = UINT32_MAX;
-    htab_init(&s->pids);
     wheel_entry_init(&s->expiry_entry, session_expiry_cb);
     wheel_entry_init(&s->will_entry, session_will_cb);
-    if (htab_insert(&b->sessions, &s->node, htab_hash_bytes(client_id, len)) < 0) {
-        free(s->client_id);
+    if (htab_insert(&b->sessions, &s->node, htab_hash_bytes(id, len)) < 0) {
+        session_id_unref(s->client_id);
         free(s);
         return NULL;
     }
+    return s;
+}
+
+struct session *session_new(struct broker *b, const char *client_id, size_t len)
+{
+    char *id = session_id_new(client_id, len);
+    if (!id) return NULL;
+    struct session *s = session_new_id(b, id);
+    session_id_unref(id);
     return s;
 }
 
@@ -94,6 +129,15 @@ static void out_free(struct broker *b, struct session_out *o)
     }
 }
 
+/* The table of in-flight packet ids exists only while messages are in flight. */
+static void pids_free(struct session *s)
+{
+    if (!s->pids) return;
+    htab_close(s->pids);
+    free(s->pids);
+    s->pids = NULL;
+}
+
 static void out_list_free(struct broker *b, struct session_out *o)
 {
     while (o) {
@@ -111,12 +155,12 @@ void session_free(struct session *s)
     wheel_remove(&b->wheel, &s->expiry_entry);
     wheel_remove(&b->wheel, &s->will_entry);
     out_list_free(b, s->inflight);
-    htab_close(&s->pids);
+    pids_free(s);
     out_list_free(b, s->queue);
     msg_unref(s->will.m);
     free(s->qos2_in);
     free(s->username);
-    free(s->client_id);
+    session_id_unref(s->client_id);
     free(s);
 }
 
@@ -161,7 +205,7 @@ static bool session_online(const struct session *s)
  * hash), and kept in send order in a doubly linked list. */
 static struct session_out *inflight_find(struct session *s, uint16_t pid, struct session_out **prev)
 {
-    struct htab_node *n = htab_find(&s->pids, pid, NULL, NULL);
+    struct htab_node *n = s->pids ? htab_find(s->pids, pid, NULL, NULL) : NULL;
     if (!n) return NULL;
     struct session_out *o =
         (struct session_out *)((char *)n - offsetof(struct session_out, pid_node));
@@ -171,7 +215,7 @@ static struct session_out *inflight_find(struct session *s, uint16_t pid, struct
 
 static bool pid_in_use(struct session *s, uint16_t pid)
 {
-    return htab_find(&s->pids, pid, NULL, NULL) != NULL;
+    return s->pids && htab_find(s->pids, pid, NULL, NULL) != NULL;
 }
 
 /* The next free packet id (1..65535), reusing ids once acknowledged. */
@@ -197,15 +241,23 @@ static void inflight_unlink(struct session *s, struct session_out *o, struct ses
     else
         s->inflight_tail = o->prev;
     o->next = o->prev = NULL;
-    htab_remove(&s->pids, &o->pid_node);
+    htab_remove(s->pids, &o->pid_node);
     s->inflight_count--;
-    if (s->inflight_count == 0) htab_close(&s->pids); /* an idle session keeps no table */
+    if (s->inflight_count == 0) pids_free(s); /* an idle session keeps no table */
 }
 
 /* Returns 0, or -ENOMEM (then o is not in flight). */
 static int inflight_append(struct session *s, struct session_out *o)
 {
-    if (htab_insert(&s->pids, &o->pid_node, o->pid) < 0) return -ENOMEM;
+    if (!s->pids) {
+        s->pids = malloc(sizeof *s->pids);
+        if (!s->pids) return -ENOMEM;
+        htab_init(s->pids);
+    }
+    if (htab_insert(s->pids, &o->pid_node, o->pid) < 0) {
+        if (s->inflight_count == 0) pids_free(s);
+        return -ENOMEM;
+    }
     o->next = NULL;
     o->prev = s->inflight_tail;
     if (s->inflight_tail)

@@ -53,39 +53,41 @@ struct session_will {
     bool durable;      /* a WILL_SET was committed: clear it when the will is gone */
 };
 
+/* Fields are ordered by size so that the struct has no padding (an idle connection's
+ * session is a large share of its memory). */
 struct session {
     struct htab_node node;
     struct broker *b;
-    char *client_id; /* NUL-terminated, owned */
-    size_t client_id_len;
-    char *username; /* of the last connection, for ACL checks of deliveries; owned */
+    char *client_id; /* NUL-terminated, from session_id_new() (a reference) */
+    char *username;  /* of the last connection, for ACL checks of deliveries; owned */
     struct conn *conn;
     struct listener *lst; /* of the last connection (its ACL applies); NULL if loaded */
-    uint8_t version;
-    bool persistent;     /* outlives its connection */
-    bool durable;        /* a SESSION_OPEN was committed for it */
-    bool committed_subs; /* subscriptions were proposed: purge them when it ends */
     /* Several nodes: the node the client is connected to per the committed state (the last
      * applied SESSION_OPEN), 0 once it disconnected there. */
     uint64_t node_id;
-    uint32_t expiry_s; /* after disconnect; UINT32_MAX: never */
     struct wheel_entry expiry_entry;
     struct session_will will;
     struct wheel_entry will_entry;
 
     /* outbound */
     struct session_out *inflight, *inflight_tail; /* in send order */
-    uint32_t inflight_count;
-    struct htab pids; /* in-flight records by packet id */
+    struct htab *pids; /* in-flight records by packet id; NULL while none is in flight */
     struct session_out *queue, *queue_tail;
-    uint32_t queue_count;
     uint64_t queue_bytes;
-    uint32_t pending_pushes; /* durable queue pushes proposed, not applied yet */
-    uint16_t last_pid;
-
     /* inbound QoS 2 packet ids awaiting PUBREL */
     uint16_t *qos2_in;
     uint32_t qos2_in_count, qos2_in_cap;
+
+    uint32_t expiry_s; /* after disconnect; UINT32_MAX: never */
+    uint32_t inflight_count;
+    uint32_t queue_count;
+    uint32_t pending_pushes; /* durable queue pushes proposed, not applied yet */
+    uint16_t last_pid;
+    uint16_t client_id_len;
+    uint8_t version;
+    bool persistent;     /* outlives its connection */
+    bool durable;        /* a SESSION_OPEN was committed for it */
+    bool committed_subs; /* subscriptions were proposed: purge them when it ends */
 };
 
 /* ---- the table ---- */
@@ -96,6 +98,16 @@ void session_table_close(struct broker *b);
 struct session *session_find(struct broker *b, const char *client_id, size_t len);
 /* A new offline session registered under client_id. NULL without memory. */
 struct session *session_new(struct broker *b, const char *client_id, size_t len);
+/* As session_new, with an id from session_id_new() (a reference is taken, the caller keeps
+ * its own). */
+struct session *session_new_id(struct broker *b, char *id);
+
+/* Client ids shared by a connection and its session (one copy per client): a NUL-terminated
+ * string with a reference count in front. session_id_new returns it with one reference, or
+ * NULL without memory; session_id_unref(NULL) is a no-op. */
+char *session_id_new(const char *client_id, size_t len);
+char *session_id_ref(char *id);
+void session_id_unref(char *id);
 /* Removes the session from the table, drops its subscriptions from the index, its queues and
  * its will (without firing it), and frees it. It must be detached. */
 void session_free(struct session *s);
