@@ -189,11 +189,9 @@ static void allocation_failures(void **state)
 
     alias_out_init(&out, 2);
     mem_fault_set(0, 1);
-    assert_int_equal(alias_out_get(&out, "a", 1, &alias, &known), -ENOMEM);
+    assert_int_equal(alias_out_get(&out, "a", 1, &alias, &known), -ENOMEM); /* the table */
     assert_int_equal(alias, 0);
     mem_fault_set(1, 1);
-    assert_int_equal(alias_out_get(&out, "a", 1, &alias, &known), -ENOMEM);
-    mem_fault_set(2, 1);
     assert_int_equal(alias_out_get(&out, "a", 1, &alias, &known), -ENOMEM); /* the copy */
     mem_fault_set(-1, 0);
     assert_int_equal(out_get(&out, "a", &known), 1);
