@@ -276,7 +276,8 @@ static int admin_hooks_metrics(void *ctx, struct textbuf *out)
                   s->clients_maximum);
     metrics_counter(out, "starling_clients_expired_total", "Sessions that expired.",
                     s->clients_expired);
-    metrics_gauge(out, "starling_sessions", "Sessions known to this node.", b->sessions.count);
+    metrics_gauge(out, "starling_sessions", "Sessions known to this node.",
+                  b->sessions.count + b->bare_conns.count);
     metrics_counter(out, "starling_messages_received_total", "PUBLISH packets received.",
                     s->pub_received);
     metrics_counter(out, "starling_messages_sent_total", "PUBLISH packets sent.", s->pub_sent);

@@ -80,6 +80,7 @@ int broker_new(uv_loop_t *loop, const struct config *cfg, struct broker **out)
         return -ENOMEM;
     }
     htab_init(&b->conns);
+    htab_init(&b->bare_conns);
     session_table_init(b);
     wheel_init(&b->wheel, uv_now(loop));
     b->started_ms = broker_wall_ms();
@@ -634,6 +635,7 @@ void broker_free(struct broker *b)
     retain_free(b->retain);
     wheel_close(&b->wheel);
     htab_close(&b->conns);
+    htab_close(&b->bare_conns);
     conn_pool_free(b);
     sys_free(b);
     broker_release_security(b);

@@ -53,6 +53,40 @@ struct conn *conn_find(struct broker *b, uint64_t id)
     return c->state == CONN_CLOSING ? NULL : c;
 }
 
+/* ---- bare connections ---- */
+
+static bool conn_bare_eq(const struct htab_node *n, const void *key)
+{
+    const struct conn *c =
+        (const struct conn *)((const char *)n - offsetof(struct conn, bare_node));
+    const struct mqtt_str *k = key;
+    return strlen(c->client_id) == k->len && memcmp(c->client_id, k->ptr, k->len) == 0;
+}
+
+int conn_bare_add(struct conn *c)
+{
+    if (htab_insert(&c->b->bare_conns, &c->bare_node,
+                    htab_hash_bytes(c->client_id, strlen(c->client_id))) < 0)
+        return -ENOMEM;
+    c->bare = true;
+    return 0;
+}
+
+struct conn *conn_bare_find(struct broker *b, const char *client_id, size_t len)
+{
+    struct mqtt_str key = {.ptr = client_id, .len = (uint16_t)len};
+    struct htab_node *n =
+        htab_find(&b->bare_conns, htab_hash_bytes(client_id, len), conn_bare_eq, &key);
+    return n ? (struct conn *)((char *)n - offsetof(struct conn, bare_node)) : NULL;
+}
+
+void conn_bare_remove(struct conn *c)
+{
+    if (!c->bare) return;
+    htab_remove(&c->b->bare_conns, &c->bare_node);
+    c->bare = false;
+}
+
 /* ---- reading ---- */
 
 static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -177,6 +211,10 @@ static size_t conn_process(struct conn *c, const uint8_t *buf, size_t len)
         c->b->stats.msgs_received++;
         if (pkt.type == MQTT_CONNECT && c->x && c->x->tls && !conn_cert_username(c, &pkt))
             return len;
+        if (c->bare && pkt.type != MQTT_PINGREQ && session_open_bare(c) < 0) {
+            conn_close(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+            return len;
+        }
         handle_packet(c, &pkt);
     }
     return off;
@@ -989,6 +1027,7 @@ static void conn_end(struct conn *c, uint8_t reason, const char *why)
                conn_addr(c), why ? why : "error", reason, mqtt_reason_str(reason));
     }
     c->state = CONN_CLOSING;
+    conn_bare_remove(c);
     if (c->sess) session_detach(c->sess, c, reason);
     if (was_active && b->stats.clients_connected > 0)
         b->stats.clients_connected--;

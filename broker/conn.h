@@ -67,13 +67,14 @@ struct conn {
     struct broker *b;
     struct listener *lst;
     struct htab_node id_node;
+    struct htab_node bare_node; /* in b->bare_conns while bare */
     uint64_t id;
     struct wheel_entry keepalive; /* in the broker's wheel */
-    struct session *sess;
-    struct conn_xport *x; /* TLS / WebSocket state; NULL for plain TCP (owned) */
-    char *client_id;      /* a reference from session_id_new() (the session shares it); NULL
-                             before CONNECT */
-    char *username;       /* owned, NULL when none */
+    struct session *sess;         /* NULL before CONNECT, and while bare */
+    struct conn_xport *x;         /* TLS / WebSocket state; NULL for plain TCP (owned) */
+    char *client_id;              /* a reference from session_id_new() (the session shares it); NULL
+                                     before CONNECT */
+    char *username;               /* owned, NULL when none */
     struct mqtt_parser parser;
 
     /* input: only a partial packet (or input held while paused) lives here; freed as soon
@@ -118,6 +119,7 @@ struct conn {
     bool send_will : 1;         /* the session's will fires on close */
     bool server_keepalive : 1;  /* v5: CONNACK announces keepalive_s as Server Keep Alive */
     bool want_problem_info : 1; /* v5 Request Problem Information (default 1) */
+    bool bare : 1;              /* a clean session without its struct session yet */
     /* the peer's address (conn_addr() formats it): AF_INET or AF_INET6, 0 when unknown or
      * detached; in network byte order */
     uint8_t peer_family;
@@ -134,6 +136,23 @@ int conn_accept(struct broker *b, struct listener *lst, uv_stream_t *server);
 
 /* The live connection with this id, or NULL if it ended. */
 struct conn *conn_find(struct broker *b, uint64_t id);
+
+/* ---- clean sessions without a session object ----
+ *
+ * A client of this node (not clustered) with a clean session (3.x clean session 1, MQTT 5
+ * Session Expiry 0) and no will has nothing a session would hold until it sends a packet
+ * other than PINGREQ: no subscription, nothing in flight, nothing to commit. Such a
+ * connection is "bare": CONNACK is sent without a struct session, the connection is found by
+ * its client id in b->bare_conns (for takeover), and its session is created (empty) before
+ * its first other packet is handled, so every handler sees c->sess as before. An idle client
+ * then costs only its connection. */
+
+/* Registers c (with its client id, no session) as bare. Returns 0 or -ENOMEM. */
+int conn_bare_add(struct conn *c);
+/* The bare connection with this client id, or NULL. */
+struct conn *conn_bare_find(struct broker *b, const char *client_id, size_t len);
+/* Ends c's bare state (its session was just attached, or it ends). No-op if not bare. */
+void conn_bare_remove(struct conn *c);
 
 /* ---- output ---- */
 

@@ -70,6 +70,9 @@ struct broker {
 
     /* sessions by client id */
     struct htab sessions;
+    /* connected clients whose clean session has no struct session yet, by client id (see
+     * conn_bare_add) */
+    struct htab bare_conns;
     uint64_t next_msg_id;         /* queued-message ids (unique per client) */
     struct session_out *out_free; /* pool of outbound message records */
     unsigned out_free_count;

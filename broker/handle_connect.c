@@ -78,8 +78,7 @@ static char *connect_make_id(struct conn *c)
     return shared;
 }
 
-static void connect_send_connack(struct conn *c, struct session *s, struct connect_req *r,
-                                 bool session_present)
+static void connect_send_connack(struct conn *c, struct connect_req *r, bool session_present)
 {
     struct broker *b = c->b;
     const struct config *cfg = b->cfg;
@@ -109,7 +108,7 @@ static void connect_send_connack(struct conn *c, struct session *s, struct conne
         }
         if (r->assigned_id) {
             p->present |= MQTT_PROP_BIT(MQTT_PROP_ASSIGNED_CLIENT_ID);
-            p->assigned_client_id = MQTT_STR(s->client_id);
+            p->assigned_client_id = MQTT_STR(c->client_id);
         }
         if (c->server_keepalive) {
             p->present |= MQTT_PROP_BIT(MQTT_PROP_SERVER_KEEP_ALIVE);
@@ -119,12 +118,13 @@ static void connect_send_connack(struct conn *c, struct session *s, struct conne
     conn_send(c, &pkt);
 }
 
-/* The session is ready (and durable when it must be): CONNACK and redelivery. */
+/* The session is ready (and durable when it must be): CONNACK and redelivery. s NULL: the
+ * connection is bare (conn.h). */
 static void connect_complete(struct conn *c, struct session *s, struct connect_req *r,
                              bool session_present)
 {
     struct broker *b = c->b;
-    connect_send_connack(c, s, r, session_present);
+    connect_send_connack(c, r, session_present);
     c->state = CONN_ACTIVE;
     if (b->stats.clients_connecting > 0) b->stats.clients_connecting--;
     b->stats.clients_connected++;
@@ -141,7 +141,7 @@ static void connect_complete(struct conn *c, struct session *s, struct connect_r
                    conn_addr(c), c->client_id, c->version, r->clean_start ? 1 : 0, c->keepalive_s);
     }
     conn_touch(c);
-    session_attach(s, c);
+    if (s) session_attach(s, c); /* NULL: a bare connection */
     conn_resume(c);
 }
 
@@ -168,6 +168,8 @@ static void connect_finish(struct conn *c, struct connect_req *r)
 {
     struct broker *b = c->b;
     size_t idlen = strlen(c->client_id);
+    struct conn *old = conn_bare_find(b, c->client_id, idlen);
+    if (old) conn_close(old, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
     struct session *s = session_find(b, c->client_id, idlen);
     if (s && s->conn) {
         /* Session takeover [MQTT-3.1.4-3]: the old connection ends with 0x8E. */
@@ -182,6 +184,19 @@ static void connect_finish(struct conn *c, struct connect_req *r)
         s = NULL;
     } else if (s) {
         session_present = true;
+    }
+    if (!s && !persistent && !b->clustered && !r->will) {
+        /* A clean session with nothing to hold yet: no struct session until the client
+         * sends more than PINGREQ (conn.h, bare connections). */
+        if (conn_bare_add(c) < 0) {
+            conn_close(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+            connect_req_free(r);
+            return;
+        }
+        if (was_durable) dur_session_client(b, CLUSTER_CMD_SESSION_DELETE, c->client_id, idlen);
+        connect_complete(c, NULL, r, false);
+        connect_req_free(r);
+        return;
     }
     if (!s) {
         s = session_new_id(b, c->client_id);

@@ -504,6 +504,23 @@ bool session_qos2_in_remove(struct session *s, uint16_t pid)
 
 /* ---- connection life ---- */
 
+int session_open_bare(struct conn *c)
+{
+    struct session *s = session_new_id(c->b, c->client_id);
+    if (!s) return -ENOMEM;
+    if (c->username && !(s->username = strdup(c->username))) {
+        session_free(s);
+        return -ENOMEM;
+    }
+    s->version = c->version;
+    s->persistent = false;
+    if (c->version == MQTT_V5) s->expiry_s = 0;
+    s->lst = c->lst;
+    conn_bare_remove(c);
+    session_attach(s, c);
+    return 0;
+}
+
 void session_attach(struct session *s, struct conn *c)
 {
     struct broker *b = s->b;

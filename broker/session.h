@@ -114,6 +114,10 @@ void session_free(struct session *s);
 
 /* ---- connection life ---- */
 
+/* Creates and attaches the (empty, clean) session of a bare connection (see conn.h), which
+ * stops being bare. Returns 0 or -ENOMEM (the connection is unchanged). */
+int session_open_bare(struct conn *c);
+
 /* Attaches c to s and redelivers: unacknowledged PUBLISHes again with DUP, PUBREL for
  * those awaiting PUBCOMP, then queued messages up to the window. */
 void session_attach(struct session *s, struct conn *c);

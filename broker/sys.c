@@ -112,7 +112,7 @@ static void sys_update(struct broker *b)
              (unsigned long long)((broker_wall_ms() - b->started_ms) / 1000));
     sys_publish(b, "$SYS/broker/uptime", buf);
 
-    size_t total = b->sessions.count;
+    size_t total = b->sessions.count + b->bare_conns.count;
     uint64_t connected = s->clients_connected;
     sys_publish_u64(b, "$SYS/broker/clients/total", total);
     sys_publish_u64(b, "$SYS/broker/clients/connected", connected);
