@@ -6,8 +6,8 @@ import time
 import pytest
 
 from harness import Broker, is_mosquitto
-from rawmqtt import (DISCONNECT, P_ASSIGNED_CLIENT_ID, P_SESSION_EXPIRY, PUBACK, PUBLISH,
-                     RawClient, raw_connect)
+from rawmqtt import (DISCONNECT, P_ASSIGNED_CLIENT_ID, P_SESSION_EXPIRY, PINGREQ, PINGRESP,
+                     PUBACK, PUBLISH, RawClient, packet, raw_connect)
 
 VERSIONS = [3, 4, 5]
 VIDS = {3: "v31", 4: "v311", 5: "v5"}
@@ -203,6 +203,34 @@ def test_session_takeover(broker, version):
     _publish(broker.port, topic, [b"to"])
     m = new.expect(PUBLISH)
     assert m.payload == b"to"
+    new.ack(PUBACK, m.pid)
+    new.disconnect(rc=0, plist=[(P_SESSION_EXPIRY, 0)] if version == 5 else None)
+
+
+# A clean-session client that has only pinged since CONNACK (Starling keeps no session
+# object for it until it sends more) is taken over like any other [MQTT-3.1.4-3]: the old
+# connection is closed, a v5 one with DISCONNECT 0x8E, and the new one, clean or persistent,
+# starts without a session, subscribes and receives.
+@pytest.mark.parametrize("version", VERSIONS, ids=VIDS.get)
+@pytest.mark.parametrize("keep", [False, True], ids=["clean", "persistent"])
+def test_takeover_of_idle_clean_session(broker, version, keep):
+    cid, topic = "idle-%d-%d" % (version, keep), "sess/idle/%d/%d" % (version, keep)
+    old = raw_connect(broker.port, cid, version)
+    old.send(packet(PINGREQ, 0, b""))
+    old.expect(PINGRESP)
+    new = RawClient(broker.port, version)
+    ack = new.connect(cid, **(persistent(version) if keep else {}))
+    assert not ack.session_present
+    got = old.expect_closed()
+    if version == 5 and not is_mosquitto():  # 2.0.11 closes without DISCONNECT
+        assert got and got[-1].type == DISCONNECT and got[-1].rc == 0x8E, got
+    else:
+        assert got == []
+    old.close()
+    new.subscribe([(topic, 1)])
+    _publish(broker.port, topic, [b"idle"])
+    m = new.expect(PUBLISH)
+    assert m.payload == b"idle"
     new.ack(PUBACK, m.pid)
     new.disconnect(rc=0, plist=[(P_SESSION_EXPIRY, 0)] if version == 5 else None)
 
