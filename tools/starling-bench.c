@@ -46,7 +46,9 @@ static void usage(FILE *f)
             "  -n, --count N             messages per publisher instead of a duration\n"
             "  -V, --mqtt 311|5          protocol version (311)\n"
             "  -u, --username NAME       -P, --password PASS\n"
-            "      --tls                 MQTT over TLS (not supported yet)\n"
+            "      --tls                 MQTT over TLS 1.2/1.3 (default port 8883)\n"
+            "      --cafile FILE         verify the broker's certificate against FILE\n"
+            "                            (without it: encrypted, not verified)\n"
             "      --pid PID[,PID...]    broker processes: CPU per message, RSS per connection\n"
             "      --persistent          subscribers keep persistent sessions (clean start\n"
             "                            off, MQTT 5 session expiry 600 s)\n"
@@ -922,6 +924,7 @@ static bool parse_num(const char *s, double lo, double hi, double *out)
 
 enum {
     OPT_TLS = 256,
+    OPT_CAFILE,
     OPT_PID,
     OPT_JSON,
     OPT_PLOT,
@@ -954,6 +957,7 @@ static int parse_options(struct bench_opts *o, int argc, char **argv)
         {"password", required_argument, NULL, 'P'},
         {"keepalive", required_argument, NULL, 'k'},
         {"tls", no_argument, NULL, OPT_TLS},
+        {"cafile", required_argument, NULL, OPT_CAFILE},
         {"pid", required_argument, NULL, OPT_PID},
         {"json", no_argument, NULL, OPT_JSON},
         {"plot", required_argument, NULL, OPT_PLOT},
@@ -967,9 +971,9 @@ static int parse_options(struct bench_opts *o, int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *hosts = "127.0.0.1";
-    int port = 1883;
+    int port = 0;
     double v;
-    bool tls = false, have_clients = false, have_rate = false, have_ka = false;
+    bool have_clients = false, have_rate = false, have_ka = false;
     bool have_cw = false, have_src = false, have_dur = false;
 
     if (argc < 2 || argv[1][0] == '-') {
@@ -1067,7 +1071,10 @@ static int parse_options(struct bench_opts *o, int argc, char **argv)
             have_ka = true;
             break;
         case OPT_TLS:
-            tls = true;
+            o->tls = true;
+            break;
+        case OPT_CAFILE:
+            o->cafile = optarg;
             break;
         case OPT_PID: {
             char *end;
@@ -1124,10 +1131,11 @@ static int parse_options(struct bench_opts *o, int argc, char **argv)
         fprintf(stderr, "starling-bench: unexpected argument '%s'\n", argv[optind]);
         return 1;
     }
-    if (tls) {
-        fprintf(stderr, "starling-bench: --tls: not supported yet\n");
+    if (o->cafile && !o->tls) {
+        fprintf(stderr, "starling-bench: --cafile needs --tls\n");
         return 1;
     }
+    if (port == 0) port = o->tls ? 8883 : 1883;
     if (parse_addrs(o, hosts, port) != 0) return 1;
     if (o->password && !o->username && o->version == MQTT_V311) {
         fprintf(stderr, "starling-bench: MQTT 3.1.1 needs a username with a password\n");
@@ -1196,6 +1204,8 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    if (b->o.tls && client_tls_init(b) != 0) return 1;
+
     b->loop = uv_default_loop();
     uv_check_init(b->loop, &b->pump);
     b->pump.data = b;
@@ -1247,6 +1257,7 @@ int main(int argc, char **argv)
     free(b->cq);
     free(b->secs);
     free(b->o.addrs);
+    client_tls_free(b);
     uv_loop_close(b->loop);
     return r.exit_status;
 }

@@ -10,11 +10,13 @@ build/bin/starling-bench. STARLING_TEST_BROKER=mosquitto runs the same tests aga
 
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 
 import pytest
 
-from harness import Broker, broker_bin, is_mosquitto
+from harness import Broker, broker_bin, free_port, is_mosquitto
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -49,6 +51,38 @@ def clean_conf():
         # runs that must be clean lift the limit there.
         conf["max_inflight_messages"] = 0
     return conf
+
+
+def _openssl(*args, cwd):
+    r = subprocess.run(["openssl"] + list(args), cwd=cwd, capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.fixture(scope="module")
+def tls_broker():
+    """A broker with one TLS listener; yields (broker, path of a file of the PKI)."""
+    broker_bin()
+    d = tempfile.mkdtemp(prefix="starling-bench-tls-")
+    try:
+        for ca in ("ca", "otherca"):
+            _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                     "-nodes", "-keyout", ca + ".key", "-out", ca + ".crt", "-days", "30",
+                     "-subj", "/CN=" + ca, cwd=d)
+        _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                 "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost", cwd=d)
+        with open(os.path.join(d, "server.ext"), "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                 "-CAcreateserial", "-days", "30", "-extfile", "server.ext", "-out",
+                 "server.crt", cwd=d)
+        pki = lambda name: os.path.join(d, name)  # noqa: E731
+        conf = dict(clean_conf(), listener="%d 127.0.0.1" % free_port(), cafile=pki("ca.crt"),
+                    certfile=pki("server.crt"), keyfile=pki("server.key"))
+        with Broker(conf) as b:
+            yield b, pki
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture
@@ -115,8 +149,33 @@ def test_dropping_broker_is_detected(qos, mqtt):
     assert 0 < r["unique"] <= 10 and r["lost"] == 100 - r["unique"]
 
 
-# Options the bench cannot honour yet are refused, not ignored.
-def test_tls_is_refused():
-    p = subprocess.run([bench_bin(), "fanin", "--tls"], capture_output=True, text=True,
-                       timeout=10)
-    assert p.returncode == 1 and "not supported yet" in p.stderr
+# --tls: MQTT over TLS to a TLS listener, the broker verified against --cafile: a counted
+# QoS 1 fan-in delivers everything and a small storm connects, pings and closes every
+# connection.
+def test_tls_runs(tls_broker):
+    b, pki = tls_broker
+    rc, r, err = run_bench(b, "fanin", "-q", "1", "-c", "3", "-n", "200", "--tls", "--cafile",
+                           pki("ca.crt"))
+    assert rc == 0, err
+    assert r["sent"] == 600 and r["unique"] == 600 and r["lost"] == 0 and r["duplicated"] == 0
+    rc, r, err = run_bench(b, "storm", "-c", "50", "-d", "0.2", "--tls", "--cafile",
+                           pki("ca.crt"), "-V", "5")
+    assert rc == 0, err
+    assert r["connections"] == 50 and r["failed"] == 0
+
+
+# A broker whose certificate another CA signed fails the handshake: every connection fails
+# with the reason and the run exits 1.
+def test_tls_wrong_ca_fails(tls_broker):
+    b, pki = tls_broker
+    rc, r, err = run_bench(b, "storm", "-c", "5", "-d", "0.2", "--tls", "--cafile",
+                           pki("otherca.crt"))
+    assert rc == 1
+    assert "TLS handshake failed" in err and r["connections"] == 0
+
+
+# --cafile without --tls is refused, not ignored.
+def test_cafile_needs_tls():
+    p = subprocess.run([bench_bin(), "fanin", "--cafile", "/nonexistent"], capture_output=True,
+                       text=True, timeout=10)
+    assert p.returncode == 1 and "--cafile needs --tls" in p.stderr

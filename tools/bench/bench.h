@@ -102,6 +102,7 @@ enum bench_cstate {
 };
 
 struct bench;
+struct WOLFSSL;
 
 struct bench_client {
     uv_tcp_t tcp;
@@ -127,6 +128,13 @@ struct bench_client {
     size_t olen, ocap;
     uint8_t *wbuf;
     size_t wcap;
+    /* TLS (--tls): the session, received bytes not yet decrypted, encrypted bytes to write */
+    struct WOLFSSL *ssl;
+    bool tls_up; /* handshake complete */
+    uint8_t *tin;
+    size_t tin_off, tin_len, tin_cap;
+    uint8_t *xbuf;
+    size_t xlen, xcap;
 
     char topic[48];
     uint8_t topic_len;
@@ -194,6 +202,8 @@ struct bench_opts {
     uint8_t version;  /* 4 or 5 */
     const char *username;
     const char *password;
+    bool tls;           /* MQTT over TLS */
+    const char *cafile; /* verify the broker's certificate against it; NULL: no check */
     struct bench_addr *addrs;
     int naddrs;
     int pids[16];
@@ -231,6 +241,7 @@ struct bench {
     uint32_t nidle;
 
     struct bench_client *dirty_head;
+    void *tls_ctx; /* WOLFSSL_CTX with --tls */
     uint8_t scratch[256 * 1024];
 
     /* connect queue */
@@ -294,6 +305,10 @@ void client_disconnect(struct bench_client *c);
 void client_flush(struct bench_client *c);
 void client_free(struct bench_client *c);
 bool client_can_publish(const struct bench_client *c);
+/* --tls: the client context (wolfSSL, TLS 1.2 or 1.3), verifying the broker against cafile
+ * when given. Returns 0, or -1 after printing why. */
+int client_tls_init(struct bench *b);
+void client_tls_free(struct bench *b);
 
 /* Events client.c reports to the scenario (starling-bench.c). */
 void bench_on_ready(struct bench_client *c);

@@ -1,15 +1,20 @@
-/* starling-bench connections: TCP through libuv, MQTT through the project's codec.
+/* starling-bench connections: TCP through libuv, MQTT through the project's codec, and with
+ * --tls wolfSSL over memory callbacks.
  *
  * Writes are gathered in obuf during a loop iteration and leave in one write per connection
- * (client_flush(), called from the pump). Reads are parsed straight from the loop's scratch
- * buffer; only a trailing partial packet is copied into the client's rbuf. */
+ * (client_flush(), called from the pump); with TLS, obuf is encrypted into xbuf as one batch
+ * first. Reads are parsed straight from the loop's scratch buffer (with TLS, decrypted into
+ * it); only a trailing partial packet is copied into the client's rbuf. */
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include <uv.h>
+#include <wolfssl/options.h> /* first: the library's build options (structure layouts) */
+#include <wolfssl/ssl.h>
 
 #include "bench.h"
 #include "proto.h"
@@ -58,6 +63,11 @@ static void queue_packet(struct bench_client *c, const struct mqtt_packet *pkt)
 static void close_cb(uv_handle_t *h)
 {
     struct bench_client *c = h->data;
+    if (c->ssl) wolfSSL_free(c->ssl);
+    c->ssl = NULL;
+    c->tls_up = false;
+    c->tin_off = c->tin_len = 0;
+    c->xlen = 0;
     c->handle_open = false;
     c->b->nopen--;
     c->state = BENCH_CS_IDLE;
@@ -97,28 +107,112 @@ static void write_cb(uv_write_t *req, int status)
     client_flush(c);
 }
 
+/* wolfSSL's output: appended to xbuf, written by client_flush(). */
+static int tls_send_cb(WOLFSSL *ssl, char *buf, int sz, void *ctx)
+{
+    struct bench_client *c = ctx;
+    (void)ssl;
+    if (buf_reserve(&c->xbuf, &c->xcap, c->xlen + (size_t)sz) != 0) return WOLFSSL_CBIO_ERR_GENERAL;
+    memcpy(c->xbuf + c->xlen, buf, (size_t)sz);
+    c->xlen += (size_t)sz;
+    return sz;
+}
+
+/* wolfSSL's input: what read_cb() put in tin. */
+static int tls_recv_cb(WOLFSSL *ssl, char *buf, int sz, void *ctx)
+{
+    struct bench_client *c = ctx;
+    (void)ssl;
+    size_t avail = c->tin_len - c->tin_off;
+    if (avail == 0) return WOLFSSL_CBIO_ERR_WANT_READ;
+    size_t n = avail < (size_t)sz ? avail : (size_t)sz;
+    memcpy(buf, c->tin + c->tin_off, n);
+    c->tin_off += n;
+    return (int)n;
+}
+
+static void tls_fail(struct bench_client *c, const char *what, int ret)
+{
+    char msg[160];
+    char reason[WOLFSSL_MAX_ERROR_SZ];
+    wolfSSL_ERR_error_string_n((unsigned long)wolfSSL_get_error(c->ssl, ret), reason,
+                               sizeof reason);
+    snprintf(msg, sizeof msg, "%s: %s", what, reason);
+    client_fail(c, msg, 0);
+}
+
+int client_tls_init(struct bench *b)
+{
+    wolfSSL_Init();
+    WOLFSSL_CTX *ctx = wolfSSL_CTX_new(wolfSSLv23_client_method());
+    if (!ctx || wolfSSL_CTX_SetMinVersion(ctx, WOLFSSL_TLSV1_2) != WOLFSSL_SUCCESS) {
+        fprintf(stderr, "starling-bench: cannot create the TLS context\n");
+        if (ctx) wolfSSL_CTX_free(ctx);
+        return -1;
+    }
+    if (b->o.cafile) {
+        if (wolfSSL_CTX_load_verify_locations(ctx, b->o.cafile, NULL) != WOLFSSL_SUCCESS) {
+            fprintf(stderr, "starling-bench: --cafile %s: cannot load it\n", b->o.cafile);
+            wolfSSL_CTX_free(ctx);
+            return -1;
+        }
+        wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER, NULL);
+    } else {
+        wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_NONE, NULL);
+    }
+    wolfSSL_CTX_SetIORecv(ctx, tls_recv_cb);
+    wolfSSL_CTX_SetIOSend(ctx, tls_send_cb);
+    b->tls_ctx = ctx;
+    return 0;
+}
+
+void client_tls_free(struct bench *b)
+{
+    if (!b->tls_ctx) return;
+    wolfSSL_CTX_free(b->tls_ctx);
+    b->tls_ctx = NULL;
+    wolfSSL_Cleanup();
+}
+
 void client_flush(struct bench_client *c)
 {
     c->dirty = false;
     if (c->writing || !c->handle_open || uv_is_closing((uv_handle_t *)&c->tcp)) return;
-    if (c->olen > 0) {
-        uv_buf_t ub = uv_buf_init((char *)c->obuf, (unsigned)c->olen);
+    uint8_t **out = &c->obuf;
+    size_t *outlen = &c->olen, *outcap = &c->ocap;
+    if (c->ssl) {
+        /* The batch is encrypted at once (wolfSSL_write takes all of it: the send callback
+         * never blocks). */
+        if (c->tls_up && c->olen > 0) {
+            int ret = wolfSSL_write(c->ssl, c->obuf, (int)c->olen);
+            if (ret != (int)c->olen) {
+                tls_fail(c, "TLS write failed", ret);
+                return;
+            }
+            c->olen = 0;
+        }
+        out = &c->xbuf;
+        outlen = &c->xlen;
+        outcap = &c->xcap;
+    }
+    if (*outlen > 0) {
+        uv_buf_t ub = uv_buf_init((char *)*out, (unsigned)*outlen);
         int n = uv_try_write((uv_stream_t *)&c->tcp, &ub, 1);
         size_t done = n > 0 ? (size_t)n : 0;
         if (n < 0 && n != UV_EAGAIN) {
             client_fail(c, "write failed", n);
             return;
         }
-        if (done < c->olen) {
-            /* Hand the rest to uv_write; swap buffers so obuf can fill meanwhile. */
-            size_t rest = c->olen - done;
+        if (done < *outlen) {
+            /* Hand the rest to uv_write; swap buffers so the output can fill meanwhile. */
+            size_t rest = *outlen - done;
             uint8_t *tmp = c->wbuf;
             size_t tcap = c->wcap;
-            c->wbuf = c->obuf;
-            c->wcap = c->ocap;
-            c->obuf = tmp;
-            c->ocap = tcap;
-            c->olen = 0;
+            c->wbuf = *out;
+            c->wcap = *outcap;
+            *out = tmp;
+            *outcap = tcap;
+            *outlen = 0;
             ub = uv_buf_init((char *)c->wbuf + done, (unsigned)rest);
             c->wreq.data = c;
             int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &ub, 1, write_cb);
@@ -129,7 +223,7 @@ void client_flush(struct bench_client *c)
             c->writing = true;
             return;
         }
-        c->olen = 0;
+        *outlen = 0;
     }
     if (c->state == BENCH_CS_CLOSING) client_close(c);
 }
@@ -299,17 +393,11 @@ static long parse_all(struct bench_client *c, const uint8_t *data, size_t len)
     return (long)off;
 }
 
-static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+static void send_connect(struct bench_client *c);
+
+/* MQTT bytes received (plain, or decrypted). */
+static void plain_input(struct bench_client *c, const uint8_t *data, size_t len)
 {
-    struct bench_client *c = s->data;
-    if (nread < 0) {
-        client_fail(c, nread == UV_EOF ? "broker closed the connection" : "read failed",
-                    nread == UV_EOF ? 0 : (int)nread);
-        return;
-    }
-    if (nread == 0 || c->state == BENCH_CS_CLOSING) return;
-    const uint8_t *data = (const uint8_t *)buf->base;
-    size_t len = (size_t)nread;
     if (c->rlen > 0) {
         if (buf_reserve(&c->rbuf, &c->rcap, c->rlen + len) != 0) {
             client_fail(c, "out of memory", -ENOMEM);
@@ -332,6 +420,67 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     memcpy(c->rbuf, data + used, rest);
     c->rlen = rest;
+}
+
+/* TLS bytes received: the handshake goes on, or records are decrypted into the scratch
+ * buffer (data was copied into tin first, so the scratch buffer is free). */
+static void tls_input(struct bench_client *c, const uint8_t *data, size_t len)
+{
+    if (c->tin_off > 0) {
+        memmove(c->tin, c->tin + c->tin_off, c->tin_len - c->tin_off);
+        c->tin_len -= c->tin_off;
+        c->tin_off = 0;
+    }
+    if (buf_reserve(&c->tin, &c->tin_cap, c->tin_len + len) != 0) {
+        client_fail(c, "out of memory", -ENOMEM);
+        return;
+    }
+    memcpy(c->tin + c->tin_len, data, len);
+    c->tin_len += len;
+    if (!c->tls_up) {
+        int ret = wolfSSL_connect(c->ssl);
+        if (ret != WOLFSSL_SUCCESS) {
+            if (wolfSSL_get_error(c->ssl, ret) == WOLFSSL_ERROR_WANT_READ)
+                client_flush(c);
+            else
+                tls_fail(c, "TLS handshake failed", ret);
+            return;
+        }
+        c->tls_up = true;
+        send_connect(c);
+    }
+    uint8_t *plain = c->b->scratch;
+    while (c->state != BENCH_CS_CLOSING && c->handle_open) {
+        int n = wolfSSL_read(c->ssl, plain, (int)sizeof c->b->scratch);
+        if (n > 0) {
+            plain_input(c, plain, (size_t)n);
+            continue;
+        }
+        int err = wolfSSL_get_error(c->ssl, n);
+        if (err == WOLFSSL_ERROR_WANT_READ) break;
+        if (err == WOLFSSL_ERROR_ZERO_RETURN)
+            client_fail(c, "broker closed the TLS session", 0);
+        else
+            tls_fail(c, "TLS read failed", n);
+        return;
+    }
+    /* wolfSSL may have answered something (a key update): send it along. */
+    if (c->xlen > 0) mark_dirty(c);
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct bench_client *c = s->data;
+    if (nread < 0) {
+        client_fail(c, nread == UV_EOF ? "broker closed the connection" : "read failed",
+                    nread == UV_EOF ? 0 : (int)nread);
+        return;
+    }
+    if (nread == 0 || c->state == BENCH_CS_CLOSING) return;
+    if (c->ssl)
+        tls_input(c, (const uint8_t *)buf->base, (size_t)nread);
+    else
+        plain_input(c, (const uint8_t *)buf->base, (size_t)nread);
 }
 
 static void send_connect(struct bench_client *c)
@@ -383,6 +532,23 @@ static void connect_cb(uv_connect_t *req, int status)
     int rc = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
     if (rc < 0) {
         client_fail(c, "read failed", rc);
+        return;
+    }
+    if (c->b->tls_ctx) {
+        /* CONNECT follows the handshake (tls_input). */
+        c->ssl = wolfSSL_new(c->b->tls_ctx);
+        if (!c->ssl) {
+            client_fail(c, "cannot create a TLS session", -ENOMEM);
+            return;
+        }
+        wolfSSL_SetIOReadCtx(c->ssl, c);
+        wolfSSL_SetIOWriteCtx(c->ssl, c);
+        int ret = wolfSSL_connect(c->ssl);
+        if (ret != WOLFSSL_SUCCESS && wolfSSL_get_error(c->ssl, ret) != WOLFSSL_ERROR_WANT_READ) {
+            tls_fail(c, "TLS handshake failed", ret);
+            return;
+        }
+        client_flush(c);
         return;
     }
     send_connect(c);
@@ -504,6 +670,9 @@ void client_free(struct bench_client *c)
     free(c->rbuf);
     free(c->obuf);
     free(c->wbuf);
+    free(c->tin);
+    free(c->xbuf);
+    if (c->ssl) wolfSSL_free(c->ssl);
     free(c->pid_used);
     free(c->qos2_held);
     free(c->payload);
