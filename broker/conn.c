@@ -47,7 +47,7 @@ static bool conn_id_eq(const struct htab_node *n, const void *key)
 
 struct conn *conn_find(struct broker *b, uint64_t id)
 {
-    struct htab_node *n = htab_find(&b->conns, htab_hash_u64(id), conn_id_eq, &id);
+    struct htab_node *n = htab_find(&b->conns, id, conn_id_eq, &id);
     if (!n) return NULL;
     struct conn *c = (struct conn *)((char *)n - offsetof(struct conn, id_node));
     return c->state == CONN_CLOSING ? NULL : c;
@@ -89,6 +89,15 @@ void conn_bare_remove(struct conn *c)
 
 /* ---- reading ---- */
 
+/* How the connection's input parses: its protocol level once CONNECT is handled (0 before),
+ * and the broker's packet size limit. */
+static struct mqtt_parser conn_parser(const struct conn *c)
+{
+    return (struct mqtt_parser){.version = c->version,
+                                .role = MQTT_ROLE_SERVER,
+                                .max_packet_size = broker_max_packet_in(c->b)};
+}
+
 static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct conn *c = h->data;
@@ -97,17 +106,42 @@ static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = BROKER_SCRATCH_SIZE;
 }
 
+/* The connection's buffers, allocated when first needed. NULL without memory. */
+static struct conn_io *conn_io_get(struct conn *c)
+{
+    if (!c->io) c->io = calloc(1, sizeof *c->io);
+    return c->io;
+}
+
+/* Frees the buffers' block once nothing is buffered, queued or being written: an idle
+ * connection keeps none. Not while input is being handled (the input loop holds it). */
+static void conn_io_trim(struct conn *c)
+{
+    struct conn_io *io = c->io;
+    if (!io || c->in_input || io->rbuf || io->obuf || io->segs || io->nsegs || io->writes_active ||
+        io->out_queued)
+        return;
+    free(io);
+    c->io = NULL;
+}
+
+static uint32_t conn_writes_active(const struct conn *c)
+{
+    return c->io ? c->io->writes_active : 0;
+}
+
 static int conn_rbuf_reserve(struct conn *c, size_t need)
 {
-    if (need <= c->rcap) return 0;
-    size_t cap = c->rcap ? c->rcap : 256;
+    if (!conn_io_get(c)) return -ENOMEM;
+    if (need <= c->io->rcap) return 0;
+    size_t cap = c->io->rcap ? c->io->rcap : 256;
     while (cap < need)
         cap *= 2;
     if (cap > UINT32_MAX) return -ENOMEM;
-    uint8_t *p = realloc(c->rbuf, cap);
+    uint8_t *p = realloc(c->io->rbuf, cap);
     if (!p) return -ENOMEM;
-    c->rbuf = p;
-    c->rcap = (uint32_t)cap;
+    c->io->rbuf = p;
+    c->io->rcap = (uint32_t)cap;
     return 0;
 }
 
@@ -115,20 +149,21 @@ static int conn_rbuf_reserve(struct conn *c, size_t need)
  * is rare, one allocation per read that ends inside a packet). */
 static void conn_rbuf_trim(struct conn *c)
 {
-    if (c->rlen == 0 && c->rbuf) {
-        free(c->rbuf);
-        c->rbuf = NULL;
-        c->rcap = 0;
+    if (c->io && c->io->rlen == 0 && c->io->rbuf) {
+        free(c->io->rbuf);
+        c->io->rbuf = NULL;
+        c->io->rcap = 0;
     }
+    conn_io_trim(c);
 }
 
 /* Appends bytes to the connection's own input buffer. */
 static int conn_rbuf_append(struct conn *c, const uint8_t *data, size_t len)
 {
-    int rc = conn_rbuf_reserve(c, (size_t)c->rlen + len);
+    int rc = conn_rbuf_reserve(c, (c->io ? (size_t)c->io->rlen : 0) + len);
     if (rc < 0) return rc;
-    memcpy(c->rbuf + c->rlen, data, len);
-    c->rlen += (uint32_t)len;
+    memcpy(c->io->rbuf + c->io->rlen, data, len);
+    c->io->rlen += (uint32_t)len;
     return 0;
 }
 
@@ -186,7 +221,8 @@ static size_t conn_process(struct conn *c, const uint8_t *buf, size_t len)
     size_t off = 0;
     while (off < len && c->state != CONN_CLOSING && !c->paused) {
         struct mqtt_packet pkt;
-        enum mqtt_parse_result r = mqtt_parse(&c->parser, buf + off, len - off, &pkt, NULL);
+        const struct mqtt_parser parser = conn_parser(c);
+        enum mqtt_parse_result r = mqtt_parse(&parser, buf + off, len - off, &pkt, NULL);
         if (r == MQTT_PARSE_MORE) break;
         if (r == MQTT_PARSE_BAD) {
             char why[128];
@@ -224,7 +260,7 @@ static size_t conn_process(struct conn *c, const uint8_t *buf, size_t len)
  * it needs), then parses the rest in place, and keeps any trailing partial packet. */
 static void conn_input_run(struct conn *c, const uint8_t *data, size_t len)
 {
-    while (c->rlen > 0 && len > 0 && c->state != CONN_CLOSING) {
+    while (c->io && c->io->rlen > 0 && len > 0 && c->state != CONN_CLOSING) {
         if (c->paused) {
             if (conn_rbuf_append(c, data, len) < 0)
                 conn_drop(c, MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
@@ -233,12 +269,13 @@ static void conn_input_run(struct conn *c, const uint8_t *data, size_t len)
         /* How much the buffered packet still needs. */
         struct mqtt_packet pkt;
         size_t need = 0;
-        enum mqtt_parse_result r = mqtt_parse(&c->parser, c->rbuf, c->rlen, &pkt, &need);
+        const struct mqtt_parser parser = conn_parser(c);
+        enum mqtt_parse_result r = mqtt_parse(&parser, c->io->rbuf, c->io->rlen, &pkt, &need);
         size_t take;
         if (r != MQTT_PARSE_MORE) {
             take = 0;
         } else if (need > 0) {
-            take = need - c->rlen;
+            take = need - c->io->rlen;
         } else {
             take = 1; /* fixed header still incomplete */
         }
@@ -249,15 +286,15 @@ static void conn_input_run(struct conn *c, const uint8_t *data, size_t len)
         }
         data += take;
         len -= take;
-        size_t used = conn_process(c, c->rbuf, c->rlen);
+        size_t used = conn_process(c, c->io->rbuf, c->io->rlen);
         if (used > 0) {
-            memmove(c->rbuf, c->rbuf + used, c->rlen - used);
-            c->rlen -= (uint32_t)used;
+            memmove(c->io->rbuf, c->io->rbuf + used, c->io->rlen - used);
+            c->io->rlen -= (uint32_t)used;
         }
         if (r != MQTT_PARSE_MORE && used == 0) break; /* paused or closing */
     }
     if (c->state == CONN_CLOSING || len == 0) goto trim;
-    if (c->rlen == 0) {
+    if (!c->io || c->io->rlen == 0) {
         size_t used = c->paused ? 0 : conn_process(c, data, len);
         data += used;
         len -= used;
@@ -405,13 +442,13 @@ void conn_resume(struct conn *c)
     c->paused = false;
     /* Inside conn_input() (a handler resumed synchronously), the input loop goes on by
      * itself: processing the buffer here would pull it from under that loop. */
-    if (was_paused && !c->in_input && c->rlen > 0) {
+    if (was_paused && !c->in_input && c->io && c->io->rlen > 0) {
         c->in_input = true;
-        size_t used = conn_process(c, c->rbuf, c->rlen);
+        size_t used = conn_process(c, c->io->rbuf, c->io->rlen);
         c->in_input = false;
         if (used > 0 && c->state != CONN_CLOSING) {
-            memmove(c->rbuf, c->rbuf + used, c->rlen - used);
-            c->rlen -= (uint32_t)used;
+            memmove(c->io->rbuf, c->io->rbuf + used, c->io->rlen - used);
+            c->io->rlen -= (uint32_t)used;
             conn_rbuf_trim(c);
         }
     }
@@ -459,41 +496,42 @@ static void conn_schedule_flush(struct conn *c)
 
 static int conn_seg_push(struct conn *c, struct msg *ref, uint32_t off, uint32_t len)
 {
-    if (!ref && c->nsegs > 0) {
-        struct conn_seg *last = &c->segs[c->nsegs - 1];
+    if (!ref && c->io->nsegs > 0) {
+        struct conn_seg *last = &c->io->segs[c->io->nsegs - 1];
         if (!last->ref && last->off + last->len == off) {
             last->len += len;
             return 0;
         }
     }
-    if (c->nsegs == c->segcap) {
-        uint32_t cap = c->segcap ? c->segcap * 2 : 8;
-        struct conn_seg *s = realloc(c->segs, cap * sizeof *s);
+    if (c->io->nsegs == c->io->segcap) {
+        uint32_t cap = c->io->segcap ? c->io->segcap * 2 : 8;
+        struct conn_seg *s = realloc(c->io->segs, cap * sizeof *s);
         if (!s) return -ENOMEM;
-        c->segs = s;
-        c->segcap = cap;
+        c->io->segs = s;
+        c->io->segcap = cap;
     }
-    c->segs[c->nsegs++] = (struct conn_seg){.ref = ref, .off = off, .len = len};
+    c->io->segs[c->io->nsegs++] = (struct conn_seg){.ref = ref, .off = off, .len = len};
     return 0;
 }
 
 uint8_t *conn_reserve(struct conn *c, size_t len)
 {
     if (c->state == CONN_CLOSING && c->closed) return NULL;
-    if ((size_t)c->olen + len > c->ocap) {
-        size_t cap = c->ocap ? c->ocap : 256;
-        while (cap < (size_t)c->olen + len)
+    if (!conn_io_get(c)) return NULL;
+    if ((size_t)c->io->olen + len > c->io->ocap) {
+        size_t cap = c->io->ocap ? c->io->ocap : 256;
+        while (cap < (size_t)c->io->olen + len)
             cap *= 2;
         if (cap > UINT32_MAX) return NULL;
-        uint8_t *p = realloc(c->obuf, cap);
+        uint8_t *p = realloc(c->io->obuf, cap);
         if (!p) return NULL;
-        c->obuf = p;
-        c->ocap = (uint32_t)cap;
+        c->io->obuf = p;
+        c->io->ocap = (uint32_t)cap;
     }
-    if (conn_seg_push(c, NULL, c->olen, (uint32_t)len) < 0) return NULL;
-    uint8_t *out = c->obuf + c->olen;
-    c->olen += (uint32_t)len;
-    c->out_queued += len;
+    if (conn_seg_push(c, NULL, c->io->olen, (uint32_t)len) < 0) return NULL;
+    uint8_t *out = c->io->obuf + c->io->olen;
+    c->io->olen += (uint32_t)len;
+    c->io->out_queued += len;
     c->b->stats.bytes_sent += len;
     c->lst->bytes_sent += len;
     conn_schedule_flush(c);
@@ -511,9 +549,10 @@ int conn_write(struct conn *c, const void *bytes, size_t len)
 int conn_write_shared(struct conn *c, struct msg *m, const uint8_t *base, size_t len)
 {
     if (c->closed) return -EPIPE;
+    if (!conn_io_get(c)) return -ENOMEM;
     if (conn_seg_push(c, m, (uint32_t)(base - m->body), (uint32_t)len) < 0) return -ENOMEM;
     msg_ref(m);
-    c->out_queued += len;
+    c->io->out_queued += len;
     c->b->stats.bytes_sent += len;
     c->lst->bytes_sent += len;
     conn_schedule_flush(c);
@@ -669,30 +708,35 @@ static void conn_write_cb(uv_write_t *req, int status)
     struct conn_wreq *w = (struct conn_wreq *)req;
     struct conn *c = w->c;
     struct broker *b = c->b;
-    c->writes_active--;
-    c->out_queued -= w->bytes;
+    c->io->writes_active--;
+    c->io->out_queued -= w->bytes;
     conn_wreq_put(b, w);
     /* A connection that writes only now and then (replies, pings) keeps no segment array
      * between writes; a busy one keeps its larger array rather than grow it again each time. */
-    if (c->nsegs == 0 && c->writes_active == 0 && !c->in_flush && c->segs && c->segcap <= 8) {
-        free(c->segs);
-        c->segs = NULL;
-        c->segcap = 0;
+    if (c->io->nsegs == 0 && c->io->writes_active == 0 && !c->in_flush && c->io->segs &&
+        c->io->segcap <= 8) {
+        free(c->io->segs);
+        c->io->segs = NULL;
+        c->io->segcap = 0;
     }
+    conn_io_trim(c);
     if (status < 0 && c->state != CONN_CLOSING)
         conn_drop(c, MQTT_RC_UNSPECIFIED_ERROR, uv_strerror(status));
-    if (c->closed && !c->shutting && c->writes_active == 0) conn_free(c);
+    if (c->closed && !c->shutting && conn_writes_active(c) == 0) conn_free(c);
 }
 
 static void conn_close_cb(uv_handle_t *h)
 {
     struct conn *c = h->data;
     struct broker *b = c->b;
-    free(c->rbuf);
-    free(c->obuf);
-    for (uint32_t i = 0; i < c->nsegs; i++)
-        msg_unref(c->segs[i].ref);
-    free(c->segs);
+    if (c->io) {
+        free(c->io->rbuf);
+        free(c->io->obuf);
+        for (uint32_t i = 0; i < c->io->nsegs; i++)
+            msg_unref(c->io->segs[i].ref);
+        free(c->io->segs);
+        free(c->io);
+    }
     if (c->replies) {
         while (c->replies->head) {
             struct conn_reply *r = c->replies->head;
@@ -708,11 +752,13 @@ static void conn_close_cb(uv_handle_t *h)
     conn_x_free(c->x);
     session_id_unref(c->client_id);
     free(c->username);
-    if (c->all_prev)
-        c->all_prev->all_next = c->all_next;
-    else
-        b->all_conns = c->all_next;
-    if (c->all_next) c->all_next->all_prev = c->all_prev;
+    if (c->in_closing) {
+        if (c->closing_prev)
+            c->closing_prev->closing_next = c->closing_next;
+        else
+            b->closing = c->closing_next;
+        if (c->closing_next) c->closing_next->closing_prev = c->closing_prev;
+    }
     b->live_conns--;
     free(c);
     broker_maybe_finish_stop(b);
@@ -741,32 +787,32 @@ static void conn_x_flush(struct conn *c)
     struct broker *b = c->b;
     struct conn_xport *x = c->x;
     x->flushing = true;
-    if (c->nsegs > 0 && !c->closed) {
+    if (c->io && c->io->nsegs > 0 && !c->closed) {
         size_t total = 0;
-        for (uint32_t i = 0; i < c->nsegs; i++)
-            total += c->segs[i].len;
+        for (uint32_t i = 0; i < c->io->nsegs; i++)
+            total += c->io->segs[i].len;
         uint8_t *tmp = malloc(total ? total : 1);
         int rc = -ENOMEM;
         if (tmp) {
             size_t off = 0;
-            for (uint32_t i = 0; i < c->nsegs; i++) {
-                const struct conn_seg *s = &c->segs[i];
-                memcpy(tmp + off, s->ref ? s->ref->body + s->off : c->obuf + s->off, s->len);
+            for (uint32_t i = 0; i < c->io->nsegs; i++) {
+                const struct conn_seg *s = &c->io->segs[i];
+                memcpy(tmp + off, s->ref ? s->ref->body + s->off : c->io->obuf + s->off, s->len);
                 off += s->len;
             }
             rc = x->ws ? ws_conn_write(x->ws, tmp, total) : tls_conn_write(x->tls, tmp, total);
             free(tmp);
         }
-        for (uint32_t i = 0; i < c->nsegs; i++)
-            msg_unref(c->segs[i].ref);
-        c->nsegs = 0;
-        c->olen = 0;
-        c->out_queued -= total;
-        if (c->ocap > 4096) {
-            free(c->obuf);
-            c->obuf = NULL;
-            c->ocap = 0;
-        }
+        for (uint32_t i = 0; i < c->io->nsegs; i++)
+            msg_unref(c->io->segs[i].ref);
+        c->io->nsegs = 0;
+        c->io->olen = 0;
+        c->io->out_queued -= total;
+        /* The bytes were copied into the transport's output: an idle connection keeps no
+         * output buffer. */
+        free(c->io->obuf);
+        c->io->obuf = NULL;
+        c->io->ocap = 0;
         if (rc < 0) conn_drop(c, MQTT_RC_UNSPECIFIED_ERROR, "cannot encode output");
     }
     if (c->state == CONN_CLOSING && !c->closed && !x->shut) {
@@ -776,7 +822,7 @@ static void conn_x_flush(struct conn *c)
     }
     x->flushing = false;
     if (x->olen == 0 || c->closed) return;
-    struct conn_wreq *w = conn_wreq_get(b);
+    struct conn_wreq *w = conn_io_get(c) ? conn_wreq_get(b) : NULL;
     if (!w) {
         conn_drop(c, MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
         return;
@@ -788,14 +834,14 @@ static void conn_x_flush(struct conn *c)
     w->bytes = x->olen;
     x->out = NULL;
     x->olen = x->ocap = 0;
-    c->out_queued += w->bytes;
+    c->io->out_queued += w->bytes;
     int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, conn_write_cb);
     if (rc < 0) {
-        c->out_queued -= w->bytes;
+        c->io->out_queued -= w->bytes;
         conn_wreq_put(b, w);
         conn_drop(c, MQTT_RC_UNSPECIFIED_ERROR, uv_strerror(rc));
     } else {
-        c->writes_active++;
+        c->io->writes_active++;
     }
 }
 
@@ -804,10 +850,10 @@ static void conn_flush(struct conn *c)
 {
     struct broker *b = c->b;
     if (c->x) conn_x_flush(c);
-    if (c->nsegs > 0 && !c->closed) {
+    if (c->io && c->io->nsegs > 0 && !c->closed) {
         struct conn_wreq *w = conn_wreq_get(b);
         uv_buf_t stackbufs[64];
-        uv_buf_t *bufs = c->nsegs <= 64 ? stackbufs : malloc(c->nsegs * sizeof *bufs);
+        uv_buf_t *bufs = c->io->nsegs <= 64 ? stackbufs : malloc(c->io->nsegs * sizeof *bufs);
         if (!w || !bufs) {
             free(w);
             if (bufs != stackbufs) free(bufs);
@@ -815,9 +861,9 @@ static void conn_flush(struct conn *c)
             return;
         }
         uint64_t bytes = 0;
-        for (uint32_t i = 0; i < c->nsegs; i++) {
-            struct conn_seg *s = &c->segs[i];
-            bufs[i].base = (char *)(s->ref ? s->ref->body + s->off : c->obuf + s->off);
+        for (uint32_t i = 0; i < c->io->nsegs; i++) {
+            struct conn_seg *s = &c->io->segs[i];
+            bufs[i].base = (char *)(s->ref ? s->ref->body + s->off : c->io->obuf + s->off);
             bufs[i].len = s->len;
             bytes += s->len;
         }
@@ -826,33 +872,35 @@ static void conn_flush(struct conn *c)
         struct conn_seg *old = w->segs;
         uint32_t oldcap = w->segcap;
         w->c = c;
-        w->own = c->obuf;
-        w->segs = c->segs;
-        w->segcap = c->segcap;
-        w->nsegs = c->nsegs;
+        w->own = c->io->obuf;
+        w->segs = c->io->segs;
+        w->segcap = c->io->segcap;
+        w->nsegs = c->io->nsegs;
         w->bytes = bytes;
-        c->obuf = NULL;
-        c->olen = c->ocap = 0;
-        c->segs = old;
-        c->segcap = oldcap;
-        c->nsegs = 0;
+        c->io->obuf = NULL;
+        c->io->olen = c->io->ocap = 0;
+        c->io->segs = old;
+        c->io->segcap = oldcap;
+        c->io->nsegs = 0;
         int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, w->nsegs, conn_write_cb);
         if (bufs != stackbufs) free(bufs);
         if (rc < 0) {
-            c->out_queued -= bytes;
+            c->io->out_queued -= bytes;
             conn_wreq_put(b, w);
             conn_drop(c, MQTT_RC_UNSPECIFIED_ERROR, uv_strerror(rc));
         } else {
-            c->writes_active++;
+            c->io->writes_active++;
         }
     }
     if (c->state == CONN_CLOSING && !c->closed) {
         c->closed = true;
         /* Drop output queued after the end (it can never be sent). */
-        for (uint32_t i = 0; i < c->nsegs; i++)
-            msg_unref(c->segs[i].ref);
-        c->nsegs = 0;
-        c->olen = 0;
+        if (c->io) {
+            for (uint32_t i = 0; i < c->io->nsegs; i++)
+                msg_unref(c->io->segs[i].ref);
+            c->io->nsegs = 0;
+            c->io->olen = 0;
+        }
         uv_shutdown_t *req = malloc(sizeof *req);
         if (req) {
             req->data = c;
@@ -862,7 +910,7 @@ static void conn_flush(struct conn *c)
             }
             free(req);
         }
-        if (c->writes_active == 0) conn_free(c);
+        if (conn_writes_active(c) == 0) conn_free(c);
     }
 }
 
@@ -879,7 +927,7 @@ void conn_flush_all(struct broker *b)
 
 /* ---- accept and close ---- */
 
-/* A new struct conn with an initialised (unconnected) TCP handle, linked into b->all_conns. */
+/* A new struct conn with an initialised (unconnected) TCP handle. */
 static struct conn *conn_create(struct broker *b, struct listener *lst, int *rcp)
 {
     struct conn *c = calloc(1, sizeof *c);
@@ -895,15 +943,9 @@ static struct conn *conn_create(struct broker *b, struct listener *lst, int *rcp
     }
     c->tcp.data = c;
     c->b = b;
-    c->all_next = b->all_conns;
-    if (b->all_conns) b->all_conns->all_prev = c;
-    b->all_conns = c;
     b->live_conns++;
     c->lst = lst;
     c->id = ++b->next_conn_id;
-    c->parser.role = MQTT_ROLE_SERVER;
-    c->parser.version = 0;
-    c->parser.max_packet_size = broker_max_packet_in(b);
     c->receive_max_out = 65535;
     c->want_problem_info = true;
     alias_in_init(&c->alias_in, 0);
@@ -918,7 +960,7 @@ struct conn *conn_new_detached(struct broker *b, struct listener *lst)
     int rc;
     struct conn *c = conn_create(b, lst, &rc);
     if (!c) return NULL;
-    if (htab_insert(&b->conns, &c->id_node, htab_hash_u64(c->id)) < 0) {
+    if (htab_insert(&b->conns, &c->id_node, c->id) < 0) {
         c->state = CONN_CLOSING;
         c->closed = true;
         uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
@@ -935,10 +977,7 @@ int conn_accept(struct broker *b, struct listener *lst, uv_stream_t *server)
     struct conn *c = conn_create(b, lst, &rc);
     if (!c) return rc;
     rc = uv_accept(server, (uv_stream_t *)&c->tcp);
-    if (rc == 0)
-        rc = htab_insert(&b->conns, &c->id_node, htab_hash_u64(c->id)) < 0 ? UV_ENOMEM : 0;
-    else
-        c->id_node.hash = 0;
+    if (rc == 0) rc = htab_insert(&b->conns, &c->id_node, c->id) < 0 ? UV_ENOMEM : 0;
     if (rc < 0) {
         c->state = CONN_CLOSING;
         c->closed = true;
@@ -1028,6 +1067,13 @@ static void conn_end(struct conn *c, uint8_t reason, const char *why)
     }
     c->state = CONN_CLOSING;
     conn_bare_remove(c);
+    /* Until its socket is closed, an ended connection is found in b->closing (a stop's
+     * conn_abort_all closes it there). */
+    c->closing_prev = NULL;
+    c->closing_next = b->closing;
+    if (b->closing) b->closing->closing_prev = c;
+    b->closing = c;
+    c->in_closing = true;
     if (c->sess) session_detach(c->sess, c, reason);
     if (was_active && b->stats.clients_connected > 0)
         b->stats.clients_connected--;
@@ -1102,8 +1148,18 @@ void conn_close_all(struct broker *b, uint8_t reason)
 
 void conn_abort_all(struct broker *b)
 {
-    for (struct conn *c = b->all_conns; c; c = c->all_next) {
-        if (c->state != CONN_CLOSING) conn_drop(c, MQTT_RC_SERVER_SHUTTING_DOWN, "broker stopping");
+    /* Live connections end first: each moves to b->closing (conn_drop removes it from the
+     * table, so the scan restarts). Connections that were never in the table are closed
+     * already. */
+    size_t bucket = 0;
+    struct htab_node *cur = NULL, *n;
+    while ((n = htab_next(&b->conns, &bucket, &cur)) != NULL) {
+        struct conn *c = (struct conn *)((char *)n - offsetof(struct conn, id_node));
+        conn_drop(c, MQTT_RC_SERVER_SHUTTING_DOWN, "broker stopping");
+        bucket = 0;
+        cur = NULL;
+    }
+    for (struct conn *c = b->closing; c; c = c->closing_next) {
         c->closed = true;
         if (!uv_is_closing((uv_handle_t *)&c->tcp)) uv_close((uv_handle_t *)&c->tcp, conn_close_cb);
     }

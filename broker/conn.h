@@ -62,37 +62,55 @@ struct conn_replies {
     uint64_t seq; /* the last sequence number given out */
 };
 
-struct conn {
-    uv_tcp_t tcp;
-    struct broker *b;
-    struct listener *lst;
-    struct htab_node id_node;
-    struct htab_node bare_node; /* in b->bare_conns while bare */
-    uint64_t id;
-    struct wheel_entry keepalive; /* in the broker's wheel */
-    struct session *sess;         /* NULL before CONNECT, and while bare */
-    struct conn_xport *x;         /* TLS / WebSocket state; NULL for plain TCP (owned) */
-    char *client_id;              /* a reference from session_id_new() (the session shares it); NULL
-                                     before CONNECT */
-    char *username;               /* owned, NULL when none */
-    struct mqtt_parser parser;
-
+/* The buffers of a connection that has input or output under way (c->io): allocated when
+ * first needed and freed once it is idle again (conn_io_trim), so an idle connection carries
+ * one pointer for them. */
+struct conn_io {
     /* input: only a partial packet (or input held while paused) lives here; freed as soon
-     * as it is empty, so an idle connection has none */
+     * as it is empty */
     uint8_t *rbuf;
     uint32_t rlen, rcap;
-
-    /* output queued this iteration (the segment array is freed once the connection is idle) */
+    /* output queued this iteration */
     uint8_t *obuf;
     uint32_t olen, ocap;
     struct conn_seg *segs;
     uint32_t nsegs, segcap;
     uint64_t out_queued;    /* bytes queued or being written */
     uint32_t writes_active; /* uv_write requests in flight */
+};
+
+struct conn {
+    uv_tcp_t tcp;
+    struct broker *b;
+    struct listener *lst;
+    /* in b->conns by id: the id is the node's hash (ids are sequential, which spreads them
+     * evenly over the buckets), so it is stored once */
+    union {
+        struct htab_node id_node;
+        struct {
+            struct htab_node *id_link;
+            uint64_t id;
+        };
+    };
+    /* in b->bare_conns while bare; once the connection ended, in the list b->closing until
+     * its socket is closed */
+    union {
+        struct htab_node bare_node;
+        struct {
+            struct conn *closing_prev, *closing_next;
+        };
+    };
+    struct wheel_entry keepalive; /* in the broker's wheel */
+    struct session *sess;         /* NULL before CONNECT, and while bare */
+    struct conn_xport *x;         /* TLS / WebSocket state; NULL for plain TCP (owned) */
+    char *client_id;              /* a reference from session_id_new() (the session shares it); NULL
+                                     before CONNECT */
+    char *username;               /* owned, NULL when none */
+    /* input and output buffers while some are in use; NULL while idle (owned) */
+    struct conn_io *io;
     /* inbound QoS > 0 publishes not yet acknowledged (our Receive Maximum) */
     uint32_t inflight_in;
     struct conn *flush_next;
-    struct conn *all_prev, *all_next; /* b->all_conns */
 
     /* replies that wait for a commit, in the order the requests came; NULL while none
      * (owned) */
@@ -120,6 +138,7 @@ struct conn {
     bool server_keepalive : 1;  /* v5: CONNACK announces keepalive_s as Server Keep Alive */
     bool want_problem_info : 1; /* v5 Request Problem Information (default 1) */
     bool bare : 1;              /* a clean session without its struct session yet */
+    bool in_closing : 1;        /* in b->closing */
     /* the peer's address (conn_addr() formats it): AF_INET or AF_INET6, 0 when unknown or
      * detached; in network byte order */
     uint8_t peer_family;
@@ -155,6 +174,12 @@ struct conn *conn_bare_find(struct broker *b, const char *client_id, size_t len)
 void conn_bare_remove(struct conn *c);
 
 /* ---- output ---- */
+
+/* Bytes queued or being written on the connection. */
+static inline uint64_t conn_out_queued(const struct conn *c)
+{
+    return c->io ? c->io->out_queued : 0;
+}
 
 /* Appends len bytes to the connection's output; they leave in this iteration's flush.
  * Returns 0 or -ENOMEM (then the connection is being closed). No-op once closing. */

@@ -62,8 +62,8 @@ struct broker {
     struct htab conns;
     uint64_t next_conn_id;
     struct conn *flush_list;
-    struct conn *all_conns; /* every struct conn not yet freed */
-    size_t live_conns;
+    struct conn *closing; /* ended connections whose socket is not closed yet (conn.h) */
+    size_t live_conns;    /* struct conn not yet freed */
     struct conn_wreq *wreq_free;
     unsigned wreq_free_count;
     uint8_t *scratch; /* BROKER_SCRATCH_SIZE bytes shared by every read */

@@ -319,8 +319,7 @@ void handle_connect(struct conn *c, const struct mqtt_packet *pkt)
     uint8_t reason = 0;
     const char *why = NULL;
 
-    c->version = ct->version;
-    c->parser.version = ct->version;
+    c->version = ct->version; /* the parser's protocol level from now on */
     c->state = CONN_CONNECTING;
     struct connect_req *r = calloc(1, sizeof *r);
     if (!r) {

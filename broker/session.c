@@ -369,7 +369,7 @@ void session_deliver(struct session *s, struct msg *m, uint8_t qos, bool retain,
     if (session_online(s)) {
         struct conn *c = s->conn;
         if (qos == 0) {
-            if (c->out_queued > BROKER_SLOW_CONSUMER_BYTES) {
+            if (conn_out_queued(c) > BROKER_SLOW_CONSUMER_BYTES) {
                 b->stats.pub_dropped++;
                 return;
             }
