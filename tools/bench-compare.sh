@@ -19,6 +19,9 @@
 #                  default autosave_interval; Starling writes through)
 #   --pin          pin the broker to CPU 0 and the bench to CPU 1 (for a machine nobody
 #                  else is using; on a shared one pinning adds the neighbours' noise)
+#   --tls          MQTT over TLS: a CA and a server certificate (P-256) are made with openssl
+#                  in the raw folder, both brokers get cafile/certfile/keyfile on their
+#                  listener, the bench runs with --tls --cafile (the broker is verified)
 # Environment: STARLING_BIN (build/bin/starling), STARLING_BENCH (build/bin/starling-bench),
 # MOSQUITTO_BIN (/usr/sbin/mosquitto).
 set -euo pipefail
@@ -33,6 +36,7 @@ out=""
 raw=""
 pin=0
 persist=0
+tls=0
 while [ $# -gt 0 ]; do
     case "$1" in
     -n) reps="$2"; shift 2 ;;
@@ -44,7 +48,8 @@ while [ $# -gt 0 ]; do
     -r) raw="$2"; shift 2 ;;
     --pin) pin=1; shift ;;
     --persistence) persist=1; shift ;;
-    -h | --help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --tls) tls=1; shift ;;
+    -h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-compare: unknown option $1" >&2; exit 1 ;;
     esac
 done
@@ -83,6 +88,21 @@ mkdir -p "$raw"
 results="$raw/results.jsonl"
 : >"$results"
 
+if [ "$tls" = 1 ]; then
+    # One CA and one server certificate for 127.0.0.1 for every run.
+    (
+        cd "$raw"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key \
+            -out ca.crt -days 30 -subj /CN=bench-ca
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key \
+            -out server.csr -subj /CN=localhost
+        echo "subjectAltName=IP:127.0.0.1,DNS:localhost" >server.ext
+        openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 \
+            -extfile server.ext -out server.crt
+    ) >"$raw/openssl.log" 2>&1 || { echo "bench-compare: openssl failed, see $raw/openssl.log" >&2; exit 1; }
+    notes+=("TLS: both listeners with a P-256 server certificate, the bench verifies it (--tls --cafile)")
+fi
+
 pin_broker=()
 pin_bench=()
 if [ "$pin" = 1 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
@@ -100,6 +120,11 @@ free_port() {
 write_conf() { # broker port file [data dir]
     {
         echo "listener $2 127.0.0.1"
+        if [ "$tls" = 1 ]; then
+            echo "cafile $raw/ca.crt"
+            echo "certfile $raw/server.crt"
+            echo "keyfile $raw/server.key"
+        fi
         echo "allow_anonymous true"
         if [ -n "${4:-}" ]; then
             echo "persistence true"
@@ -182,6 +207,7 @@ for rep in $(seq "$reps"); do
             extra=(-d "$dur" -w 1)
             [ "$persist" = 1 ] && extra+=(--persistent)
             [ "$s" = storm ] && extra=()
+            [ "$tls" = 1 ] && extra+=(--tls --cafile "$raw/ca.crt")
             cmd=("$bench_bin" "${args[@]}" "${extra[@]}" -p "$port" --pid "$broker_pid" --json --quiet
                 --label "$b/$s")
             [ "$rep" = 1 ] && [ "$b" = "${list[0]}" ] && commands+=("${cmd[*]}")
