@@ -51,6 +51,19 @@ def _all_voters(c, n):
                    [(i, "voter") for i in range(1, n + 1)], CLUSTER_WAIT, "%d voters" % n)
 
 
+def _prepared(c, ids):
+    """Nodes `ids` of a cluster the harness did not start: created with the static peer list
+    of ids, none running."""
+    c._check_env()
+    for i in ids:
+        c.nodes[i] = Node(c, i)
+    peers = " ".join("%d@%s" % (i, c.nodes[i].advertise) for i in ids)
+    for i in ids:
+        c.nodes[i].peers_line = peers
+        c.nodes[i].create()
+    return [c.nodes[i] for i in ids]
+
+
 def test_a_member_whose_data_is_lost_is_re_added_not_bootstrapped():
     with Cluster(3) as c:
         lead = c.leader()
@@ -78,13 +91,7 @@ def test_a_member_whose_data_is_lost_is_re_added_not_bootstrapped():
 def test_an_initial_member_started_late_joins_the_running_cluster():
     c = Cluster(3, start=False)
     with c:
-        c._check_env()
-        for i in (1, 2, 3):
-            c.nodes[i] = Node(c, i)
-        peers = " ".join("%d@%s" % (i, c.nodes[i].advertise) for i in (1, 2, 3))
-        for nd in c.nodes.values():
-            nd.peers_line = peers
-            nd.create()
+        _prepared(c, (1, 2, 3))
         first = [c.nodes[1], c.nodes[2]]
         for nd in first:
             nd.start(wait=False)
@@ -119,14 +126,7 @@ def test_members_starting_together_bootstrap_at_once():
 def test_sigterm_while_asking_the_other_members():
     c = Cluster(3, start=False)
     with c:
-        c._check_env()
-        for i in (1, 2, 3):
-            c.nodes[i] = Node(c, i)
-        peers = " ".join("%d@%s" % (i, c.nodes[i].advertise) for i in (1, 2, 3))
-        for nd in c.nodes.values():
-            nd.peers_line = peers
-            nd.create()
-        lone = c.nodes[1]
+        lone = _prepared(c, (1, 2, 3))[0]
         lone.start(wait=False)
         lone.wait_log("asking the other initial members", timeout=CLUSTER_WAIT)
         lone.sigterm()  # asserts exit status 0
@@ -141,14 +141,8 @@ def test_join_through_a_name_of_several_hosts_including_this_one(tmp_path):
         pytest.skip("needs root and unshare(1) for a private /etc/hosts")
     c = Cluster(3, proxy=False, start=False)
     with c:
-        c._check_env()
-        for i in (2, 3):
-            c.nodes[i] = Node(c, i)
-        peers = " ".join("%d@%s" % (i, c.nodes[i].advertise) for i in (2, 3))
-        for i in (2, 3):
-            c.nodes[i].peers_line = peers
-            c.nodes[i].create()
-            c.nodes[i].start(wait=False)
+        for nd in _prepared(c, (2, 3)):
+            nd.start(wait=False)
         c.wait_leader(nodes=[c.nodes[2], c.nodes[3]])
         port = c.nodes[2].cluster_port
         hosts = tmp_path / "hosts"
