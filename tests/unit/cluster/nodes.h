@@ -74,5 +74,7 @@ bool all_applied(void *arg);
 /* Proposes a retained topic on node n (again after a leader change) and checks that it
  * reaches every open node. */
 void propose_everywhere(struct tnode *n, const char *topic);
+/* Node 4 is a voter, at nodes[3]'s address, in the agreed leader's configuration. */
+bool n4_voter(void *arg);
 
 #endif

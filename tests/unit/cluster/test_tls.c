@@ -24,22 +24,6 @@
 #include "nodes.h"
 #include "testlib.h"
 
-static bool n4_voter(void *arg)
-{
-    (void)arg;
-    struct tnode *l = agreed_leader();
-    if (!l) return false;
-    struct cluster_member m[MAX_NODES];
-    struct cluster_status st;
-    cluster_members(l->c, m, MAX_NODES, &st);
-    for (size_t i = 0; i < st.n_members && i < MAX_NODES; i++) {
-        if (m[i].id != 4 || m[i].role != CLUSTER_ROLE_VOTER) continue;
-        assert_string_equal(m[i].address, nodes[3].addr);
-        return true;
-    }
-    return false;
-}
-
 /* ---- certificates ---- */
 
 static char cert_dir[512];
