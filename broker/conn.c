@@ -98,6 +98,18 @@ static struct mqtt_parser conn_parser(const struct conn *c)
                                 .max_packet_size = broker_max_packet_in(c->b)};
 }
 
+struct conn_ext *conn_ext(struct conn *c)
+{
+    if (!c->ext) c->ext = calloc(1, sizeof *c->ext);
+    return c->ext;
+}
+
+/* The connection's transport, NULL for plain TCP. */
+static inline struct conn_xport *conn_x(const struct conn *c)
+{
+    return c->ext ? c->ext->x : NULL;
+}
+
 static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct conn *c = h->data;
@@ -200,7 +212,7 @@ static bool conn_publish_alias_zero(const uint8_t *buf, size_t len)
 static bool conn_cert_username(struct conn *c, struct mqtt_packet *pkt)
 {
     bool missing;
-    const char *user = tls_conn_cert_username(c->x->tls, &missing);
+    const char *user = tls_conn_cert_username(conn_x(c)->tls, &missing);
     if (missing) {
         c->version = pkt->u.connect.version; /* the refusal is a CONNACK in its version */
         conn_close(c, MQTT_RC_NOT_AUTHORIZED, "no client certificate name to use as username");
@@ -245,7 +257,7 @@ static size_t conn_process(struct conn *c, const uint8_t *buf, size_t len)
         c->b->stats.bytes_received += pkt.wire_len;
         c->lst->bytes_received += pkt.wire_len;
         c->b->stats.msgs_received++;
-        if (pkt.type == MQTT_CONNECT && c->x && c->x->tls && !conn_cert_username(c, &pkt))
+        if (pkt.type == MQTT_CONNECT && conn_x(c) && conn_x(c)->tls && !conn_cert_username(c, &pkt))
             return len;
         if (c->bare && pkt.type != MQTT_PINGREQ && session_open_bare(c) < 0) {
             conn_close(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
@@ -326,7 +338,7 @@ static void conn_schedule_flush(struct conn *c);
 static int conn_x_out(void *arg, const uint8_t *data, size_t len)
 {
     struct conn *c = arg;
-    struct conn_xport *x = c->x;
+    struct conn_xport *x = conn_x(c);
     if ((size_t)x->olen + len > x->ocap) {
         size_t cap = x->ocap ? x->ocap : 1024;
         while (cap < (size_t)x->olen + len)
@@ -347,7 +359,7 @@ static int conn_x_out(void *arg, const uint8_t *data, size_t len)
 static int conn_x_ws_out(void *arg, const uint8_t *data, size_t len)
 {
     struct conn *c = arg;
-    if (c->x->tls) return tls_conn_write(c->x->tls, data, len) == 0 ? 0 : -ENOMEM;
+    if (conn_x(c)->tls) return tls_conn_write(conn_x(c)->tls, data, len) == 0 ? 0 : -ENOMEM;
     return conn_x_out(arg, data, len);
 }
 
@@ -362,14 +374,14 @@ static int conn_x_plain(void *arg, const uint8_t *data, size_t len)
 static int conn_x_after_tls(void *arg, const uint8_t *data, size_t len)
 {
     struct conn *c = arg;
-    struct conn_xport *x = c->x;
+    struct conn_xport *x = conn_x(c);
     if (!x->ws) return conn_x_plain(c, data, len);
     return ws_conn_input(x->ws, data, len, conn_x_plain, c, x->why, sizeof x->why);
 }
 
 static void conn_x_input(struct conn *c, const uint8_t *data, size_t len)
 {
-    struct conn_xport *x = c->x;
+    struct conn_xport *x = conn_x(c);
     x->why[0] = '\0';
     int rc = x->tls ? tls_conn_input(x->tls, data, len, conn_x_after_tls, c, x->why, sizeof x->why)
                     : conn_x_after_tls(c, data, len);
@@ -389,9 +401,10 @@ static void conn_x_input(struct conn *c, const uint8_t *data, size_t len)
 static int conn_x_new(struct conn *c)
 {
     struct listener *lst = c->lst;
-    struct conn_xport *x = calloc(1, sizeof *x);
+    struct conn_ext *e = conn_ext(c);
+    struct conn_xport *x = e ? calloc(1, sizeof *x) : NULL;
     if (!x) return -ENOMEM;
-    c->x = x;
+    e->x = x;
     if (lst->tls && !(x->tls = tls_conn_new(lst->tls, conn_x_out, c))) return -ENOMEM;
     if (lst->cfg->protocol == CONFIG_PROTOCOL_WEBSOCKETS) {
         /* A message holds one packet or a few: bound it as packets are (0: no limit but the
@@ -416,7 +429,7 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct conn *c = s->data;
     if (nread > 0) {
-        if (c->x)
+        if (conn_x(c))
             conn_x_input(c, (const uint8_t *)buf->base, (size_t)nread);
         else if (!c->in_input)
             conn_input(c, (const uint8_t *)buf->base, (size_t)nread);
@@ -463,7 +476,8 @@ static void conn_keepalive_cb(struct wheel_entry *e)
     struct conn *c = (struct conn *)((char *)e - offsetof(struct conn, keepalive));
     if (c->state == CONN_ACTIVE) {
         conn_close(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keepalive timeout"); /* [MQTT-3.1.2-22] */
-    } else if (c->state == CONN_NEW && c->x && c->x->tls && !tls_conn_established(c->x->tls)) {
+    } else if (c->state == CONN_NEW && conn_x(c) && conn_x(c)->tls &&
+               !tls_conn_established(conn_x(c)->tls)) {
         log_at(LOG_TYPE_NOTICE,
                "Client connection from %s refused: TLS handshake not completed "
                "in %d s.",
@@ -747,9 +761,12 @@ static void conn_close_cb(uv_handle_t *h)
         free(c->replies);
         c->replies = NULL;
     }
-    alias_in_close(&c->alias_in);
-    alias_out_close(&c->alias_out);
-    conn_x_free(c->x);
+    if (c->ext) {
+        alias_in_close(&c->ext->alias_in);
+        alias_out_close(&c->ext->alias_out);
+        conn_x_free(c->ext->x);
+        free(c->ext);
+    }
     session_id_unref(c->client_id);
     free(c->username);
     if (c->in_closing) {
@@ -785,7 +802,7 @@ static void conn_shutdown_cb(uv_shutdown_t *req, int status)
 static void conn_x_flush(struct conn *c)
 {
     struct broker *b = c->b;
-    struct conn_xport *x = c->x;
+    struct conn_xport *x = conn_x(c);
     x->flushing = true;
     if (c->io && c->io->nsegs > 0 && !c->closed) {
         size_t total = 0;
@@ -849,7 +866,7 @@ static void conn_x_flush(struct conn *c)
 static void conn_flush(struct conn *c)
 {
     struct broker *b = c->b;
-    if (c->x) conn_x_flush(c);
+    if (conn_x(c)) conn_x_flush(c);
     if (c->io && c->io->nsegs > 0 && !c->closed) {
         struct conn_wreq *w = conn_wreq_get(b);
         uv_buf_t stackbufs[64];
@@ -948,8 +965,6 @@ static struct conn *conn_create(struct broker *b, struct listener *lst, int *rcp
     c->id = ++b->next_conn_id;
     c->receive_max_out = 65535;
     c->want_problem_info = true;
-    alias_in_init(&c->alias_in, 0);
-    alias_out_init(&c->alias_out, 0);
     wheel_entry_init(&c->keepalive, conn_keepalive_cb);
     *rcp = 0;
     return c;

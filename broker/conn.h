@@ -102,26 +102,24 @@ struct conn {
     };
     struct wheel_entry keepalive; /* in the broker's wheel */
     struct session *sess;         /* NULL before CONNECT, and while bare */
-    struct conn_xport *x;         /* TLS / WebSocket state; NULL for plain TCP (owned) */
+    struct conn_ext *ext;         /* NULL for a plain-TCP client without topic aliases (owned) */
     char *client_id;              /* a reference from session_id_new() (the session shares it); NULL
                                      before CONNECT */
     char *username;               /* owned, NULL when none */
     /* input and output buffers while some are in use; NULL while idle (owned) */
     struct conn_io *io;
-    /* inbound QoS > 0 publishes not yet acknowledged (our Receive Maximum) */
-    uint32_t inflight_in;
     struct conn *flush_next;
 
     /* replies that wait for a commit, in the order the requests came; NULL while none
      * (owned) */
     struct conn_replies *replies;
 
+    /* inbound QoS > 0 publishes not yet acknowledged (our Receive Maximum) */
+    uint32_t inflight_in;
     /* MQTT 5 limits announced by the client in CONNECT */
     uint32_t max_packet_out;  /* 0: protocol maximum */
     uint16_t receive_max_out; /* the client's Receive Maximum (65535 when absent) */
     uint16_t keepalive_s;
-    struct alias_in alias_in;   /* aliases the client set */
-    struct alias_out alias_out; /* aliases we set */
 
     uint8_t state;              /* enum conn_state */
     uint8_t version;            /* protocol level after CONNECT, 0 before */
@@ -145,6 +143,23 @@ struct conn {
     uint8_t peer_port[2];
     uint8_t peer_ip[16];
 };
+
+/* What only some connections need (c->ext), allocated at first need so that a plain-TCP
+ * client that uses no topic alias does not carry it. */
+struct conn_ext {
+    struct conn_xport *x;       /* TLS / WebSocket state; NULL for plain TCP (owned) */
+    struct alias_in alias_in;   /* aliases the client set; max 0 until the first one */
+    struct alias_out alias_out; /* aliases we set; max 0 unless the client accepts them */
+};
+
+/* c->ext, created (empty) at the first call. NULL without memory. */
+struct conn_ext *conn_ext(struct conn *c);
+
+/* The table of aliases we set, when the client accepts topic aliases; else NULL. */
+static inline struct alias_out *conn_alias_out(struct conn *c)
+{
+    return c->ext && c->ext->alias_out.max > 0 ? &c->ext->alias_out : NULL;
+}
 
 /* "address:port" of the peer, for log lines: valid until the next call. */
 const char *conn_addr(const struct conn *c);

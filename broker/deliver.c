@@ -32,15 +32,15 @@ int deliver_send(struct conn *c, struct msg *m, uint8_t qos, bool dup, bool reta
     if (c->version == MQTT_V5) {
         s.sub_id_count = nsub_ids;
         s.sub_ids = sub_ids;
-        if (c->alias_out.max > 0 && alias_out_get(&c->alias_out, m->topic, m->topic_len,
-                                                  &s.topic_alias, &s.alias_known) < 0)
+        struct alias_out *ao = conn_alias_out(c);
+        if (ao && alias_out_get(ao, m->topic, m->topic_len, &s.topic_alias, &s.alias_known) < 0)
             s.topic_alias = 0;
     }
     if (c->max_packet_out) {
         size_t wire = msg_wire_size(m, &s);
         if (wire == 0 || wire > c->max_packet_out) {
             /* [MQTT-3.1.2-25]: never send more than the client accepts; drop it. */
-            if (s.topic_alias && !s.alias_known) alias_out_forget(&c->alias_out, s.topic_alias);
+            if (s.topic_alias && !s.alias_known) alias_out_forget(conn_alias_out(c), s.topic_alias);
             return -EMSGSIZE;
         }
     }
@@ -51,7 +51,7 @@ int deliver_send(struct conn *c, struct msg *m, uint8_t qos, bool dup, bool reta
     if (s.sub_id_count > 8) s.sub_id_count = 8;
     int rc = msg_prepare(m, &s, head, sizeof head, iov, &n, &wire_len);
     if (rc < 0) {
-        if (s.topic_alias && !s.alias_known) alias_out_forget(&c->alias_out, s.topic_alias);
+        if (s.topic_alias && !s.alias_known) alias_out_forget(conn_alias_out(c), s.topic_alias);
         return rc;
     }
     for (unsigned i = 0; i < n; i++) {

@@ -380,11 +380,18 @@ void handle_connect(struct conn *c, const struct mqtt_packet *pkt)
             c->receive_max_out = p->receive_maximum;
         if (p->present & MQTT_PROP_BIT(MQTT_PROP_MAXIMUM_PACKET_SIZE))
             c->max_packet_out = p->maximum_packet_size;
-        if (p->present & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS_MAXIMUM))
-            alias_out_init(&c->alias_out, p->topic_alias_maximum);
+        if ((p->present & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS_MAXIMUM)) &&
+            p->topic_alias_maximum > 0) {
+            struct conn_ext *e = conn_ext(c);
+            if (!e) {
+                reason = MQTT_RC_SERVER_UNAVAILABLE;
+                why = "out of memory";
+                goto refuse;
+            }
+            alias_out_init(&e->alias_out, p->topic_alias_maximum);
+        }
         if (p->present & MQTT_PROP_BIT(MQTT_PROP_REQUEST_PROBLEM_INFO))
             c->want_problem_info = p->request_problem_info != 0;
-        alias_in_init(&c->alias_in, c->lst->cfg->max_topic_alias);
         if (p->present & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD)) {
             /* No enhanced authentication method is supported. */
             reason = MQTT_RC_BAD_AUTHENTICATION_METHOD;

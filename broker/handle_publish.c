@@ -76,17 +76,24 @@ void handle_publish(struct conn *c, const struct mqtt_packet *pkt)
 
     if (c->version == MQTT_V5 && (pkt->props.present & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS))) {
         uint16_t alias = pkt->props.topic_alias;
-        if (alias == 0 || alias > c->alias_in.max) {
+        uint16_t max = c->lst->cfg->max_topic_alias; /* as announced in CONNACK */
+        struct conn_ext *e;
+        if (alias == 0 || alias > max) {
             conn_close(c, MQTT_RC_TOPIC_ALIAS_INVALID,
                        "topic alias out of range"); /* [MQTT-3.3.2-9] */
             return;
         }
+        if (!(e = conn_ext(c))) {
+            conn_close(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+            return;
+        }
+        if (e->alias_in.max == 0) alias_in_init(&e->alias_in, max);
         if (topic_len == 0) {
-            if (alias_in_get(&c->alias_in, alias, &topic, &topic_len) < 0) {
+            if (alias_in_get(&e->alias_in, alias, &topic, &topic_len) < 0) {
                 conn_close(c, MQTT_RC_PROTOCOL_ERROR, "unknown topic alias");
                 return;
             }
-        } else if (alias_in_set(&c->alias_in, alias, topic, topic_len) < 0) {
+        } else if (alias_in_set(&e->alias_in, alias, topic, topic_len) < 0) {
             conn_close(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
             return;
         }
