@@ -35,12 +35,120 @@ static size_t ack_tail(struct plan *pl, uint8_t reason)
     return pl->ack_form == 0 ? 0 : pl->ack_form == 1 ? 1 : 1 + props_field_size(pl->props);
 }
 
+/* props_encodable(), with the common case of no properties at all answered here. */
+static inline bool props_ok(const struct mqtt_props *p, unsigned ctx)
+{
+    if (!(p->present | p->sub_id_count | p->user_count)) return true;
+    return props_encodable(p, ctx);
+}
+
+/* Whether a SUBSCRIBE / UNSUBSCRIBE list may be written: at least one entry [MQTT-3.8.3-3]
+ * (5.0 [MQTT-3.8.3-2]) [MQTT-3.10.3-2], requested QoS 0..2 [MQTT-3-8.3-4], Retain Handling
+ * 0..2, and in 5.0 no No Local on a shared subscription [MQTT-3.8.3-4]. */
+static bool topic_list_encodable(const struct mqtt_topic_list *tl, bool with_opts, bool v5)
+{
+    if (!tl->list) return tl->raw_len > 0; /* a decoded list, checked when it was parsed */
+    if (tl->count == 0) return false;
+    for (uint32_t i = 0; with_opts && i < tl->count; i++) {
+        const struct mqtt_topic_entry *te = &tl->list[i];
+        if (te->opts.qos > 2) return false;
+        if (!v5) continue;
+        if (te->opts.retain_handling > 2) return false;
+        if (te->opts.no_local && te->filter.len >= 7 && memcmp(te->filter.ptr, "$share/", 7) == 0)
+            return false;
+    }
+    return true;
+}
+
+/* Whether the reason codes of a SUBACK / UNSUBACK may be written: one at least, each from its
+ * packet's table (5.0 [MQTT-3.9.3-2] [MQTT-3.11.3-2]; 3.1.1 SUBACK 0x00-0x02 and 0x80
+ * [MQTT-3.9.3-2]). */
+static bool suback_encodable(const struct mqtt_packet *pkt, bool v5)
+{
+    const struct mqtt_suback *sa = &pkt->u.suback;
+    if (!v5 && pkt->type == MQTT_UNSUBACK) return true; /* no payload in 3.x */
+    if (sa->count == 0) return false;
+    for (uint32_t i = 0; i < sa->count; i++) {
+        uint8_t rc = sa->reasons[i];
+        if (v5 ? !reason_allowed(pkt->type, rc) : (rc > 2 && rc != 0x80)) return false;
+    }
+    return true;
+}
+
+/* The rules of the fixed-size fields that a sender MUST follow, checked before anything is
+ * written: the encoder never produces a packet that mqtt_parse() refuses for one of these.
+ * Strings (UTF-8, topic names and filters) are the caller's to validate. */
+static bool packet_encodable(const struct mqtt_packet *pkt, uint8_t version)
+{
+    bool v5 = version == MQTT_V5;
+    switch (pkt->type) {
+    case MQTT_PUBLISH: {
+        const struct mqtt_publish *pub = &pkt->u.publish;
+        if (pub->qos > 2) return false;              /* [MQTT-3.3.1-4] */
+        if (pub->dup && pub->qos == 0) return false; /* [MQTT-3.3.1-2] */
+        /* A non-zero packet identifier with QoS 1 and 2: 3.1.1 [MQTT-2.3.1-1], 5.0
+         * [MQTT-2.2.1-3] [MQTT-2.2.1-4]. */
+        if (pub->qos && pub->packet_id == 0) return false;
+        /* A topic name, or in 5.0 an empty one with a Topic Alias [MQTT-4.7.3-1]. */
+        if (pub->topic.len == 0 &&
+            !(v5 && (pkt->props.present & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS))))
+            return false;
+        return !v5 || props_ok(&pkt->props, MQTT_PUBLISH);
+    }
+    case MQTT_CONNECT: {
+        const struct mqtt_connect *cn = &pkt->u.connect;
+        /* Will QoS 0..2: 3.1.1 [MQTT-3.1.2-14], 5.0 [MQTT-3.1.2-12]. Without the will flag the
+         * will QoS and retain bits are written as 0 ([MQTT-3.1.2-11] [MQTT-3.1.2-13]). */
+        if (cn->will_flag && cn->will_qos > 2) return false;
+        if (!v5 && cn->has_password && !cn->has_username) return false; /* [MQTT-3.1.2-22] */
+        if (!v5) return true;
+        if (cn->will_flag && !props_ok(&cn->will_props, PROPS_WILL)) return false;
+        return props_ok(&pkt->props, MQTT_CONNECT);
+    }
+    case MQTT_CONNACK: {
+        uint8_t sp;
+        memcpy(&sp, &pkt->u.connack.session_present, 1);
+        uint8_t rc = pkt->u.connack.reason;
+        /* Session Present 0 with a refusal: 3.1.1 [MQTT-3.2.2-4], 5.0 [MQTT-3.2.2-6]. */
+        if (sp && (v5 ? rc : mqtt_connack_v3_code(rc)) != 0) return false;
+        if (!v5) return true; /* any reason maps to a 3.x return code */
+        return reason_allowed(MQTT_CONNACK, rc) && props_ok(&pkt->props, MQTT_CONNACK);
+    }
+    case MQTT_PUBACK:
+    case MQTT_PUBREC:
+    case MQTT_PUBREL:
+    case MQTT_PUBCOMP:
+        if (pkt->u.ack.packet_id == 0) return false; /* the id of a PUBLISH, never 0 */
+        if (!v5) return true;
+        return reason_allowed(pkt->type, pkt->u.ack.reason) && props_ok(&pkt->props, pkt->type);
+    case MQTT_SUBSCRIBE:
+    case MQTT_UNSUBSCRIBE:
+        if (pkt->u.subscribe.packet_id == 0) return false; /* [MQTT-2.3.1-1] [MQTT-2.2.1-3] */
+        if (!topic_list_encodable(&pkt->u.subscribe.topics, pkt->type == MQTT_SUBSCRIBE, v5))
+            return false;
+        return !v5 || props_ok(&pkt->props, pkt->type);
+    case MQTT_SUBACK:
+    case MQTT_UNSUBACK:
+        if (pkt->u.suback.packet_id == 0) return false; /* that of the SUBSCRIBE */
+        if (!suback_encodable(pkt, v5)) return false;
+        return !v5 || props_ok(&pkt->props, pkt->type);
+    case MQTT_DISCONNECT:
+    case MQTT_AUTH:
+        if (!v5) return true;
+        return reason_allowed(pkt->type, pkt->u.disconnect.reason) &&
+               props_ok(&pkt->props, pkt->type);
+    default:
+        return true;
+    }
+}
+
 /* Fills *pl; returns false when pkt cannot be encoded in this version. */
 static bool plan_packet(const struct mqtt_packet *pkt, uint8_t version, struct plan *pl)
 {
     bool v5 = version == MQTT_V5;
     size_t rem = 0;
     if (version < MQTT_V31 || version > MQTT_V5) return false;
+    if (!packet_encodable(pkt, version)) return false;
     pl->props = v5 ? mqtt_props_size(&pkt->props) : 0;
     pl->will_props = 0;
     pl->ack_form = 0;

@@ -36,54 +36,6 @@ int mqtt_varint_decode(const uint8_t *buf, size_t len, uint32_t *value)
     return -1; /* a fifth byte */
 }
 
-/* Whether reason code rc may appear on a packet of the given type (MQTT 5.0 section 2.4 and
- * each packet's reason code table). */
-static bool reason_allowed(uint8_t type, uint8_t rc)
-{
-    static const uint8_t connack[] = {0x00, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86,
-                                      0x87, 0x88, 0x89, 0x8A, 0x8C, 0x90, 0x95, 0x97,
-                                      0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9F};
-    static const uint8_t puback[] = {0x00, 0x10, 0x80, 0x83, 0x87, 0x90, 0x91, 0x97, 0x99};
-    static const uint8_t pubrel[] = {0x00, 0x92};
-    static const uint8_t suback[] = {0x00, 0x01, 0x02, 0x80, 0x83, 0x87,
-                                     0x8F, 0x91, 0x97, 0x9E, 0xA1, 0xA2};
-    static const uint8_t unsuback[] = {0x00, 0x11, 0x80, 0x83, 0x87, 0x8F, 0x91};
-    static const uint8_t disconnect[] = {0x00, 0x04, 0x80, 0x81, 0x82, 0x83, 0x87, 0x89, 0x8B, 0x8D,
-                                         0x8E, 0x8F, 0x90, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99,
-                                         0x9A, 0x9B, 0x9C, 0x9D, 0x9E, 0x9F, 0xA0, 0xA1, 0xA2};
-    static const uint8_t auth[] = {0x00, 0x18, 0x19};
-    const uint8_t *set;
-    size_t n;
-    switch (type) {
-    case MQTT_CONNACK:
-        set = connack, n = sizeof connack;
-        break;
-    case MQTT_PUBACK:
-    case MQTT_PUBREC:
-        set = puback, n = sizeof puback;
-        break;
-    case MQTT_PUBREL:
-    case MQTT_PUBCOMP:
-        set = pubrel, n = sizeof pubrel;
-        break;
-    case MQTT_SUBACK:
-        set = suback, n = sizeof suback;
-        break;
-    case MQTT_UNSUBACK:
-        set = unsuback, n = sizeof unsuback;
-        break;
-    case MQTT_DISCONNECT:
-        set = disconnect, n = sizeof disconnect;
-        break;
-    case MQTT_AUTH:
-        set = auth, n = sizeof auth;
-        break;
-    default:
-        return false;
-    }
-    return memchr(set, rc, n) != NULL;
-}
-
 /* Packets only a server sends, and packets only a client sends (by type bit). */
 #define SERVER_ONLY                                                                                \
     ((1u << MQTT_CONNACK) | (1u << MQTT_SUBACK) | (1u << MQTT_UNSUBACK) | (1u << MQTT_PINGRESP))

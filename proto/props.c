@@ -69,6 +69,12 @@ static const struct prop_info prop_info[64] = {
      B(RETAIN_AVAILABLE) | B(MAXIMUM_PACKET_SIZE) | B(WILDCARD_SUB_AVAILABLE) |                    \
      B(SUB_ID_AVAILABLE) | B(SHARED_SUB_AVAILABLE))
 
+/* Byte properties whose value is 0 or 1. */
+#define FLAG_MASK                                                                                  \
+    (B(PAYLOAD_FORMAT) | B(REQUEST_PROBLEM_INFO) | B(REQUEST_RESPONSE_INFO) | B(MAXIMUM_QOS) |     \
+     B(RETAIN_AVAILABLE) | B(WILDCARD_SUB_AVAILABLE) | B(SUB_ID_AVAILABLE) |                       \
+     B(SHARED_SUB_AVAILABLE))
+
 #define ACK_PROPS (B(REASON_STRING) | B(USER_PROPERTY))
 
 /* Which properties each packet (index: packet type; 0: the will of a CONNECT) may carry. */
@@ -224,6 +230,43 @@ enum mqtt_error props_parse(struct cur *c, unsigned ctx, uint8_t role, struct mq
     if ((seen & B(AUTH_DATA)) && !(seen & B(AUTH_METHOD))) return MQTT_ERR_PROP_VALUE;
     out->present = seen;
     return MQTT_ERR_NONE;
+}
+
+bool props_encodable(const struct mqtt_props *p, unsigned ctx)
+{
+    uint64_t single = p->present & SINGLE_MASK;
+    uint64_t allowed = prop_allowed[ctx];
+    if (single & ~allowed) return false; /* 2.2.2.2: only the properties of the packet */
+    if (p->sub_id_count && !(allowed & B(SUBSCRIPTION_ID))) return false;
+    if (p->user_count && !(allowed & B(USER_PROPERTY))) return false;
+    if (p->sub_id_count > 1 && ctx != MQTT_PUBLISH) return false; /* once in SUBSCRIBE */
+    if ((single & B(AUTH_DATA)) && !(single & B(AUTH_METHOD))) return false;
+    if (p->sub_id_count) {
+        /* 1 to 268,435,455 (3.3.2.3.8, 3.8.2.1.2). */
+        if (p->sub_ids) {
+            for (uint32_t i = 0; i < p->sub_id_count; i++)
+                if (p->sub_ids[i] == 0 || p->sub_ids[i] > MQTT_VARINT_MAX) return false;
+        } else if (p->sub_id_count == 1 && (p->sub_id == 0 || p->sub_id > MQTT_VARINT_MAX)) {
+            return false;
+        }
+    }
+    /* Integer values in range (the checks of prop_int_check(), field by field): byte flags
+     * 0 or 1, and no 0 for Receive Maximum, Maximum Packet Size and Topic Alias
+     * [MQTT-3.3.2-8]. */
+    if (single & FLAG_MASK) {
+        if ((single & B(PAYLOAD_FORMAT)) && p->payload_format > 1) return false;
+        if ((single & B(REQUEST_PROBLEM_INFO)) && p->request_problem_info > 1) return false;
+        if ((single & B(REQUEST_RESPONSE_INFO)) && p->request_response_info > 1) return false;
+        if ((single & B(MAXIMUM_QOS)) && p->maximum_qos > 1) return false;
+        if ((single & B(RETAIN_AVAILABLE)) && p->retain_available > 1) return false;
+        if ((single & B(WILDCARD_SUB_AVAILABLE)) && p->wildcard_sub_available > 1) return false;
+        if ((single & B(SUB_ID_AVAILABLE)) && p->sub_id_available > 1) return false;
+        if ((single & B(SHARED_SUB_AVAILABLE)) && p->shared_sub_available > 1) return false;
+    }
+    if ((single & B(RECEIVE_MAXIMUM)) && p->receive_maximum == 0) return false;
+    if ((single & B(MAXIMUM_PACKET_SIZE)) && p->maximum_packet_size == 0) return false;
+    if ((single & B(TOPIC_ALIAS)) && p->topic_alias == 0) return false;
+    return true;
 }
 
 int mqtt_prop_next(const uint8_t **pos, const uint8_t *end, struct mqtt_prop *out)

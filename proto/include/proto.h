@@ -398,8 +398,16 @@ enum mqtt_parse_result mqtt_parse(const struct mqtt_parser *p, const uint8_t *bu
 /* Encoding. The caller fills a struct mqtt_packet (type, u.*, props), asks for the exact size,
  * and encodes into a buffer of at least that size. Flags for PUBLISH come from u.publish
  * (dup, qos, retain); other packets get the flags the spec fixes. Properties are written only
- * for MQTT 5. Returns the bytes written, or 0 if cap is too small or the packet cannot be
- * represented (e.g. remaining length over 268,435,455). */
+ * for MQTT 5. Returns the bytes written, or 0 if cap is too small, if the packet cannot be
+ * represented (e.g. remaining length over 268,435,455), or if it breaks a rule of its
+ * fixed-size fields that a sender must follow and mqtt_parse() enforces: QoS 3 or DUP on
+ * QoS 0 [MQTT-3.3.1-4] [MQTT-3.3.1-2], a zero packet identifier, will QoS 3, a 3.x password
+ * without a user name, Session Present with a refusal, a reason code not in the packet's
+ * table, an empty topic name (without a 5.0 Topic Alias), an empty SUBSCRIBE / UNSUBSCRIBE /
+ * SUBACK, subscription options QoS 3 or Retain Handling 3 or No Local on $share, a property
+ * the packet does not allow or out of range. mqtt_encoded_size() returns 0 for the same
+ * packets. Strings (UTF-8, wildcards in topic names, filter syntax) are the caller's to
+ * validate: a decoded packet has them checked already. */
 size_t mqtt_encoded_size(const struct mqtt_packet *pkt, uint8_t version);
 size_t mqtt_encode(const struct mqtt_packet *pkt, uint8_t version, uint8_t *out, size_t cap);
 
