@@ -269,7 +269,12 @@ static void connect_auth_after(uv_work_t *work, int status)
         return;
     }
     if (status < 0 || r->auth_rc < 0) {
-        conn_close(c, MQTT_RC_BAD_USERNAME_OR_PASSWORD, "bad username or password");
+        /* v5: 0x86, the code for credentials the server does not accept. 3.x: 5 "not
+         * authorized", as Mosquitto answers; 3.1.1 keeps 4 for malformed user name or
+         * password data (section 3.2.2.3). */
+        conn_close(
+            c, c->version == MQTT_V5 ? MQTT_RC_BAD_USERNAME_OR_PASSWORD : MQTT_RC_NOT_AUTHORIZED,
+            "bad username or password");
         connect_req_free(r);
         return;
     }
