@@ -1,6 +1,7 @@
 /* $SYS/broker/... topics (see sys.h). */
 #include "sys.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@ struct sys_state {
     const char *topics[SYS_TOPICS_MAX];
     unsigned ntopics;
     uint64_t interned; /* bit i: topics[i] was allocated here */
+    size_t heap_max;   /* largest heap/current published */
 };
 
 /* Publishes topic=value as a retained message if the value changed. */
@@ -134,6 +136,16 @@ static void sys_update(struct broker *b)
     sys_publish_u64(b, "$SYS/broker/subscriptions/count", subs_count(b->subs));
     sys_publish_u64(b, "$SYS/broker/retained messages/count", retain_count(b->retain));
     sys_publish_u64(b, "$SYS/broker/store/messages/count", retain_count(b->retain));
+    /* Mosquitto's deprecated name for store/messages/count, still published by 2.0. */
+    sys_publish_u64(b, "$SYS/broker/messages/stored", retain_count(b->retain));
+
+    /* Heap in use by the process (glibc's count, not only the broker's own allocations as
+     * Mosquitto's memory tracking counts), and the largest value published. */
+    struct mallinfo2 mi = mallinfo2();
+    size_t heap = mi.uordblks + mi.hblkhd;
+    if (heap > st->heap_max) st->heap_max = heap;
+    sys_publish_u64(b, "$SYS/broker/heap/current", heap);
+    sys_publish_u64(b, "$SYS/broker/heap/maximum", st->heap_max);
 
     if (b->route) sys_update_cluster(b);
 
