@@ -116,9 +116,6 @@ enum mqtt_error props_parse(struct cur *c, unsigned ctx, uint8_t role, struct mq
 /* Writes the properties of props (not the length prefix) whose total size is mqtt_props_size(). */
 uint8_t *props_write(const struct mqtt_props *props, uint8_t *out);
 
-/* Whether an MQTT 5 packet of this type may carry reason code rc (reason.c). */
-bool reason_allowed(uint8_t type, uint8_t rc);
-
 /* Whether props may be written on a packet of context ctx: every property allowed there, every
  * integer value in range, at most one Subscription Identifier outside PUBLISH, Authentication
  * Data only with an Authentication Method. The encoders refuse a packet when it is false. */

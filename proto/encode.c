@@ -60,24 +60,10 @@ static bool topic_list_encodable(const struct mqtt_topic_list *tl, bool with_opt
     return true;
 }
 
-/* Whether the reason codes of a SUBACK / UNSUBACK may be written: one at least, each from its
- * packet's table (5.0 [MQTT-3.9.3-2] [MQTT-3.11.3-2]; 3.1.1 SUBACK 0x00-0x02 and 0x80
- * [MQTT-3.9.3-2]). */
-static bool suback_encodable(const struct mqtt_packet *pkt, bool v5)
-{
-    const struct mqtt_suback *sa = &pkt->u.suback;
-    if (!v5 && pkt->type == MQTT_UNSUBACK) return true; /* no payload in 3.x */
-    if (sa->count == 0) return false;
-    for (uint32_t i = 0; i < sa->count; i++) {
-        uint8_t rc = sa->reasons[i];
-        if (v5 ? !reason_allowed(pkt->type, rc) : (rc > 2 && rc != 0x80)) return false;
-    }
-    return true;
-}
-
 /* The rules of the fixed-size fields that a sender MUST follow, checked before anything is
  * written: the encoder never produces a packet that mqtt_parse() refuses for one of these.
- * Strings (UTF-8, topic names and filters) are the caller's to validate. */
+ * Strings (UTF-8, topic names and filters) and the choice of reason codes are the caller's
+ * (mqtt_reason_allowed() says which codes a packet may carry). */
 static bool packet_encodable(const struct mqtt_packet *pkt, uint8_t version)
 {
     bool v5 = version == MQTT_V5;
@@ -111,16 +97,14 @@ static bool packet_encodable(const struct mqtt_packet *pkt, uint8_t version)
         uint8_t rc = pkt->u.connack.reason;
         /* Session Present 0 with a refusal: 3.1.1 [MQTT-3.2.2-4], 5.0 [MQTT-3.2.2-6]. */
         if (sp && (v5 ? rc : mqtt_connack_v3_code(rc)) != 0) return false;
-        if (!v5) return true; /* any reason maps to a 3.x return code */
-        return reason_allowed(MQTT_CONNACK, rc) && props_ok(&pkt->props, MQTT_CONNACK);
+        return !v5 || props_ok(&pkt->props, MQTT_CONNACK);
     }
     case MQTT_PUBACK:
     case MQTT_PUBREC:
     case MQTT_PUBREL:
     case MQTT_PUBCOMP:
         if (pkt->u.ack.packet_id == 0) return false; /* the id of a PUBLISH, never 0 */
-        if (!v5) return true;
-        return reason_allowed(pkt->type, pkt->u.ack.reason) && props_ok(&pkt->props, pkt->type);
+        return !v5 || props_ok(&pkt->props, pkt->type);
     case MQTT_SUBSCRIBE:
     case MQTT_UNSUBSCRIBE:
         if (pkt->u.subscribe.packet_id == 0) return false; /* [MQTT-2.3.1-1] [MQTT-2.2.1-3] */
@@ -130,13 +114,12 @@ static bool packet_encodable(const struct mqtt_packet *pkt, uint8_t version)
     case MQTT_SUBACK:
     case MQTT_UNSUBACK:
         if (pkt->u.suback.packet_id == 0) return false; /* that of the SUBSCRIBE */
-        if (!suback_encodable(pkt, v5)) return false;
+        /* A reason code per filter of the SUBSCRIBE, so one at least (3.x UNSUBACK: none). */
+        if (pkt->u.suback.count == 0 && (v5 || pkt->type == MQTT_SUBACK)) return false;
         return !v5 || props_ok(&pkt->props, pkt->type);
     case MQTT_DISCONNECT:
     case MQTT_AUTH:
-        if (!v5) return true;
-        return reason_allowed(pkt->type, pkt->u.disconnect.reason) &&
-               props_ok(&pkt->props, pkt->type);
+        return !v5 || props_ok(&pkt->props, pkt->type);
     default:
         return true;
     }

@@ -164,7 +164,7 @@ static enum mqtt_error parse_connack(const struct mqtt_parser *p, struct cur *c,
     if ((e = cur_u8(c, &f)) || (e = cur_u8(c, &rc))) return e;
     if (f & 0xFE) return MQTT_ERR_CONNACK_FLAGS; /* 3.1.1 and 5.0 [MQTT-3.2.2-1] */
     if (p->version == MQTT_V5) {
-        if (!reason_allowed(MQTT_CONNACK, rc)) return MQTT_ERR_REASON_INVALID;
+        if (!mqtt_reason_allowed(MQTT_CONNACK, rc)) return MQTT_ERR_REASON_INVALID;
         if ((e = props_parse(c, MQTT_CONNACK, p->role, &pkt->props))) return e;
     } else {
         if (rc >= sizeof connack_v3_reason)
@@ -224,7 +224,7 @@ static enum mqtt_error parse_ack(const struct mqtt_parser *p, struct cur *c,
     if (p->version == MQTT_V5 && c->p < c->end) {
         /* Reason code and properties may be omitted (5.0 section 3.4.2.1). */
         uint8_t rc = *c->p++;
-        if (!reason_allowed(pkt->type, rc)) return MQTT_ERR_REASON_INVALID;
+        if (!mqtt_reason_allowed(pkt->type, rc)) return MQTT_ERR_REASON_INVALID;
         pkt->u.ack.reason = rc;
         if (c->p < c->end && (e = props_parse(c, pkt->type, p->role, &pkt->props))) return e;
     }
@@ -260,7 +260,7 @@ static enum mqtt_error parse_suback(const struct mqtt_parser *p, struct cur *c,
     sa->count = (uint32_t)cur_left(c);
     for (uint32_t i = 0; i < sa->count; i++) {
         uint8_t rc = sa->reasons[i];
-        bool ok = v5 ? reason_allowed(pkt->type, rc) : (rc <= 2 || rc == 0x80);
+        bool ok = v5 ? mqtt_reason_allowed(pkt->type, rc) : (rc <= 2 || rc == 0x80);
         if (!ok) return MQTT_ERR_REASON_INVALID; /* 3.1.1 [MQTT-3.9.3-2] */
     }
     c->p = c->end;
@@ -276,7 +276,7 @@ static enum mqtt_error parse_disconnect(const struct mqtt_parser *p, struct cur 
     if (p->version == MQTT_V5 && c->p < c->end) {
         /* Reason code and properties may be omitted (5.0 sections 3.14.2.1, 3.15.2.1). */
         uint8_t rc = *c->p++;
-        if (!reason_allowed(pkt->type, rc)) return MQTT_ERR_REASON_INVALID;
+        if (!mqtt_reason_allowed(pkt->type, rc)) return MQTT_ERR_REASON_INVALID;
         pkt->u.disconnect.reason = rc;
         if (c->p < c->end && (e = props_parse(c, pkt->type, p->role, &pkt->props))) return e;
     }

@@ -100,7 +100,7 @@ const char *mqtt_reason_str(uint8_t reason)
  * [MQTT-3.4.2-1] PUBACK, [MQTT-3.5.2-1] PUBREC, [MQTT-3.6.2-1] PUBREL, [MQTT-3.7.2-1] PUBCOMP,
  * [MQTT-3.9.3-2] SUBACK, [MQTT-3.11.3-2] UNSUBACK, [MQTT-3.14.2-1] DISCONNECT,
  * [MQTT-3.15.2-1] AUTH. */
-bool reason_allowed(uint8_t type, uint8_t rc)
+bool mqtt_reason_allowed(uint8_t type, uint8_t rc)
 {
     static const uint8_t connack[] = {0x00, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86,
                                       0x87, 0x88, 0x89, 0x8A, 0x8C, 0x90, 0x95, 0x97,

@@ -96,6 +96,14 @@ enum mqtt_reason {
 /* The name of a reason code ("Malformed Packet"), or "Unknown" for one the spec lacks. */
 const char *mqtt_reason_str(uint8_t reason);
 
+/* Whether an MQTT 5 packet of the given type may carry reason code rc: each packet's table of
+ * the specification (CONNACK [MQTT-3.2.2-8], PUBACK [MQTT-3.4.2-1], PUBREC [MQTT-3.5.2-1],
+ * PUBREL [MQTT-3.6.2-1], PUBCOMP [MQTT-3.7.2-1], SUBACK [MQTT-3.9.3-2], UNSUBACK
+ * [MQTT-3.11.3-2], DISCONNECT [MQTT-3.14.2-1], AUTH [MQTT-3.15.2-1]). mqtt_parse() refuses
+ * any other; the encoders write the code they are given, so a sender checks with this. False
+ * for types without a reason code. */
+bool mqtt_reason_allowed(uint8_t type, uint8_t rc);
+
 /* MQTT 3.x CONNACK return codes (0 accepted .. 5 not authorized) for an MQTT 5 reason code. */
 uint8_t mqtt_connack_v3_code(uint8_t reason);
 
@@ -402,12 +410,12 @@ enum mqtt_parse_result mqtt_parse(const struct mqtt_parser *p, const uint8_t *bu
  * represented (e.g. remaining length over 268,435,455), or if it breaks a rule of its
  * fixed-size fields that a sender must follow and mqtt_parse() enforces: QoS 3 or DUP on
  * QoS 0 [MQTT-3.3.1-4] [MQTT-3.3.1-2], a zero packet identifier, will QoS 3, a 3.x password
- * without a user name, Session Present with a refusal, a reason code not in the packet's
- * table, an empty topic name (without a 5.0 Topic Alias), an empty SUBSCRIBE / UNSUBSCRIBE /
- * SUBACK, subscription options QoS 3 or Retain Handling 3 or No Local on $share, a property
- * the packet does not allow or out of range. mqtt_encoded_size() returns 0 for the same
- * packets. Strings (UTF-8, wildcards in topic names, filter syntax) are the caller's to
- * validate: a decoded packet has them checked already. */
+ * without a user name, Session Present with a refusal, an empty topic name (without a 5.0
+ * Topic Alias), an empty SUBSCRIBE / UNSUBSCRIBE / SUBACK, subscription options QoS 3 or
+ * Retain Handling 3 or No Local on $share, a property the packet does not allow or out of
+ * range. mqtt_encoded_size() returns 0 for the same packets. Strings (UTF-8, wildcards in
+ * topic names, filter syntax) and reason codes (see mqtt_reason_allowed()) are the caller's
+ * to choose and validate: a decoded packet has them checked already. */
 size_t mqtt_encoded_size(const struct mqtt_packet *pkt, uint8_t version);
 size_t mqtt_encode(const struct mqtt_packet *pkt, uint8_t version, uint8_t *out, size_t cap);
 

@@ -224,7 +224,7 @@ static void parse_rejects_v311_connack_reserved_return_code(void **state)
     PT_BAD(&pt_v311, w, MQTT_ERR_REASON_INVALID);
 }
 
-/* 0x04 is not a CONNACK reason code (3.2.2.2). */
+/* A CONNACK uses a Connect Reason Code [MQTT-3.2.2-8]: 0x04 is not one (3.2.2.2). */
 static void parse_rejects_v5_connack_reason_invalid(void **state)
 {
     static const uint8_t w[] = {0x20, 0x03, 0x00, 0x04, 0x00};
@@ -401,7 +401,7 @@ static void parse_rejects_puback_truncated(void **state)
     PT_BAD(&pt_v5, w, MQTT_ERR_TRUNCATED);
 }
 
-/* 0x04 is not a PUBACK reason code (3.4.2.1). */
+/* A PUBACK uses a PUBACK Reason Code [MQTT-3.4.2-1]: 0x04 is not one (3.4.2.1). */
 static void parse_rejects_puback_reason_invalid(void **state)
 {
     static const uint8_t w[] = {0x40, 0x03, 0x00, 0x01, 0x04};
@@ -409,10 +409,30 @@ static void parse_rejects_puback_reason_invalid(void **state)
     PT_BAD(&pt_v5, w, MQTT_ERR_REASON_INVALID);
 }
 
-/* PUBREL knows only 0x00 and 0x92 (3.6.2.1). */
+/* A PUBREL uses a PUBREL Reason Code, 0x00 or 0x92 [MQTT-3.6.2-1]. */
 static void parse_rejects_pubrel_reason_invalid(void **state)
 {
     static const uint8_t w[] = {0x62, 0x03, 0x00, 0x01, 0x10};
+    (void)state;
+    PT_BAD(&pt_v5, w, MQTT_ERR_REASON_INVALID);
+}
+
+/* A PUBREC uses a PUBREC Reason Code [MQTT-3.5.2-1]: 0x92 belongs to PUBREL only. */
+static void parse_rejects_pubrec_reason_invalid(void **state)
+{
+    static const uint8_t w[] = {0x50, 0x03, 0x00, 0x01, 0x92};
+    static const uint8_t ok[] = {0x50, 0x03, 0x00, 0x01, 0x91};
+    struct mqtt_packet pkt;
+    (void)state;
+    PT_BAD(&pt_v5, w, MQTT_ERR_REASON_INVALID);
+    PT_OK(&pt_v5, ok, &pkt);
+    assert_int_equal(pkt.u.ack.reason, MQTT_RC_PACKET_IDENTIFIER_IN_USE);
+}
+
+/* A PUBCOMP uses a PUBCOMP Reason Code, 0x00 or 0x92 [MQTT-3.7.2-1]. */
+static void parse_rejects_pubcomp_reason_invalid(void **state)
+{
+    static const uint8_t w[] = {0x70, 0x03, 0x00, 0x01, 0x80};
     (void)state;
     PT_BAD(&pt_v5, w, MQTT_ERR_REASON_INVALID);
 }
@@ -566,7 +586,7 @@ static void parse_rejects_disconnect_flags(void **state)
     PT_BAD(&pt_v5, w, MQTT_ERR_RESERVED_FLAGS);
 }
 
-/* 0x01 is not a DISCONNECT reason code (3.14.2.1). */
+/* A DISCONNECT uses a DISCONNECT Reason Code [MQTT-3.14.2-1]: 0x01 is not one. */
 static void parse_rejects_disconnect_reason_invalid(void **state)
 {
     static const uint8_t w[] = {0xE0, 0x01, 0x01};
@@ -625,7 +645,7 @@ static void encode_v5_auth_continue(void **state)
     pt_encode_golden(&pkt, "v5_auth_continue");
 }
 
-/* AUTH knows only 0x00, 0x18 and 0x19 (3.15.2.1). */
+/* An AUTH uses an Authenticate Reason Code, 0x00, 0x18 or 0x19 [MQTT-3.15.2-1]. */
 static void parse_rejects_auth_reason_invalid(void **state)
 {
     static const uint8_t w[] = {0xF0, 0x02, 0x80, 0x00};
@@ -721,6 +741,8 @@ int main(void)
         cmocka_unit_test(parse_rejects_puback_truncated),
         cmocka_unit_test(parse_rejects_puback_reason_invalid),
         cmocka_unit_test(parse_rejects_pubrel_reason_invalid),
+        cmocka_unit_test(parse_rejects_pubrec_reason_invalid),
+        cmocka_unit_test(parse_rejects_pubcomp_reason_invalid),
         cmocka_unit_test(parse_rejects_puback_duplicate_reason_string),
         cmocka_unit_test(parse_rejects_puback_property_not_allowed),
         cmocka_unit_test(parse_and_encode_pings),

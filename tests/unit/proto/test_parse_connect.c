@@ -148,6 +148,8 @@ static void encode_v311_connect_empty_client_id(void **state)
     pt_encode_golden(&pkt, "v311_connect_empty_id");
 }
 
+/* Client identifier, will topic, will message, user name, password, in that order
+ * [MQTT-3.1.3-1]. */
 static void parse_v311_connect_full(void **state)
 {
     struct mqtt_packet pkt;
@@ -186,7 +188,8 @@ static const struct mqtt_user_prop user_ab[] = {{{"a", 1}, {"b", 1}}};
 
 #define BIT(id) MQTT_PROP_BIT(MQTT_PROP_##id)
 
-/* CONNECT properties and will properties, every field. */
+/* CONNECT properties and will properties, every field; the payload in the order client
+ * identifier, will properties, will topic, will payload, user name, password [MQTT-3.1.3-1]. */
 static void parse_v5_connect_full(void **state)
 {
     struct mqtt_packet pkt;
@@ -437,13 +440,143 @@ static void parse_rejects_username_flag_without_username(void **state)
     PT_BAD(&server311, w, MQTT_ERR_TRUNCATED);
 }
 
-/* A user name present without its flag is a byte left over [MQTT-3.1.2-18]. */
+/* A user name present without its flag is a byte left over: 3.1.1 [MQTT-3.1.2-18], 5.0
+ * [MQTT-3.1.2-16]. */
 static void parse_rejects_connect_trailing_bytes(void **state)
 {
     static const uint8_t w[] = {0x10, 0x11, MQTT, 0x04, 0x02, 0x00, 0x3C,
                                 0x00, 0x02, 'c',  '1',  0x00, 0x01, 'u'};
+    static const uint8_t w5[] = {0x10, 0x12, MQTT, 0x05, 0x02, 0x00, 0x3C, 0x00,
+                                 0x00, 0x02, 'c',  '1',  0x00, 0x01, 'u'};
     (void)state;
     PT_BAD(&server311, w, MQTT_ERR_TRAILING_BYTES);
+    PT_BAD(&server5, w5, MQTT_ERR_TRAILING_BYTES);
+}
+
+/* A password present without its flag is left over: 3.1.1 [MQTT-3.1.2-20], 5.0
+ * [MQTT-3.1.2-18]. */
+static void parse_rejects_password_without_password_flag(void **state)
+{
+    static const uint8_t w[] = {0x10, 0x14, MQTT, 0x04, 0x82, 0x00, 0x3C, 0x00, 0x02,
+                                'c',  '1',  0x00, 0x01, 'u',  0x00, 0x01, 'p'};
+    static const uint8_t w5[] = {0x10, 0x15, MQTT, 0x05, 0x82, 0x00, 0x3C, 0x00, 0x00,
+                                 0x02, 'c',  '1',  0x00, 0x01, 'u',  0x00, 0x01, 'p'};
+    (void)state;
+    PT_BAD(&server311, w, MQTT_ERR_TRAILING_BYTES);
+    PT_BAD(&server5, w5, MQTT_ERR_TRAILING_BYTES);
+}
+
+/* Without the will flag there is no will topic or will message in the payload (3.1.1
+ * [MQTT-3.1.2-11]): those bytes are left over. */
+static void parse_rejects_will_fields_without_will_flag(void **state)
+{
+    static const uint8_t w[] = {0x10, 0x14, MQTT, 0x04, 0x02, 0x00, 0x3C, 0x00, 0x02,
+                                'c',  '1',  0x00, 0x01, 'w',  0x00, 0x01, 'm'};
+    (void)state;
+    PT_BAD(&server311, w, MQTT_ERR_TRAILING_BYTES);
+}
+
+/* The client identifier is present, the first field of the payload [MQTT-3.1.3-3]: a CONNECT
+ * that ends before it is truncated. */
+static void parse_rejects_connect_without_client_id(void **state)
+{
+    static const uint8_t w[] = {0x10, 0x0A, MQTT, 0x04, 0x02, 0x00, 0x3C};
+    static const uint8_t w5[] = {0x10, 0x0B, MQTT, 0x05, 0x02, 0x00, 0x3C, 0x00};
+    (void)state;
+    PT_BAD(&server311, w, MQTT_ERR_TRUNCATED);
+    PT_BAD(&server5, w5, MQTT_ERR_TRUNCATED);
+}
+
+/* Client identifiers of 1 to 23 bytes of 0-9, a-z and A-Z are accepted [MQTT-3.1.3-5] (the same
+ * number in 3.1.1 and 5.0), in every version. */
+static void parse_accepts_23_byte_alphanumeric_client_ids(void **state)
+{
+    static const char *ids[] = {"0", "0123456789abcdefghijklm", "nopqrstuvwxyzABCDEFGHIJ",
+                                "KLMNOPQRSTUVWXYZ0123456"};
+    uint8_t out[64];
+    (void)state;
+    for (uint8_t v = MQTT_V31; v <= MQTT_V5; v++) {
+        for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+            struct mqtt_packet pkt = connect_min(v), back;
+            pkt.u.connect.client_id = MQTT_STR(ids[i]);
+            size_t n = mqtt_encode(&pkt, v, out, sizeof out);
+            assert_true(n > 0);
+            const struct mqtt_parser server = {.version = v, .role = MQTT_ROLE_SERVER};
+            pt_parse_ok(&server, out, n, &back);
+            pt_assert_str_equal(back.u.connect.client_id, ids[i]);
+        }
+    }
+}
+
+/* 5.0: the user name is a UTF-8 string [MQTT-3.1.3-12] [MQTT-1.5.4-2], and so is the will
+ * topic [MQTT-3.1.3-11], a topic name without wildcards [MQTT-4.7.0-1]. */
+static void parse_rejects_v5_bad_username_and_will_topic(void **state)
+{
+    static const uint8_t user[] = {0x10, 0x14, MQTT, 0x05, 0x82, 0x00, 0x3C, 0x00, 0x00,
+                                   0x02, 'c',  '1',  0x00, 0x03, 'u',  0x00, 'x'};
+    static const uint8_t will[] = {0x10, 0x18, MQTT, 0x05, 0x06, 0x00, 0x3C, 0x00, 0x00, 0x02, 'c',
+                                   '1',  0x00, 0x00, 0x01, '+',  0x00, 0x03, 'b',  'y',  'e'};
+    static const uint8_t will_utf8[] = {0x10, 0x19, MQTT, 0x05, 0x06, 0x00, 0x3C, 0x00,
+                                        0x00, 0x02, 'c',  '1',  0x00, 0x00, 0x02, 0xC0,
+                                        0x80, 0x00, 0x03, 'b',  'y',  'e'};
+    (void)state;
+    PT_BAD(&server5, user, MQTT_ERR_UTF8_NULL);
+    PT_BAD(&server5, will, MQTT_ERR_TOPIC_WILDCARD);
+    PT_BAD(&server5, will_utf8, MQTT_ERR_BAD_UTF8);
+}
+
+/* 3.1.1: the will topic is a UTF-8 string [MQTT-3.1.3-10] [MQTT-1.5.3-1]: overlong C0 80. */
+static void parse_rejects_v311_bad_utf8_will_topic(void **state)
+{
+    static const uint8_t w[] = {0x10, 0x17, MQTT, 0x04, 0x06, 0x00, 0x3C, 0x00, 0x02, 'c',
+                                '1',  0x00, 0x02, 0xC0, 0x80, 0x00, 0x03, 'b',  'y',  'e'};
+    (void)state;
+    PT_BAD(&server311, w, MQTT_ERR_BAD_UTF8);
+}
+
+/* The server validates the whole CONNECT before accepting it [MQTT-3.1.4-1] (3.1.1 and 5.0).
+ * In 5.0 it may say why in a CONNACK before closing: every reason a CONNECT is refused with is
+ * a Connect Reason Code [MQTT-3.2.2-8], so the CONNACK encodes. */
+static void parse_connect_errors_are_connack_reasons(void **state)
+{
+    static const uint8_t reserved[] = {0x10, 0x0F, MQTT, 0x05, 0x03, 0x00,
+                                       0x3C, 0x00, 0x00, 0x02, 'c',  '1'};
+    static const uint8_t name[] = {0x10, 0x0F, 0x00, 0x04, 'M',  'Q',  'T', 'X', 0x05,
+                                   0x02, 0x00, 0x3C, 0x00, 0x00, 0x02, 'c', '1'};
+    static const uint8_t level[] = {0x10, 0x0F, MQTT, 0x06, 0x02, 0x00,
+                                    0x3C, 0x00, 0x00, 0x02, 'c',  '1'};
+    static const uint8_t will_qos3[] = {0x10, 0x0F, MQTT, 0x05, 0x1E, 0x00,
+                                        0x3C, 0x00, 0x00, 0x02, 'c',  '1'};
+    static const uint8_t dup_prop[] = {0x10, 0x15, MQTT, 0x05, 0x02, 0x00, 0x3C, 0x06, 0x21,
+                                       0x00, 0x01, 0x21, 0x00, 0x01, 0x00, 0x02, 'c',  '1'};
+    static const uint8_t utf8[] = {0x10, 0x0F, MQTT, 0x05, 0x02, 0x00,
+                                   0x3C, 0x00, 0x00, 0x02, 'c',  0xFF};
+    static const uint8_t trailing[] = {0x10, 0x10, MQTT, 0x05, 0x02, 0x00, 0x3C,
+                                       0x00, 0x00, 0x02, 'c',  '1',  'x'};
+    static const struct {
+        const uint8_t *w;
+        size_t n;
+        enum mqtt_error err;
+    } bad[] = {
+        {reserved, sizeof reserved, MQTT_ERR_CONNECT_RESERVED},
+        {name, sizeof name, MQTT_ERR_BAD_PROTOCOL_NAME},
+        {level, sizeof level, MQTT_ERR_BAD_PROTOCOL_VERSION},
+        {will_qos3, sizeof will_qos3, MQTT_ERR_WILL_FLAGS},
+        {dup_prop, sizeof dup_prop, MQTT_ERR_PROP_DUPLICATE},
+        {utf8, sizeof utf8, MQTT_ERR_BAD_UTF8},
+        {trailing, sizeof trailing, MQTT_ERR_TRAILING_BYTES},
+    };
+    uint8_t out[16];
+    (void)state;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct mqtt_packet pkt;
+        pt_parse_bad(&server5, bad[i].w, bad[i].n, bad[i].err);
+        assert_int_equal(mqtt_parse(&server5, bad[i].w, bad[i].n, &pkt, NULL), MQTT_PARSE_BAD);
+        assert_true(pkt.reason >= 0x80);
+        struct mqtt_packet ack = {.type = MQTT_CONNACK};
+        ack.u.connack.reason = pkt.reason;
+        assert_int_equal(mqtt_encode(&ack, MQTT_V5, out, sizeof out), 5);
+    }
 }
 
 /* A CONNECT that stops in the middle of its variable header. */
@@ -621,6 +754,13 @@ int main(void)
         cmocka_unit_test(parse_rejects_will_flag_without_will_fields),
         cmocka_unit_test(parse_rejects_username_flag_without_username),
         cmocka_unit_test(parse_rejects_connect_trailing_bytes),
+        cmocka_unit_test(parse_rejects_password_without_password_flag),
+        cmocka_unit_test(parse_rejects_will_fields_without_will_flag),
+        cmocka_unit_test(parse_rejects_connect_without_client_id),
+        cmocka_unit_test(parse_accepts_23_byte_alphanumeric_client_ids),
+        cmocka_unit_test(parse_rejects_v5_bad_username_and_will_topic),
+        cmocka_unit_test(parse_rejects_v311_bad_utf8_will_topic),
+        cmocka_unit_test(parse_connect_errors_are_connack_reasons),
         cmocka_unit_test(parse_rejects_connect_truncated_header),
         cmocka_unit_test(parse_client_rejects_connect),
         cmocka_unit_test(parse_rejects_connect_property_not_allowed),

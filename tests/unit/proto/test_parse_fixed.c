@@ -115,7 +115,7 @@ static void parse_stops_at_packet_end(void **state)
 }
 
 /* Every reserved flag nibble of every fixed-flag packet type is rejected [MQTT-2.2.2-1]
- * (5.0 [MQTT-2.1.3-1]): for each type, all 15 wrong nibbles. */
+ * [MQTT-2.2.2-2] (5.0 [MQTT-2.1.3-1]): for each type, all 15 wrong nibbles. */
 static void parse_rejects_every_wrong_flag_nibble(void **state)
 {
     (void)state;

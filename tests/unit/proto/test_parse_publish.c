@@ -178,7 +178,10 @@ static void encode_v5_publish_props(void **state)
     pt_encode_golden(&pkt, "v5_publish_qos1_props");
 }
 
-/* A decoded property block is re-encoded unchanged (user properties from raw). */
+/* A decoded property block is re-encoded unchanged (user properties from raw, in order): the
+ * codec's part of forwarding Payload Format Indicator [MQTT-3.3.2-4], Response Topic
+ * [MQTT-3.3.2-15], Correlation Data [MQTT-3.3.2-16], User Properties unaltered and in order
+ * [MQTT-3.3.2-17] [MQTT-3.3.2-18] and Content Type [MQTT-3.3.2-20] to subscribers. */
 static void encode_v5_publish_passes_decoded_props_through(void **state)
 {
     const struct pt_golden *g = pt_golden_get("v5_publish_qos1_props");
@@ -445,10 +448,44 @@ static void parse_rejects_payload_format_2(void **state)
 static void parse_rejects_wildcard_response_topic(void **state)
 {
     static const uint8_t w[] = {0x30, 0x09, 0x00, 0x01, 't', 0x04, 0x08, 0x00, 0x01, '#', 'x'};
+    (void)state;
+    PT_BAD(&pt_v5, w, MQTT_ERR_TOPIC_WILDCARD);
+}
+
+/* A Response Topic is a UTF-8 string [MQTT-3.3.2-13]: a surrogate (ED A0 80) is ill-formed. */
+static void parse_rejects_bad_utf8_response_topic(void **state)
+{
+    static const uint8_t w[] = {0x30, 0x0B, 0x00, 0x01, 't',  0x06, 0x08,
+                                0x00, 0x03, 0xED, 0xA0, 0x80, 'x'};
+    (void)state;
+    PT_BAD(&pt_v5, w, MQTT_ERR_BAD_UTF8);
+}
+
+/* A server's QoS 1 PUBLISH has a non-zero packet identifier [MQTT-2.2.1-4]: a client parser
+ * refuses 0. */
+static void parse_client_rejects_zero_packet_id_from_server(void **state)
+{
+    static const uint8_t w[] = {0x32, 0x07, 0x00, 0x01, 't', 0x00, 0x00, 0x00, 'x'};
+    (void)state;
+    PT_BAD(&client5, w, MQTT_ERR_ZERO_PACKET_ID);
+}
+
+/* A QoS 0 PUBLISH has no packet identifier: the bytes after the topic name (and in 5.0 the
+ * properties) are payload. 3.1.1 [MQTT-2.3.1-5], 5.0 [MQTT-2.2.1-2]. */
+static void parse_publish_qos0_has_no_packet_id(void **state)
+{
+    static const uint8_t w[] = {0x30, 0x05, 0x00, 0x01, 't', 0x12, 0x34};
+    static const uint8_t w5[] = {0x30, 0x06, 0x00, 0x01, 't', 0x00, 0x12, 0x34};
     struct mqtt_packet pkt;
     (void)state;
-    assert_int_equal(mqtt_parse(&pt_v5, w, sizeof w, &pkt, NULL), MQTT_PARSE_BAD);
-    assert_true(pkt.error == MQTT_ERR_TOPIC_WILDCARD || pkt.error == MQTT_ERR_PROP_VALUE);
+    PT_OK(&pt_v311, w, &pkt);
+    assert_int_equal(pkt.u.publish.packet_id, 0);
+    assert_int_equal(pkt.u.publish.payload_len, 2);
+    assert_int_equal(pkt.u.publish.payload[0], 0x12);
+    PT_OK(&pt_v5, w5, &pkt);
+    assert_int_equal(pkt.u.publish.packet_id, 0);
+    assert_int_equal(pkt.u.publish.payload_len, 2);
+    assert_int_equal(pkt.u.publish.payload[1], 0x34);
 }
 
 /* The content type is a UTF-8 string [MQTT-3.3.2-19] [MQTT-1.5.4-1]: overlong C0 80. */
@@ -517,6 +554,9 @@ int main(void)
         cmocka_unit_test(parse_rejects_publish_property_not_allowed),
         cmocka_unit_test(parse_rejects_payload_format_2),
         cmocka_unit_test(parse_rejects_wildcard_response_topic),
+        cmocka_unit_test(parse_rejects_bad_utf8_response_topic),
+        cmocka_unit_test(parse_client_rejects_zero_packet_id_from_server),
+        cmocka_unit_test(parse_publish_qos0_has_no_packet_id),
         cmocka_unit_test(parse_rejects_overlong_utf8_content_type),
         cmocka_unit_test(parse_keeps_bom_in_topic),
     };

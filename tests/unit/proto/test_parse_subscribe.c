@@ -554,7 +554,7 @@ static void parse_rejects_v311_suback_reserved_code(void **state)
     PT_BAD(&pt_v311, w, MQTT_ERR_REASON_INVALID);
 }
 
-/* 0x10 is not a SUBACK reason code (3.9.3). */
+/* A 5.0 SUBACK uses Subscribe Reason Codes [MQTT-3.9.3-2]: 0x10 is not one. */
 static void parse_rejects_v5_suback_reason_invalid(void **state)
 {
     static const uint8_t w[] = {0x90, 0x04, 0x00, 0x01, 0x00, 0x10};
@@ -562,7 +562,7 @@ static void parse_rejects_v5_suback_reason_invalid(void **state)
     PT_BAD(&pt_v5, w, MQTT_ERR_REASON_INVALID);
 }
 
-/* 0x01 is not an UNSUBACK reason code (3.11.3). */
+/* An UNSUBACK uses Unsubscribe Reason Codes [MQTT-3.11.3-2]: 0x01 is not one. */
 static void parse_rejects_v5_unsuback_reason_invalid(void **state)
 {
     static const uint8_t w[] = {0xB0, 0x04, 0x00, 0x01, 0x00, 0x01};

@@ -77,7 +77,8 @@ static void drain(struct mqtt_reader *r, uint8_t version, size_t *next)
 }
 
 /* The stream of all golden vectors of a version, cut in two at every point, gives every
- * packet in order. */
+ * packet in order: packets need not be aligned on any read or WebSocket frame boundary
+ * [MQTT-6.0.0-2]. */
 static void reader_every_split_point(void **state)
 {
     static uint8_t stream[4096];

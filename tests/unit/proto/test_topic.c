@@ -153,6 +153,25 @@ static void topic_matcher_table(void **state)
     }
 }
 
+/* Matching compares bytes: no normalization, no case folding, no substitution [MQTT-4.7.3-4].
+ * "é" precomposed (C3 A9) and decomposed (65 CC 81) are different topics, and so are levels
+ * that differ in case, an empty level or a trailing '/'. A topic name a server sends matches
+ * the subscription's filter by this one process [MQTT-3.3.2-3]. */
+static void topic_matcher_does_not_normalize(void **state)
+{
+    static const char nfc[] = "caf\xC3\xA9";
+    static const char nfd[] = "cafe\xCC\x81";
+    (void)state;
+    assert_true(mqtt_filter_matches(nfc, strlen(nfc), nfc, strlen(nfc)));
+    assert_false(mqtt_filter_matches(nfc, strlen(nfc), nfd, strlen(nfd)));
+    assert_false(mqtt_filter_matches(nfd, strlen(nfd), nfc, strlen(nfc)));
+    assert_false(mqtt_filter_matches(S("a/B"), S("a/b")));
+    assert_false(mqtt_filter_matches(S("a/b"), S("a//b")));
+    assert_false(mqtt_filter_matches(S("a/b"), S("a/b/")));
+    assert_false(mqtt_filter_matches(S("a/b"), S(" a/b")));
+    assert_true(mqtt_filter_matches(S("+/b"), S("caf\xC3\xA9/b")));
+}
+
 /* Matching looks at the given lengths only. */
 static void topic_matcher_uses_lengths(void **state)
 {
@@ -171,6 +190,7 @@ int main(void)
         cmocka_unit_test(topic_share_split),
         cmocka_unit_test(topic_filter_has_wildcard),
         cmocka_unit_test(topic_matcher_table),
+        cmocka_unit_test(topic_matcher_does_not_normalize),
         cmocka_unit_test(topic_matcher_uses_lengths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
