@@ -277,16 +277,16 @@ static struct session *dur_session_offline(struct broker *b, const struct store_
     s->persistent = (ss->flags & STORE_SESSION_PERSISTENT) != 0;
     s->durable = true;
     s->node_id = ss->connected ? ss->node_id : 0;
-    if (b->route && s->node_id && s->node_id != cluster_node_id(b->cluster)) {
-        /* Connected on another node: that node expires it once it disconnects there. */
-        wheel_remove(&b->wheel, &s->expiry_entry);
-        return s;
-    }
     s->version = ss->protocol_version;
     s->expiry_s = ss->expiry_interval_s;
     if (s->version != MQTT_V5) {
         uint64_t e = b->cfg->persistent_client_expiration_s;
         s->expiry_s = e ? (uint32_t)(e > UINT32_MAX - 1 ? UINT32_MAX - 1 : e) : UINT32_MAX;
+    }
+    if (b->route && s->node_id && s->node_id != cluster_node_id(b->cluster)) {
+        /* Connected on another node: its timers start when its close is applied. */
+        wheel_remove(&b->wheel, &s->expiry_entry);
+        return s;
     }
     if (s->expiry_s != UINT32_MAX) {
         /* Expiry runs from the disconnect; a session connected when the node stopped counts
@@ -396,15 +396,79 @@ static void dur_apply_remote_open(struct broker *b, struct session *s,
         /* A CONNECT of this client in progress here: its own open follows and wins. */
         if (s->conn->state != CONN_ACTIVE) return;
         s->node_id = so->node_id;
+        /* Clean start there ends the session here: its will is due (session_detach). */
+        if (so->flags & STORE_SESSION_CLEAN_START) s->persistent = false;
         conn_close(s->conn, MQTT_RC_SESSION_TAKEN_OVER, "session taken over on another node");
         s = dur_session(b, &so->client_id);
         if (s && s->conn) return;
+    }
+    if (s && s->will.m) {
+        /* An offline session's will kept here (dur_arm_offline): the new connection came
+         * before its delay elapsed, or, with clean start, the node that takes the client
+         * publishes it as the session ends there. */
+        s->will.durable = false;
+        session_set_will(s, NULL, 0, 0);
     }
     s = dur_session_offline(b, so);
     if (!s) return;
     s->node_id = so->node_id;
     wheel_remove(&b->wheel, &s->expiry_entry);
     if (so->flags & STORE_SESSION_CLEAN_START) dur_purge_memory(b, s);
+}
+
+/* Several nodes: a persistent session of another node's client was closed (the client left
+ * that node, or the leader closed the sessions of a node declared down). Every node keeps its
+ * expiry and its will's delay, from the instant of the close, so that the cluster still
+ * expires the session and publishes the will if that node never comes back
+ * (dur_session_due_here picks the node that acts). The node the client left armed its own. */
+static void dur_arm_offline(struct broker *b, struct session *s, uint64_t at_ms)
+{
+    struct store_txn *t = NULL;
+    if (store_read_begin(cluster_storage(b->cluster), &t) < 0) return;
+    struct store_session ss;
+    if (store_session_get(t, s->client_id, s->client_id_len, &ss) < 0 || ss.connected ||
+        ss.node_id == cluster_node_id(b->cluster) || !(ss.flags & STORE_SESSION_PERSISTENT)) {
+        store_txn_end(t);
+        return;
+    }
+    uint64_t wall = broker_wall_ms(), now = uv_now(b->loop);
+    if (s->expiry_s != UINT32_MAX) {
+        uint64_t end = at_ms + (uint64_t)s->expiry_s * 1000;
+        wheel_add(&b->wheel, &s->expiry_entry, now + (end > wall ? end - wall : 0));
+    }
+    struct store_will sw;
+    if (!s->will.m && store_will_get(t, s->client_id, s->client_id_len, &sw) == 0) {
+        struct store_message sm = sw.msg;
+        sm.expires_at_ms = 0;
+        struct msg *m = dur_msg_from_store(&sm);
+        if (m) {
+            session_set_will(s, m, sw.delay_interval_s, (uint32_t)sw.msg.expires_at_ms);
+            s->will.durable = true;
+            uint64_t end = at_ms + (uint64_t)sw.delay_interval_s * 1000;
+            wheel_add(&b->wheel, &s->will_entry, now + (end > wall ? end - wall : 0));
+        }
+    }
+    store_txn_end(t);
+}
+
+bool dur_session_due_here(struct broker *b, const struct session *s)
+{
+    if (!b->route || s->conn) return true;
+    struct store_txn *t = NULL;
+    if (store_read_begin(cluster_storage(b->cluster), &t) < 0) return false;
+    struct store_session ss;
+    uint64_t self = cluster_node_id(b->cluster);
+    bool due = true;
+    if (store_session_get(t, s->client_id, s->client_id_len, &ss) == 0 && ss.node_id != self)
+        due = !ss.connected && !route_node_live(b, ss.node_id) && cluster_is_leader(b->cluster);
+    store_txn_end(t);
+    return due;
+}
+
+bool dur_will_due_at_node_down(const struct store_session *ss, const struct store_will *w)
+{
+    return !(ss->flags & STORE_SESSION_PERSISTENT) || ss->expiry_interval_s == 0 ||
+           w->delay_interval_s == 0;
 }
 
 void dur_applied(void *ctx, const struct cluster_cmd *cmd, uint64_t index)
@@ -427,7 +491,10 @@ void dur_applied(void *ctx, const struct cluster_cmd *cmd, uint64_t index)
         break;
     case CLUSTER_CMD_SESSION_CLOSE:
         s = dur_session(b, &cmd->client.client_id);
-        if (s && !s->conn) s->node_id = 0;
+        if (s && !s->conn) {
+            s->node_id = 0;
+            if (b->route && s->persistent) dur_arm_offline(b, s, cmd->client.at_ms);
+        }
         if (s && dur_lives_here(b, s)) dur_reassert(b, s);
         break;
     case CLUSTER_CMD_SESSION_EXPIRE:

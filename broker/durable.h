@@ -70,6 +70,15 @@ int dur_queue_ack(struct broker *b, const struct session *s, uint64_t msg_id);
 int dur_will_set(struct broker *b, const struct session *s);
 int dur_will_clear(struct broker *b, const struct session *s);
 
+/* Several nodes: whether this node acts on an offline session's due expiry or will: the
+ * node the client was last connected to while it is live, else the leader. One node alone,
+ * or a session connected here: true. */
+bool dur_session_due_here(struct broker *b, const struct session *s);
+/* Several nodes: whether the will of a client of a node declared down is due at once (its
+ * session ends with the node, or the will has no delay); else it waits for its delay or the
+ * session's expiry, as the session's timers say (dur_session_due_here). */
+bool dur_will_due_at_node_down(const struct store_session *ss, const struct store_will *w);
+
 /* A message from a stored record (a copy). NULL without memory. */
 struct msg *dur_msg_from_store(const struct store_message *sm);
 

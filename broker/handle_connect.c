@@ -179,9 +179,11 @@ static void connect_finish(struct conn *c, struct connect_req *r)
     bool persistent = c->version == MQTT_V5 ? r->expiry_s > 0 : !r->clean_start;
     bool was_durable = s && s->durable;
     bool session_present = false;
+    bool ended = false; /* a previous session ended: the open purges what is left of it */
     if (s && (r->clean_start || !s->persistent)) {
         session_end(s, false);
         s = NULL;
+        ended = true;
     } else if (s) {
         session_present = true;
     }
@@ -242,7 +244,7 @@ static void connect_finish(struct conn *c, struct connect_req *r)
     w->data = r;
     w->u32 = session_present;
     conn_pause(c);
-    int rc = dur_session_open(b, s, r->clean_start, dur_wait_cb, dur_hold(w));
+    int rc = dur_session_open(b, s, r->clean_start || ended, dur_wait_cb, dur_hold(w));
     if (rc < 0)
         dur_wait_fail(w, rc);
     else

@@ -553,9 +553,16 @@ void session_detach(struct session *s, struct conn *c, uint8_t reason)
     if (s->will.m && reason == MQTT_RC_SUCCESS) session_set_will(s, NULL, 0, 0);
     if (b->route && s->node_id && s->node_id != cluster_node_id(b->cluster)) {
         /* Taken over on another node (its SESSION_OPEN was applied): the session lives on
-         * there; nothing is proposed from here, and the will is that node's now. */
+         * there and nothing is proposed from here (that open removed the will's record). The
+         * will goes as on one node (connect_finish): due now when the session ends with this
+         * connection (not persistent, or the new connection has clean start, which
+         * dur_apply_remote_open marks by clearing persistent) or when it has no delay; one
+         * with a delay is dropped, as the new connection came before the delay elapsed. */
         s->will.durable = false;
-        session_set_will(s, NULL, 0, 0);
+        if (s->will.m && (!s->persistent || s->expiry_s == 0 || s->will.delay_s == 0))
+            session_fire_will(s);
+        else
+            session_set_will(s, NULL, 0, 0);
         return;
     }
     if (!s->persistent || s->expiry_s == 0) {
@@ -580,7 +587,11 @@ void session_end(struct session *s, bool expired)
     struct broker *b = s->b;
     if (s->conn) return;
     if (s->will.m) session_fire_will(s); /* the session ends: its will is due [MQTT-3.1.3-9] */
-    if (s->durable || s->committed_subs)
+    /* A session connected on another node is only dropped from memory here: the open this
+     * node proposes next has clean start and purges it (a delete would reach that node first
+     * and make it commit its session again). */
+    bool elsewhere = b->route && s->node_id && s->node_id != cluster_node_id(b->cluster);
+    if ((s->durable || s->committed_subs) && !elsewhere)
         dur_session_client(b, expired ? CLUSTER_CMD_SESSION_EXPIRE : CLUSTER_CMD_SESSION_DELETE,
                            s->client_id, s->client_id_len);
     if (expired) {
@@ -590,16 +601,31 @@ void session_end(struct session *s, bool expired)
     session_free(s);
 }
 
+/* Several nodes: every node keeps the timers of an offline session, and the one that acts is
+ * the node the client was last connected to while it is live, else the leader; the others
+ * look again a second later, until the committed expiry (or will clear, or a new open)
+ * reaches them. */
+#define SESSION_NOT_MINE_RETRY_MS 1000
+
 static void session_expiry_cb(struct wheel_entry *e)
 {
     struct session *s = (struct session *)((char *)e - offsetof(struct session, expiry_entry));
+    if (!s->conn && !dur_session_due_here(s->b, s)) {
+        wheel_add(&s->b->wheel, e, uv_now(s->b->loop) + SESSION_NOT_MINE_RETRY_MS);
+        return;
+    }
     session_end(s, true);
 }
 
 static void session_will_cb(struct wheel_entry *e)
 {
     struct session *s = (struct session *)((char *)e - offsetof(struct session, will_entry));
-    if (!s->conn) session_fire_will(s);
+    if (s->conn) return;
+    if (!dur_session_due_here(s->b, s)) {
+        wheel_add(&s->b->wheel, e, uv_now(s->b->loop) + SESSION_NOT_MINE_RETRY_MS);
+        return;
+    }
+    session_fire_will(s);
 }
 
 /* ---- wills ---- */

@@ -14,6 +14,8 @@
  *   -------------------  -----------------------------------------------------------------
  *   SESSION_OPEN    1    client str | node_id u64 | created_at_ms u64 | expiry_s u32
  *                        | protocol_version u8 (3..5) | flags u8 (STORE_SESSION_* bits only)
+ *                        (applied, it also removes the client's will record: the will of
+ *                        the connection it replaces is the old node's to publish or drop)
  *   SESSION_CLOSE   2    client str | at_ms u64
  *   SESSION_EXPIRE  3    client str | at_ms u64
  *   SESSION_DELETE  4    client str | at_ms u64

@@ -10,6 +10,11 @@ static int exec_session_open(struct store_txn *t, const struct store_session *in
         int rc = store_client_purge(t, in->client_id.ptr, in->client_id.len);
         if (rc != 0) return rc;
     }
+    /* A new connection replaces the previous one's will: that connection's node publishes it
+     * or drops it from memory (MQTT 5 3.1.2.5), and the new connection's own will, if any,
+     * is set by the WILL_SET that follows its open. */
+    int rc = store_will_del(t, in->client_id.ptr, in->client_id.len);
+    if (rc != 0 && rc != -ENOENT) return rc;
     struct store_session s = *in;
     s.connected = true;
     s.disconnected_at_ms = 0;
