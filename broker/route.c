@@ -813,7 +813,7 @@ static int route_will_cb(void *ctx, const struct store_will *w)
     struct route_will_ctx *x = ctx;
     struct store_session ss;
     int rc = store_session_get(x->t, w->client_id.ptr, w->client_id.len, &ss);
-    if (rc < 0 || ss.node_id != x->node) return 0;
+    if (rc < 0 || ss.node_id != x->node || !dur_will_due_at_node_down(&ss, w)) return 0;
     if (x->n == x->cap) {
         size_t cap = x->cap ? x->cap * 2 : 16;
         struct msg **m = realloc(x->msgs, cap * sizeof *m);
