@@ -569,10 +569,62 @@ static void map_full_at_maximum_fails_safely(void **state)
     fix_stop(&x);
 }
 
+static struct cluster_cmd c_will(const char *client, const char *payload)
+{
+    return (struct cluster_cmd){
+        .type = CLUSTER_CMD_WILL_SET,
+        .will_set = {
+            .client_id = {client, strlen(client)},
+            .msg = {.topic = S("w/t"), .payload = {(const uint8_t *)payload, strlen(payload)}},
+            .delay_interval_s = 30}};
+}
+
+static bool will_of(struct store *st, const char *client, char *payload /* OUT */)
+{
+    struct store_txn *t;
+    struct store_will w;
+    assert_int_equal(store_read_begin(st, &t), 0);
+    int rc = store_will_get(t, client, strlen(client), &w);
+    if (rc == 0) {
+        memcpy(payload, w.msg.payload.ptr, w.msg.payload.len);
+        payload[w.msg.payload.len] = '\0';
+    }
+    store_txn_end(t);
+    return rc == 0;
+}
+
+/* A session open (a new connection) removes the previous connection's will record, whether it
+ * resumes the session or not; the new connection's will is the WILL_SET after its open. */
+static void open_replaces_the_will(void **state)
+{
+    (void)state;
+    struct fix x;
+    fix_start(&x, 1, 0, 0, NULL);
+    struct store *st = x.s[0].store;
+    char got[16];
+    struct cluster_cmd first[] = {c_open("c1"), c_will("c1", "old"), c_sub("c1", "a/#")};
+    uint64_t idx;
+    apply_and_wait(&x, first, 3, &idx);
+    assert_true(will_of(st, "c1", got));
+    assert_string_equal(got, "old");
+    struct cluster_cmd resumed[] = {c_open("c1")};
+    apply_and_wait(&x, resumed, 1, &idx);
+    assert_false(will_of(st, "c1", got));
+    struct dump d;
+    dump_state(st, &d);
+    assert_string_equal(d.buf, "S c1 2 1;U c1 a/# 1;"); /* the rest of the session stays */
+    struct cluster_cmd again[] = {c_open("c1"), c_will("c1", "new")};
+    apply_and_wait(&x, again, 2, &idx);
+    assert_true(will_of(st, "c1", got));
+    assert_string_equal(got, "new");
+    fix_stop(&x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(one_server_batch_in_order),
+        cmocka_unit_test(open_replaces_the_will),
         cmocka_unit_test(three_servers_same_state),
         cmocka_unit_test(corrupt_entry_is_skipped),
         cmocka_unit_test(already_applied_indices_are_skipped),
