@@ -188,6 +188,7 @@ uint8_t mqtt_error_reason(enum mqtt_error err)
     case MQTT_ERR_NO_TOPICS:
     case MQTT_ERR_PROP_DUPLICATE:
     case MQTT_ERR_PROP_VALUE:
+    case MQTT_ERR_RETAIN_HANDLING:
     case MQTT_ERR_UNEXPECTED:
         return MQTT_RC_PROTOCOL_ERROR;
     case MQTT_ERR_RESERVED_TYPE:
@@ -273,6 +274,8 @@ const char *mqtt_error_str(enum mqtt_error err)
         return "reason code not allowed on this packet";
     case MQTT_ERR_CONNACK_FLAGS:
         return "invalid CONNACK acknowledge flags";
+    case MQTT_ERR_RETAIN_HANDLING:
+        return "Retain Handling 3";
     case MQTT_ERR_UNEXPECTED:
         return "packet not expected by this side";
     }

@@ -229,7 +229,8 @@ enum mqtt_error topic_list_parse(struct cur *c, bool with_opts, uint8_t version,
             if ((o & 3) == 3) return MQTT_ERR_SUB_OPTIONS; /* QoS 3 */
             if (v5) {
                 if (o & 0xC0) return MQTT_ERR_SUB_OPTIONS; /* reserved bits, 5.0 [MQTT-3.8.3-5] */
-                if (((o >> 4) & 3) == 3) return MQTT_ERR_SUB_OPTIONS; /* Retain Handling 3 */
+                /* Retain Handling 3 is a Protocol Error (5.0 3.8.3.1). */
+                if (((o >> 4) & 3) == 3) return MQTT_ERR_RETAIN_HANDLING;
                 /* No Local on a shared subscription is a Protocol Error, 5.0 [MQTT-3.8.3-4]. */
                 if ((o & 0x04) && f.len >= SHARE_PREFIX_LEN &&
                     memcmp(f.ptr, SHARE_PREFIX, SHARE_PREFIX_LEN) == 0)

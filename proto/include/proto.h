@@ -132,13 +132,14 @@ enum mqtt_error {
     MQTT_ERR_FILTER_INVALID,        /* misplaced '+' or '#', or empty filter [MQTT-4.7.1-*] */
     MQTT_ERR_SHARE_INVALID,         /* bad $share/<group>/<filter>, or No Local on one */
     MQTT_ERR_NO_TOPICS,             /* SUBSCRIBE/UNSUBSCRIBE without any [MQTT-3.8.3-3] */
-    MQTT_ERR_SUB_OPTIONS,           /* reserved subscription option bits, QoS 3, RH 3 */
+    MQTT_ERR_SUB_OPTIONS,           /* reserved subscription option bits, or QoS 3 */
     MQTT_ERR_PROP_UNKNOWN,          /* property identifier the spec does not define */
     MQTT_ERR_PROP_NOT_ALLOWED,      /* not allowed on this packet (or side) [MQTT-3.3.4-6] */
     MQTT_ERR_PROP_DUPLICATE,        /* property that may appear once appears twice */
     MQTT_ERR_PROP_VALUE,            /* property value out of range */
     MQTT_ERR_REASON_INVALID,        /* reason code not allowed on this packet */
     MQTT_ERR_CONNACK_FLAGS,         /* CONNACK acknowledge flags reserved bits */
+    MQTT_ERR_RETAIN_HANDLING,       /* Retain Handling 3 in 5.0 subscription options */
     MQTT_ERR_UNEXPECTED,            /* a packet this side never receives (parser role) */
 };
 uint8_t mqtt_error_reason(enum mqtt_error err);

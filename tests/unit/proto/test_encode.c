@@ -145,8 +145,9 @@ static void encode_refuses_publish_qos3(void **state)
         assert_refused(&pkt, v);
 }
 
-/* DUP is 0 for every QoS 0 message [MQTT-3.3.1-2]; the encoder refuses it rather than write a
- * packet the receiver must treat as malformed. */
+/* DUP is 0 for every QoS 0 message [MQTT-3.3.1-2] (a QoS 0 PUBLISH goes out with DUP 0
+ * [MQTT-4.3.1-1]); the encoder refuses it rather than write a packet the receiver must treat
+ * as malformed. */
 static void encode_refuses_dup_on_qos0(void **state)
 {
     struct mqtt_packet pkt = publish_packet(0);

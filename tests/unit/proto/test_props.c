@@ -85,6 +85,36 @@ static void user_properties_repeat_in_order(void **state)
     pt_encode_eq(&pkt, MQTT_V5, w, sizeof w);
 }
 
+/* The will's User Properties keep their order through decoding and re-encoding, the codec's
+ * part of publishing the will with them in order [MQTT-3.1.3-10]. */
+static void will_user_properties_keep_order(void **state)
+{
+    static const struct mqtt_user_prop users[] = {
+        {{"b", 1}, {"1", 1}}, {{"a", 1}, {"2", 1}}, {{"b", 1}, {"3", 1}}};
+    uint8_t out[96], again[96];
+    (void)state;
+    struct mqtt_packet pkt = {.type = MQTT_CONNECT}, back;
+    pkt.u.connect.client_id = MQTT_STR("c");
+    pkt.u.connect.will_flag = true;
+    pkt.u.connect.will_topic = MQTT_STR("w");
+    pkt.u.connect.will_props.user = users;
+    pkt.u.connect.will_props.user_count = 3;
+    size_t n = mqtt_encode(&pkt, MQTT_V5, out, sizeof out);
+    assert_true(n > 0);
+    pt_parse_ok(&pt_v5, out, n, &back);
+    const struct mqtt_props *wp = &back.u.connect.will_props;
+    assert_int_equal(wp->user_count, 3);
+    const uint8_t *pos = wp->raw;
+    struct mqtt_prop p;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(mqtt_prop_next(&pos, wp->raw + wp->raw_len, &p), 1);
+        assert_memory_equal(p.v.pair.key.ptr, users[i].key.ptr, 1);
+        assert_memory_equal(p.v.pair.value.ptr, users[i].value.ptr, 1);
+    }
+    assert_int_equal(mqtt_encode(&back, MQTT_V5, again, sizeof again), n);
+    assert_memory_equal(again, out, n);
+}
+
 /* mqtt_props_size() counts every written byte of the block, user properties included. */
 static void props_size_is_exact(void **state)
 {
@@ -193,6 +223,7 @@ int main(void)
         cmocka_unit_test(prop_next_reads_every_type),
         cmocka_unit_test(prop_next_rejects_truncated_block),
         cmocka_unit_test(user_properties_repeat_in_order),
+        cmocka_unit_test(will_user_properties_keep_order),
         cmocka_unit_test(props_size_is_exact),
         cmocka_unit_test(long_property_block_has_varint_length),
         cmocka_unit_test(parse_rejects_overlong_sub_id),

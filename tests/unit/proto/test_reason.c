@@ -34,7 +34,8 @@ static void connack_v3_code_maps_reasons(void **state)
 
 /* Where the spec names the reason, the error maps to it: malformed packet for the encoding
  * errors (1.5, 2.1.3, 2.2.2.2), protocol error for duplicates and values (2.2.2.2), packet
- * too large, topic filter invalid. */
+ * too large, topic filter invalid. This is the code a server closes with, in a CONNACK or
+ * DISCONNECT at most [MQTT-4.13.1-1]. */
 static void error_reason_follows_spec(void **state)
 {
     static const struct {
@@ -58,6 +59,12 @@ static void error_reason_follows_spec(void **state)
         {MQTT_ERR_PROP_VALUE, MQTT_RC_PROTOCOL_ERROR},
         {MQTT_ERR_FILTER_INVALID, MQTT_RC_TOPIC_FILTER_INVALID},
         {MQTT_ERR_UNEXPECTED, MQTT_RC_PROTOCOL_ERROR},
+        {MQTT_ERR_SUB_OPTIONS, MQTT_RC_MALFORMED_PACKET},
+        {MQTT_ERR_RETAIN_HANDLING, MQTT_RC_PROTOCOL_ERROR},
+        {MQTT_ERR_NO_TOPICS, MQTT_RC_PROTOCOL_ERROR},
+        {MQTT_ERR_ZERO_PACKET_ID, MQTT_RC_PROTOCOL_ERROR},
+        {MQTT_ERR_TOPIC_WILDCARD, MQTT_RC_TOPIC_NAME_INVALID},
+        {MQTT_ERR_DUP_QOS0, MQTT_RC_MALFORMED_PACKET},
     };
     (void)state;
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
