@@ -132,12 +132,14 @@ void handle_publish(struct conn *c, const struct mqtt_packet *pkt)
     }
 
     /* message_size_limit: too large a payload is dropped; 3.x still gets its acknowledgement,
-     * MQTT 5 gets 0x95 Packet too large (mosquitto.conf(5)). */
+     * MQTT 5 gets 0x83 Implementation specific error, as mosquitto.conf(5) documents (2.0.11
+     * sends 0x95, which is not a PUBACK/PUBREC reason code and which clients such as
+     * paho-mqtt refuse). */
     if (cfg->message_size_limit && p->payload_len > cfg->message_size_limit) {
         b->stats.pub_dropped++;
         if (p->qos == 0) return;
         if (c->version == MQTT_V5) {
-            publish_acked(c, p->qos, p->packet_id, MQTT_RC_PACKET_TOO_LARGE, 0);
+            publish_acked(c, p->qos, p->packet_id, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR, 0);
             return;
         }
         if (p->qos == 2) session_qos2_in_add(s, p->packet_id);
