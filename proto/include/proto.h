@@ -11,7 +11,8 @@
  *   mqtt_reader_next() or mqtt_reader_feed() call).
  * - Errors: bad input is reported as an enum mqtt_error, each kind distinct, each mapped to the
  *   MQTT 5 reason code a server sends for it (mqtt_error_reason()).
- * - Conformance statements are cited as [MQTT-x.y.z-n] at the check and in its test.
+ * - Conformance statements are cited as [MQTT-x.y.z-n] at the check and in its test;
+ *   tests/unit/proto/CONFORMANCE.md lists every statement of 3.1.1 and 5.0 with its test.
  */
 #ifndef STARLING_PROTO_H
 #define STARLING_PROTO_H
