@@ -432,7 +432,8 @@ void handle_connect(struct conn *c, const struct mqtt_packet *pkt)
             why = "out of memory";
             goto refuse;
         }
-        memcpy(r->password, ct->password.ptr, r->password_len);
+        /* A user name without a password has no password bytes (ptr NULL). */
+        if (r->password_len) memcpy(r->password, ct->password.ptr, r->password_len);
         r->password[r->password_len] = '\0';
         r->work.data = r;
         conn_pause(c);
