@@ -863,17 +863,35 @@ static void conn_x_flush(struct conn *c)
 }
 
 /* Hands the queued output to one uv_write. */
+/* This iteration's output (c->io's buffer and segments, bytes in all) went out whole:
+ * releases it as a completed write would. */
+static void conn_written(struct conn *c, uint64_t bytes)
+{
+    struct conn_io *io = c->io;
+    for (uint32_t i = 0; i < io->nsegs; i++)
+        msg_unref(io->segs[i].ref);
+    io->nsegs = 0;
+    free(io->obuf);
+    io->obuf = NULL;
+    io->olen = io->ocap = 0;
+    io->out_queued -= bytes;
+    if (io->segcap <= 8) {
+        free(io->segs);
+        io->segs = NULL;
+        io->segcap = 0;
+    }
+    conn_io_trim(c);
+}
+
 static void conn_flush(struct conn *c)
 {
     struct broker *b = c->b;
     if (conn_x(c)) conn_x_flush(c);
     if (c->io && c->io->nsegs > 0 && !c->closed) {
-        struct conn_wreq *w = conn_wreq_get(b);
+        struct conn_wreq *w;
         uv_buf_t stackbufs[64];
         uv_buf_t *bufs = c->io->nsegs <= 64 ? stackbufs : malloc(c->io->nsegs * sizeof *bufs);
-        if (!w || !bufs) {
-            free(w);
-            if (bufs != stackbufs) free(bufs);
+        if (!bufs) {
             conn_drop(c, MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
             return;
         }
@@ -883,6 +901,42 @@ static void conn_flush(struct conn *c)
             bufs[i].base = (char *)(s->ref ? s->ref->body + s->off : c->io->obuf + s->off);
             bufs[i].len = s->len;
             bytes += s->len;
+        }
+        /* Most flushes leave whole in one system call: written here, they need no write
+         * request, no completion round in the next iteration, and no re-arming of the
+         * descriptor (libuv 1.44 issues one epoll_ctl per completed uv_write). What is left
+         * goes through uv_write below. */
+        uv_buf_t *rest = bufs;
+        unsigned nrest = c->io->nsegs;
+        if (c->io->writes_active == 0) {
+            int n = uv_try_write((uv_stream_t *)&c->tcp, bufs, nrest);
+            if (n >= 0 && (uint64_t)n == bytes) {
+                conn_written(c, bytes);
+                if (bufs != stackbufs) free(bufs);
+                goto written;
+            }
+            if (n < 0 && n != UV_EAGAIN) {
+                /* The socket failed: the output is dropped below, as the connection ends. */
+                if (bufs != stackbufs) free(bufs);
+                conn_drop(c, MQTT_RC_UNSPECIFIED_ERROR, uv_strerror(n));
+                goto written;
+            }
+            for (size_t left = n > 0 ? (size_t)n : 0; left > 0;) {
+                if (left >= rest->len) {
+                    left -= rest->len;
+                    rest++;
+                    nrest--;
+                } else {
+                    rest->base += left;
+                    rest->len -= left;
+                    left = 0;
+                }
+            }
+        }
+        if (!(w = conn_wreq_get(b))) {
+            if (bufs != stackbufs) free(bufs);
+            conn_drop(c, MQTT_RC_UNSPECIFIED_ERROR, "out of memory");
+            return;
         }
         /* The request takes the own buffer and the segment array (with its references);
          * the connection takes the request's old array for the next iteration. */
@@ -899,7 +953,7 @@ static void conn_flush(struct conn *c)
         c->io->segs = old;
         c->io->segcap = oldcap;
         c->io->nsegs = 0;
-        int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, w->nsegs, conn_write_cb);
+        int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, rest, nrest, conn_write_cb);
         if (bufs != stackbufs) free(bufs);
         if (rc < 0) {
             c->io->out_queued -= bytes;
@@ -909,6 +963,7 @@ static void conn_flush(struct conn *c)
             c->io->writes_active++;
         }
     }
+written:
     if (c->state == CONN_CLOSING && !c->closed) {
         c->closed = true;
         /* Drop output queued after the end (it can never be sent). */

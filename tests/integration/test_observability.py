@@ -228,6 +228,15 @@ def apply_histogram(node):
     return by[fam[0].name + "_count"].value, by[fam[0].name + "_sum"].value, buckets
 
 
+def no_subscriptions_left(cluster):
+    """Waits until the subscriptions of the clean sessions that earlier tests ended (and the
+    purged persistent ones) are removed on every node: the removals go through Raft and are
+    applied after the clients have gone."""
+    for n in cluster.nodes.values():
+        wait_until(lambda: value(n, "starling_subscriptions") == 0,
+                   what="node %d: no subscription left by earlier tests" % n.id)
+
+
 def test_apply_histogram_counts_on_leader_and_follower(cluster):
     """Every command a node proposes (a follower forwards them to the leader) is observed once
     it is applied on that node."""
@@ -251,10 +260,12 @@ def test_apply_histogram_counts_on_leader_and_follower(cluster):
         assert total > sum0
         assert buckets[-1] == (float("inf"), count)
         assert [v for _, v in buckets] == sorted(v for _, v in buckets)
+    no_subscriptions_left(cluster)
 
 
 def test_subscriptions_and_retained_gauges(cluster):
     node = cluster.nodes[1]
+    no_subscriptions_left(cluster)
     subs0 = value(node, "starling_subscriptions")
     ret0 = value(node, "starling_retained_messages")
     with Client(node, "obs-gauges", V311) as c:
