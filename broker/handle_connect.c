@@ -228,7 +228,8 @@ static void connect_finish(struct conn *c, struct connect_req *r)
         if (was_durable)
             dur_session_client(b, CLUSTER_CMD_SESSION_DELETE, s->client_id, s->client_id_len);
         if (s->will.m && s->will.delay_s > 0) dur_will_set(b, s);
-        connect_complete(c, s, r, false);
+        /* A v5 session resumed with Session Expiry 0 is still present [MQTT-3.2.2-2]. */
+        connect_complete(c, s, r, session_present);
         connect_req_free(r);
         return;
     }
