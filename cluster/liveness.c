@@ -3,7 +3,8 @@
  * heartbeat) within node_down_ms is up, one it has not is down. The leader proposes NODE_UP /
  * NODE_DOWN when its view differs from the committed verdict (spares and removed nodes count
  * as down: they do not hold the replicated state). For node_down_ms after winning an election
- * it declares nobody down (its links are still coming up).
+ * it declares nobody down (its links are still coming up). A voter or standby without any
+ * committed verdict that it has not heard from is declared down too, once that time passed.
  *
  * When a NODE_DOWN is applied on the leader, or a node is down when a new leader takes over,
  * the leader proposes the end of that node's sessions: SESSION_DELETE for non-persistent ones
@@ -80,10 +81,15 @@ void liveness_tick(struct cluster *c, uint64_t now_ms)
         if (s->role == RAFT_SPARE) alive = false;
         struct node_state *ns = owner_node(c, s->id);
         if (ns && ns->proposing) continue;
-        bool up = ns && ns->known && ns->up;
+        bool known = ns && ns->known;
+        bool up = known && ns->up;
         if (alive && !up)
             propose_verdict(c, s->id, s->address, true);
         else if (!alive && up && (!grace || s->role == RAFT_SPARE))
+            propose_verdict(c, s->id, s->address, false);
+        else if (!alive && !known && s->role != RAFT_SPARE && !grace)
+            /* Never given a verdict (it died, as leader say, before one was committed): its
+             * clients' sessions end only once it is declared down. */
             propose_verdict(c, s->id, s->address, false);
     }
     /* Members that left the configuration. */
