@@ -266,6 +266,17 @@ def case_session_present(b):
         c = Conn(b, v)
         out["clean-%d" % v] = c.do_connect(cid, clean=True)
         c.disconnect()
+    # a v5 session resumed by a connection with Session Expiry 0 is present [MQTT-3.2.2-2],
+    # with its subscriptions and queued messages
+    c = connected(b, "par-sp-e0", 5, clean=True, plist=[(P_SESSION_EXPIRY, 60)])
+    c.sub([("par/sp/e0", 1)])
+    c.disconnect()
+    p = connected(b, "par-sp-e0-pub", 4)
+    p.pub("par/sp/e0", b"queued", qos=1)
+    c = Conn(b, 5)
+    out["resume-expiry0"] = c.do_connect("par-sp-e0", clean=False)
+    out["resume-expiry0-queued"] = c.next()
+    c.disconnect()
     return out
 
 
@@ -973,6 +984,67 @@ def case_publish_bad_v5_properties(b):
     return out
 
 
+def _paho_props(p):
+    if p is None:
+        return None
+    d = p.json()
+    d.pop("ReasonString", None)
+    if "AssignedClientIdentifier" in d:
+        d["AssignedClientIdentifier"] = "<assigned>"
+    return d
+
+
+def _paho_msg(m):
+    return (m.topic, m.payload, m.qos, m.retain, _paho_props(m.properties))
+
+
+def case_paho_v5_flow(b):
+    """paho-mqtt v5: a persistent session, subscription options, retained and live messages
+    with properties, and the resumed session."""
+    from pahoclient import V5, Client, props, sub_opts
+    out = {}
+    pub = Client(b, "par-paho5-pub", V5)
+    pub.publish("par/paho5/r", b"kept", qos=1, retain=True,
+                properties=props(ContentType="text/plain", UserProperty=[("a", "1")]))
+    c = Client(b, "par-paho5", V5, clean=False,
+               properties=props("CONNECT", SessionExpiryInterval=60))
+    out["connack"] = (c.session_present, _paho_props(c.connack_props))
+    out["granted"] = c.subscribe("par/paho5/#", options=sub_opts(2, retain_as_published=True))
+    out["retained"] = _paho_msg(c.expect())
+    pub.publish("par/paho5/l", b"live", qos=2, properties=props(MessageExpiryInterval=100))
+    out["live"] = _paho_msg(c.expect())
+    c.disconnect()
+    pub.publish("par/paho5/l", b"offline", qos=1)
+    c = Client(b, "par-paho5", V5, clean=False,
+               properties=props("CONNECT", SessionExpiryInterval=0))
+    out["resumed"] = c.session_present
+    out["queued"] = _paho_msg(c.expect())
+    c.disconnect()
+    pub.publish("par/paho5/r", b"", qos=1, retain=True)
+    pub.disconnect()
+    return out
+
+
+def case_paho_v311_flow(b):
+    """paho-mqtt 3.1.1: will with retain, retained message on subscribe, QoS downgrade."""
+    from pahoclient import V311, Client
+    out = {}
+    w = Client(b, "par-paho3-w", V311, will={"topic": "par/paho3/will", "payload": b"bye",
+                                              "qos": 1, "retain": True})
+    s = Client(b, "par-paho3-s", V311)
+    out["granted"] = s.subscribe([("par/paho3/#", 1), ("par/paho3/x", 0)])
+    w.drop()
+    out["live"] = _paho_msg(s.expect())
+    s2 = Client(b, "par-paho3-s2", V311)
+    out["granted2"] = s2.subscribe("par/paho3/will", 2)
+    out["on-subscribe"] = _paho_msg(s2.expect())
+    s.expect_nothing(QUIET)
+    s.publish("par/paho3/will", b"", qos=1, retain=True)
+    s.disconnect()
+    s2.disconnect()
+    return out
+
+
 DEFAULT_CASES = [
     case_connack_v5_defaults, case_connack_v5_assigned_id,
     case_connack_v5_empty_id_clean_start_0, case_connack_v311_empty_id_clean,
@@ -997,7 +1069,8 @@ DEFAULT_CASES = [
     case_session_expiry, case_disconnect_session_expiry_update, case_pingreq_before_connect,
     case_v5_publish_qos1_dup_resend, case_unsubscribe_v5_shared, case_will_properties,
     case_keepalive_timeout_v5, case_queued_retained_flag, case_dollar_topics_and_plus,
-    case_connect_bad_v5_properties, case_publish_bad_v5_properties,
+    case_connect_bad_v5_properties, case_publish_bad_v5_properties, case_paho_v5_flow,
+    case_paho_v311_flow,
 ]
 
 
