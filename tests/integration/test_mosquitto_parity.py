@@ -1045,6 +1045,122 @@ def case_paho_v311_flow(b):
     return out
 
 
+def case_qos2_inbound_across_reconnect(b):
+    """PUBREC received, connection lost, PUBREL after reconnecting: PUBCOMP, one delivery."""
+    out = {}
+    for v in (4, 5):
+        cid = "par-q2r-%d" % v
+        plist = [(P_SESSION_EXPIRY, 60)] if v == 5 else None
+        s = connected(b, "par-q2r-sub-%d" % v, 4)
+        s.sub([("par/q2r/%d" % v, 2)])
+        c = connected(b, cid, v, clean=False, plist=plist)
+        c.publish("par/q2r/%d" % v, b"x", qos=2, pid=42)
+        out["pubrec-v%d" % v] = c.next()
+        c.close()
+        c = Conn(b, v)
+        out["reconnect-v%d" % v] = c.do_connect(cid, clean=False, plist=plist)
+        c.ack(PUBREL, 42)
+        out["pubcomp-v%d" % v] = c.next()
+        got = s.quiet()
+        out["delivered-v%d" % v] = [(m[1], m[2]) for m in got if isinstance(m, tuple)]
+        c.disconnect()
+        c = Conn(b, v)
+        c.do_connect(cid)
+        c.disconnect()
+    return out
+
+
+def case_topic_matching(b):
+    """Filter matching edge cases (4.7): # matches the parent level, + matches an empty
+    level, a leading / makes an empty first level."""
+    s = connected(b, "par-tm", 4)
+    s.sub([("par/tm/#", 0), ("par/+/x", 0), ("/par/tm", 0), ("+/+", 0)])
+    p = connected(b, "par-tm-pub", 4)
+    for t in ("par/tm", "par//x", "/par/tm", "par/tm/a/b", "/x", "par/x"):
+        p.pub(t, t.encode(), qos=1)
+    got = s.quiet()
+    return {"got": sorted((m[1], m[3]) for m in got if isinstance(m, tuple))}
+
+
+def case_subscribe_same_filter_twice(b):
+    """One SUBSCRIBE naming a filter twice, then a SUBSCRIBE replacing its QoS [MQTT-3.8.4-3]."""
+    out = {}
+    for v in (4, 5):
+        s = connected(b, "par-sft-%d" % v, v)
+        out["suback-v%d" % v] = s.sub([("par/sft/%d" % v, 0), ("par/sft/%d" % v, 2)])
+        p = connected(b, "par-sft-pub-%d" % v, 4)
+        p.pub("par/sft/%d" % v, b"a", qos=2)
+        out["first-v%d" % v] = s.quiet()
+        out["resub-v%d" % v] = s.sub([("par/sft/%d" % v, 1)], pid=2)
+        p.pub("par/sft/%d" % v, b"b", qos=2, pid=2)
+        out["second-v%d" % v] = s.quiet()
+    return out
+
+
+def case_retained_qos0_on_qos1_subscription(b):
+    p = connected(b, "par-rq0", 4)
+    p.pub("par/rq0/t", b"zero", qos=0, retain=True)
+    p.ping()
+    s = connected(b, "par-rq0-sub", 4)
+    out = {"sub": [s.sub([("par/rq0/#", 1)])] + s.quiet()}
+    p.pub("par/rq0/t", b"", qos=1, retain=True)
+    return out
+
+
+def case_shared_subscription_no_retained(b):
+    """A new shared subscription gets no retained messages (MQTT 5 section 3.3.1.3: they go
+    to new non-shared subscriptions)."""
+    p = connected(b, "par-shr", 4)
+    p.pub("par/shr/t", b"r", qos=1, retain=True)
+    out = {}
+    for v in (4, 5):
+        s = connected(b, "par-shr-sub-%d" % v, v)
+        out["v%d" % v] = [s.sub([("$share/g%d/par/shr/#" % v, 1)])] + s.quiet()
+    p.pub("par/shr/t", b"", qos=1, retain=True, pid=2)
+    return out
+
+
+def case_will_topic_invalid(b):
+    out = {}
+    for v in (4, 5):
+        c = Conn(b, v)
+        out["wildcard-v%d" % v] = [c.do_connect("par-wti-%d" % v,
+                                                will={"topic": "par/+/w", "payload": b"x"})] + \
+            c.until_closed(SHORT)
+        c = Conn(b, v)
+        out["empty-v%d" % v] = [c.do_connect("par-wte-%d" % v,
+                                             will={"topic": "", "payload": b"x"})] + \
+            c.until_closed(SHORT)
+    return out
+
+
+def case_will_delay_beyond_session(b):
+    """Will Delay 30 s, Session Expiry 1 s: the will goes when the session ends [MQTT-3.1.3-9]."""
+    w = connected(b, "par-wdb-sub", 5)
+    w.sub([("par/wdb/#", 1)])
+    c = connected(b, "par-wdb", 5, plist=[(P_SESSION_EXPIRY, 1)],
+                  will={"topic": "par/wdb/a", "payload": b"end", "qos": 1,
+                        "props": [(P_WILL_DELAY, 30)]})
+    c.close()
+    return {"will": w.next()}
+
+
+def case_v31_client(b):
+    """An MQTT 3.1 client: connect, subscribe at QoS 2, a QoS 2 exchange."""
+    s = Conn(b, 3)
+    out = {"connack": s.do_connect("par-v31")}
+    out["suback"] = s.sub([("par/v31/#", 2)])
+    p = connected(b, "par-v31-pub", 3)
+    out["pub"] = p.pub("par/v31/t", b"x", qos=2)
+    m = s.recv()
+    out["msg"] = norm(m)
+    s.ack(PUBREC, m.pid)
+    out["pubrel"] = s.next()
+    s.ack(PUBCOMP, m.pid)
+    out["after"] = s.ping()
+    return out
+
+
 DEFAULT_CASES = [
     case_connack_v5_defaults, case_connack_v5_assigned_id,
     case_connack_v5_empty_id_clean_start_0, case_connack_v311_empty_id_clean,
@@ -1070,7 +1186,10 @@ DEFAULT_CASES = [
     case_v5_publish_qos1_dup_resend, case_unsubscribe_v5_shared, case_will_properties,
     case_keepalive_timeout_v5, case_queued_retained_flag, case_dollar_topics_and_plus,
     case_connect_bad_v5_properties, case_publish_bad_v5_properties, case_paho_v5_flow,
-    case_paho_v311_flow,
+    case_paho_v311_flow, case_qos2_inbound_across_reconnect, case_topic_matching,
+    case_subscribe_same_filter_twice, case_retained_qos0_on_qos1_subscription,
+    case_shared_subscription_no_retained, case_will_topic_invalid, case_will_delay_beyond_session,
+    case_v31_client,
 ]
 
 
@@ -1175,6 +1294,10 @@ DIFFERENCES = {
     "zero_length_id_refused": {"v5": (
         "allow_zero_length_clientid false, v5: 0x85 Client Identifier not valid "
         "[MQTT-3.1.3-8]; Mosquitto 2.0.11 0x80", [("CONNACK", 0, "0x85", ()), CLOSED])},
+    "shared_subscription_no_retained": {"v%d" % v: (
+        "retained messages go to new non-shared subscriptions only (MQTT 5 section 3.3.1.3), "
+        "and the same for $share from 3.1.1 clients; Mosquitto 2.0.11 sends them",
+        [("SUBACK", ("0x1",), ())]) for v in (4, 5)},
     "message_size_limit": {
         "q1-v5": ("payload above message_size_limit, v5: PUBACK 0x83 Implementation specific "
                   "error as mosquitto.conf(5) says; Mosquitto 2.0.11 sends 0x95, which is not "
