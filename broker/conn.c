@@ -1191,6 +1191,12 @@ void conn_close(struct conn *c, uint8_t reason, const char *why)
         struct mqtt_packet pkt = {.type = MQTT_CONNACK};
         pkt.u.connack.reason = reason;
         conn_reason_string(c, &pkt, reason, why);
+        if (c->version == MQTT_V5 && c->lst && c->lst->cfg->max_qos < 2) {
+            /* As Mosquitto: a refused v5 client learns the listener's Maximum QoS too (it
+             * explains a 0x9B for a will QoS above it). */
+            pkt.props.present |= MQTT_PROP_BIT(MQTT_PROP_MAXIMUM_QOS);
+            pkt.props.maximum_qos = c->lst->cfg->max_qos;
+        }
         if (c->version == MQTT_V5 || conn_v3_refusal(reason)) conn_send(c, &pkt);
     }
     conn_end(c, reason, why);
