@@ -67,8 +67,26 @@ int deliver_send(struct conn *c, struct msg *m, uint8_t qos, bool dup, bool reta
     return 0;
 }
 
-/* Shared groups pick among online members. */
+/* The other live node s is connected to per the committed state, or 0 (several nodes only). */
+static uint64_t deliver_remote_node(struct broker *b, const struct session *s)
+{
+    if (!b->route || s->conn || !s->node_id || s->node_id == cluster_node_id(b->cluster)) return 0;
+    return route_node_live(b, s->node_id) ? s->node_id : 0;
+}
+
+/* Shared groups pick among online members: connected here, or, while the owner decides a
+ * message's deliveries, connected on another live node (a persistent member connected nowhere
+ * is not picked, on one node or several). */
 static bool deliver_able(void *ctx, void *owner)
+{
+    struct broker *b = ctx;
+    const struct session *s = owner;
+    if (s->conn) return s->conn->state == CONN_ACTIVE;
+    return route_picks_cluster_wide(b) && deliver_remote_node(b, s) != 0;
+}
+
+/* A member connected to this node. */
+static bool deliver_able_here(void *ctx, void *owner)
 {
     (void)ctx;
     const struct session *s = owner;
@@ -102,54 +120,94 @@ static void deliver_offline(struct broker *b, struct session *s, struct msg *m, 
     s->pending_pushes++;
 }
 
+/* m's topic NUL-terminated for ACL checks, copied at the first need. */
+struct deliver_topic {
+    bool have;
+    char text[65536];
+};
+
+/* One delivery to s of m, for subscriptions granting sub_qos (retain_as_published: any has
+ * Retain As Published): the ACL's read check, the QoS, then online or durably queued. Returns
+ * whether it went to s. */
+static bool deliver_to(struct broker *b, struct session *s, struct msg *m, uint8_t sub_qos,
+                       bool retain_as_published, const uint32_t *sub_ids, uint32_t nsub_ids,
+                       struct deliver_topic *topic, struct dur_wait **wp, dur_done_cb done)
+{
+    const struct config *cfg = b->cfg;
+    const struct acl *acl = broker_session_acl(b, s->lst);
+    if (acl) {
+        if (!topic->have) {
+            memcpy(topic->text, m->topic, m->topic_len);
+            topic->text[m->topic_len] = '\0';
+            topic->have = true;
+        }
+        if (acl_check(acl, s->client_id, s->username, topic->text, ACL_READ) != 0) return false;
+    }
+    uint8_t qos = cfg->upgrade_outgoing_qos ? sub_qos : (m->qos < sub_qos ? m->qos : sub_qos);
+    bool retain = retain_as_published ? m->retain : false;
+    if (!s->conn && s->persistent && qos > 0)
+        deliver_offline(b, s, m, qos, wp, done);
+    else
+        session_deliver(s, m, qos, retain, sub_ids, nsub_ids);
+    return true;
+}
+
 size_t deliver_publish(struct broker *b, struct session *publisher, struct msg *m,
                        struct dur_wait **wp, dur_done_cb done)
 {
-    const struct config *cfg = b->cfg;
     const struct subs_target *t = NULL;
     size_t count = 0;
-    if (subs_collect(b->subs, m->topic, m->topic_len, publisher, deliver_able, NULL, &t, &count) <
-        0)
-        return 0;
+    /* A copy whose owner chose the shared deliveries: the groups are left out here. */
+    subs_able_cb able = route_groups_decided(b) ? subs_able_none : deliver_able;
+    if (subs_collect(b->subs, m->topic, m->topic_len, publisher, able, b, &t, &count) < 0) return 0;
     if (count == 0) return 0;
-    char topic[65536];
-    bool have_topic = false;
+    struct deliver_topic topic;
+    topic.have = false;
     size_t sent = 0;
     /* subs_collect's results live until the next subs_ call: nothing below calls one. */
     for (size_t i = 0; i < count; i++) {
         struct session *s = t[i].owner;
         if (b->route && !s->conn) {
             /* Several nodes: a copy from the owner goes to this node's clients only; the owner
-             * leaves a session connected on another live node to that node. */
+             * leaves a session connected on another live node to that node, and tells it which
+             * member of a shared group it picked there. */
             if (route_local_only(b)) continue;
-            if (s->node_id && s->node_id != cluster_node_id(b->cluster) &&
-                route_node_live(b, s->node_id)) {
-                route_note_target(b, s->node_id);
+            uint64_t node = deliver_remote_node(b, s);
+            if (node) {
+                if (t[i].shared)
+                    route_note_pick(b, node, s->client_id, s->client_id_len, t[i].filter,
+                                    t[i].filter_len);
+                else
+                    route_note_target(b, node);
                 sent++;
                 continue;
             }
             if (!s->persistent) continue;
         }
-        const struct acl *acl = broker_session_acl(b, s->lst);
-        if (acl) {
-            if (!have_topic) {
-                memcpy(topic, m->topic, m->topic_len);
-                topic[m->topic_len] = '\0';
-                have_topic = true;
-            }
-            if (acl_check(acl, s->client_id, s->username, topic, ACL_READ) != 0) continue;
-        }
-        uint8_t qos =
-            cfg->upgrade_outgoing_qos ? t[i].qos : (m->qos < t[i].qos ? m->qos : t[i].qos);
-        bool retain = t[i].retain_as_published ? m->retain : false;
-        if (!s->conn && s->persistent && qos > 0) {
-            deliver_offline(b, s, m, qos, wp, done);
-        } else {
-            session_deliver(s, m, qos, retain, t[i].sub_ids, t[i].sub_id_count);
-        }
-        sent++;
+        if (deliver_to(b, s, m, t[i].qos, t[i].retain_as_published, t[i].sub_ids, t[i].sub_id_count,
+                       &topic, wp, done))
+            sent++;
     }
     return sent;
+}
+
+int deliver_pick(struct broker *b, struct msg *m, const char *client_id, size_t client_id_len,
+                 const char *filter, size_t filter_len)
+{
+    struct session *s = session_find(b, client_id, client_id_len);
+    struct subs_info sub;
+    if (!s || !deliver_able_here(b, s) || subs_find(b->subs, s, filter, filter_len, &sub) < 0) {
+        /* Gone from this node since the owner picked it: another member connected here. */
+        if (subs_group_pick(b->subs, filter, filter_len, deliver_able_here, b, &sub) < 0)
+            return -ENOENT;
+        s = sub.owner;
+    }
+    uint32_t id = sub.sub_id;
+    struct deliver_topic topic;
+    topic.have = false;
+    deliver_to(b, s, m, SUBS_OPT_QOS(sub.options), SUBS_OPT_RAP(sub.options), id ? &id : NULL,
+               id ? 1 : 0, &topic, NULL, NULL);
+    return 0;
 }
 
 struct deliver_retained_ctx {

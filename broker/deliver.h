@@ -23,6 +23,14 @@ struct session;
 size_t deliver_publish(struct broker *b, struct session *publisher, struct msg *m,
                        struct dur_wait **wp, void (*done)(struct broker *, struct dur_wait *, int));
 
+/* Delivers m to client_id, a member connected here of the shared group that filter
+ * ("$share/<group>/...") names, whom the topic's owner picked (several nodes); if it is no
+ * longer connected here (or no longer a member), to the group's next member connected here.
+ * Returns 0 (delivered, or refused by the member's ACL), or -ENOENT: no member of the group
+ * is connected here (the caller sends it on or drops it). */
+int deliver_pick(struct broker *b, struct msg *m, const char *client_id, size_t client_id_len,
+                 const char *filter, size_t filter_len);
+
 /* Writes one PUBLISH of m to c. Returns 0, -EMSGSIZE (over the client's Maximum Packet
  * Size: not sent), -ETIME (expired: not sent), -ENOMEM. */
 int deliver_send(struct conn *c, struct msg *m, uint8_t qos, bool dup, bool retain, uint16_t pid,

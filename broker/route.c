@@ -13,6 +13,7 @@
 #include "log.h"
 #include "msg.h"
 #include "session.h"
+#include "subs.h"
 
 /* Target nodes of one delivery (more are sent to every live node). */
 #define ROUTE_TARGETS_MAX 32
@@ -30,6 +31,12 @@
 #define ROUTE_TICK_MS  20
 /* The owner's answer to a message forwarded under another view: not routed, send again. */
 #define ROUTE_REFUSED (-ESTALE)
+/* The copy's scratch buffer is freed after a message that made it larger than this. */
+#define ROUTE_SCRATCH_KEEP ((size_t)1 << 20)
+/* ROUTE_FRAME_COPY: the bytes before the command (epoch, hops, cmd_len). */
+#define ROUTE_COPY_HEAD 13
+/* A QoS >= 1 shared delivery whose member is gone is sent on at most this many times. */
+#define ROUTE_HOPS_MAX 2
 
 /* A QoS >= 1 message of a publisher on this node, forwarded and waiting for its owner's
  * confirmation (in route->pending by token), or held for (re)routing (in route->queue). */
@@ -67,14 +74,33 @@ struct route {
         uint64_t min_gen;
     } gens[ROUTE_GENS_MAX]; /* owner side: forwards of node below min_gen are refused */
     size_t ngens;
-    bool local_only; /* delivering a copy from the owner */
+    bool local_only;     /* delivering a copy from the owner */
+    bool cluster_wide;   /* deciding deliveries as the owner (route_owner_publish) */
+    bool groups_decided; /* delivering a ROUTE_FRAME_COPY */
+    /* The owner's shared picks on other nodes for the message being sequenced, and the copy
+     * being built: scratch that grows to the largest need (no allocation per message). */
+    struct route_pick *picks;
+    size_t npicks, picks_cap;
+    uint8_t *pick_bytes;
+    size_t pick_len, pick_bytes_cap;
+    bool picks_failed;
+    uint8_t *frame;
+    size_t frame_cap;
     uint64_t targets[ROUTE_TARGETS_MAX];
     unsigned ntargets;
     bool targets_overflow;
-    uint64_t shed;     /* QoS 0 messages not forwarded (link down or full) */
-    uint64_t refused;  /* QoS >= 1 messages not forwarded (queue full) */
-    uint64_t rerouted; /* QoS >= 1 messages routed again after a ring change */
-    uint64_t stale;    /* copies from an owner declared down since it sequenced them */
+    uint64_t shed;       /* QoS 0 messages not forwarded (link down or full) */
+    uint64_t refused;    /* QoS >= 1 messages not forwarded (queue full) */
+    uint64_t rerouted;   /* QoS >= 1 messages routed again after a ring change */
+    uint64_t stale;      /* copies from an owner declared down since it sequenced them */
+    uint64_t redirected; /* shared deliveries sent on: their member had left this node */
+};
+
+/* A shared delivery the owner picked on another node: its entry (client id and filter, in
+ * the layout of ROUTE_FRAME_COPY) is pick_bytes[off, off + len). */
+struct route_pick {
+    uint64_t node;
+    uint32_t off, len;
 };
 
 /* The owner's side of a forwarded QoS >= 1 message. */
@@ -143,6 +169,9 @@ void route_free(struct broker *b)
         r->queue = r->queue_tail = NULL;
     }
     htab_close(&r->pending);
+    free(r->picks);
+    free(r->pick_bytes);
+    free(r->frame);
     free(r);
     b->route = NULL;
 }
@@ -189,6 +218,74 @@ bool route_local_only(const struct broker *b)
     return b->route && b->route->local_only;
 }
 
+bool route_picks_cluster_wide(const struct broker *b)
+{
+    return b->route && b->route->cluster_wide;
+}
+
+bool route_groups_decided(const struct broker *b)
+{
+    return b->route && b->route->groups_decided;
+}
+
+/* Makes room for n elements of size sz in *arr (capacity *cap); false without memory. */
+static bool route_reserve(void **arr, size_t *cap, size_t n, size_t sz)
+{
+    if (n <= *cap) return true;
+    size_t c = *cap ? *cap : 16;
+    while (c < n)
+        c *= 2;
+    void *p = realloc(*arr, c * sz);
+    if (!p) return false;
+    *arr = p;
+    *cap = c;
+    return true;
+}
+
+static void route_put16(uint8_t *p, size_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static void route_put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static uint32_t route_get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+void route_note_pick(struct broker *b, uint64_t id, const char *client_id, size_t client_id_len,
+                     const char *filter, size_t filter_len)
+{
+    struct route *r = b->route;
+    if (!r) return;
+    route_note_target(b, id);
+    size_t need = 4 + client_id_len + filter_len;
+    if (client_id_len > UINT16_MAX || filter_len > UINT16_MAX || r->pick_len + need > UINT32_MAX ||
+        !route_reserve((void **)&r->picks, &r->picks_cap, r->npicks + 1, sizeof *r->picks) ||
+        !route_reserve((void **)&r->pick_bytes, &r->pick_bytes_cap, r->pick_len + need, 1)) {
+        r->picks_failed = true;
+        return;
+    }
+    uint8_t *p = r->pick_bytes + r->pick_len;
+    route_put16(p, client_id_len);
+    memcpy(p + 2, client_id, client_id_len);
+    route_put16(p + 2 + client_id_len, filter_len);
+    memcpy(p + 4 + client_id_len, filter, filter_len);
+    r->picks[r->npicks].node = id;
+    r->picks[r->npicks].off = (uint32_t)r->pick_len;
+    r->picks[r->npicks].len = (uint32_t)need;
+    r->npicks++;
+    r->pick_len += need;
+}
+
 static void route_put64(uint8_t *p, uint64_t v)
 {
     for (int i = 7; i >= 0; i--) {
@@ -207,23 +304,32 @@ static uint64_t route_get64(const uint8_t *p)
 
 /* ---- encoding ---- */
 
+/* m as a QUEUE_PUSH command (the message's encoding on the links). */
+static void route_cmd_of(const char *pub_id, const struct msg *m, uint64_t token,
+                         struct cluster_cmd *cmd)
+{
+    memset(cmd, 0, sizeof *cmd);
+    cmd->type = CLUSTER_CMD_QUEUE_PUSH;
+    cmd->queue_push.client_id.ptr = pub_id ? pub_id : "";
+    cmd->queue_push.client_id.len = pub_id ? strlen(pub_id) : 0;
+    cmd->queue_push.msg_id = token;
+    cmd->queue_push.msg.topic.ptr = m->topic;
+    cmd->queue_push.msg.topic.len = m->topic_len;
+    cmd->queue_push.msg.payload.ptr = m->payload;
+    cmd->queue_push.msg.payload.len = m->payload_len;
+    cmd->queue_push.msg.props.ptr = m->props;
+    cmd->queue_push.msg.props.len = m->props_len;
+    cmd->queue_push.msg.expires_at_ms = m->expires_at_ms;
+    cmd->queue_push.msg.qos = m->qos;
+    cmd->queue_push.msg.retain = m->retain;
+}
+
 /* m as a QUEUE_PUSH command into a malloc'ed buffer. NULL without memory or if too large. */
 static uint8_t *route_encode(const char *pub_id, const struct msg *m, uint64_t token, size_t head,
                              size_t *len)
 {
-    struct cluster_cmd cmd = {.type = CLUSTER_CMD_QUEUE_PUSH};
-    cmd.queue_push.client_id.ptr = pub_id ? pub_id : "";
-    cmd.queue_push.client_id.len = pub_id ? strlen(pub_id) : 0;
-    cmd.queue_push.msg_id = token;
-    cmd.queue_push.msg.topic.ptr = m->topic;
-    cmd.queue_push.msg.topic.len = m->topic_len;
-    cmd.queue_push.msg.payload.ptr = m->payload;
-    cmd.queue_push.msg.payload.len = m->payload_len;
-    cmd.queue_push.msg.props.ptr = m->props;
-    cmd.queue_push.msg.props.len = m->props_len;
-    cmd.queue_push.msg.expires_at_ms = m->expires_at_ms;
-    cmd.queue_push.msg.qos = m->qos;
-    cmd.queue_push.msg.retain = m->retain;
+    struct cluster_cmd cmd;
+    route_cmd_of(pub_id, m, token, &cmd);
     size_t need = cluster_cmd_encoded_size(&cmd);
     if (need == 0) return NULL;
     uint8_t *buf = malloc(head + need);
@@ -235,6 +341,49 @@ static uint8_t *route_encode(const char *pub_id, const struct msg *m, uint64_t t
     }
     *len += head;
     return buf;
+}
+
+/* The head of a ROUTE_FRAME_COPY of m (epoch, hops, cmd_len, command) into r->frame; OUT
+ * *len: its length. 0, -ENOMEM, -EMSGSIZE. */
+static int route_copy_head(struct route *r, uint64_t epoch, uint8_t hops, const char *pub_id,
+                           const struct msg *m, size_t *len)
+{
+    struct cluster_cmd cmd;
+    route_cmd_of(pub_id, m, 0, &cmd);
+    size_t need = cluster_cmd_encoded_size(&cmd);
+    if (need == 0 || need > UINT32_MAX) return -EMSGSIZE;
+    if (!route_reserve((void **)&r->frame, &r->frame_cap, ROUTE_COPY_HEAD + need + 4, 1))
+        return -ENOMEM;
+    route_put64(r->frame, epoch);
+    r->frame[8] = hops;
+    route_put32(r->frame + 9, (uint32_t)need);
+    if (cluster_cmd_encode(&cmd, r->frame + ROUTE_COPY_HEAD, need) != need) return -EMSGSIZE;
+    *len = ROUTE_COPY_HEAD + need;
+    return 0;
+}
+
+/* Appends the picks of node to the copy's head (head bytes long). OUT *len: the frame's
+ * length. 0 or -ENOMEM. */
+static int route_copy_picks(struct route *r, uint64_t node, size_t head, size_t *len)
+{
+    size_t bytes = 0;
+    uint32_t n = 0;
+    for (size_t i = 0; i < r->npicks; i++)
+        if (r->picks[i].node == node) {
+            bytes += r->picks[i].len;
+            n++;
+        }
+    if (!route_reserve((void **)&r->frame, &r->frame_cap, head + 4 + bytes, 1)) return -ENOMEM;
+    uint8_t *p = r->frame + head;
+    route_put32(p, n);
+    p += 4;
+    for (size_t i = 0; i < r->npicks && n > 0; i++)
+        if (r->picks[i].node == node) {
+            memcpy(p, r->pick_bytes + r->picks[i].off, r->picks[i].len);
+            p += r->picks[i].len;
+        }
+    *len = head + 4 + bytes;
+    return 0;
 }
 
 static void route_send_confirm(struct broker *b, uint64_t to, uint64_t token, int status,
@@ -614,7 +763,13 @@ size_t route_owner_publish(struct broker *b, struct session *publisher, const ch
     }
     r->ntargets = 0;
     r->targets_overflow = false;
+    r->npicks = 0;
+    r->pick_len = 0;
+    r->picks_failed = false;
+    bool was_wide = r->cluster_wide;
+    r->cluster_wide = true;
     size_t n = deliver_publish(b, publisher, m, wp, done);
+    r->cluster_wide = was_wide;
     uint64_t all[64];
     const uint64_t *to = r->targets;
     size_t nto = r->ntargets;
@@ -624,13 +779,15 @@ size_t route_owner_publish(struct broker *b, struct session *publisher, const ch
         to = all;
     }
     if (nto == 0) return n;
-    size_t len = 0;
-    uint8_t *buf = route_encode(pub_id, m, 0, 8, &len);
-    if (buf) route_put64(buf, route_epoch(b));
-    int fail = buf ? 0 : -ENOMEM;
-    for (size_t i = 0; buf && i < nto; i++) {
+    size_t head = 0;
+    int fail = route_copy_head(r, route_epoch(b), 0, pub_id, m, &head);
+    if (fail == 0 && r->picks_failed) fail = -ENOMEM; /* a shared delivery is missing */
+    for (size_t i = 0; head && i < nto; i++) {
         if (to[i] == r->self) continue;
-        int rc = cluster_link_send(b->cluster, to[i], ROUTE_FRAME_DELIVER, buf, len,
+        size_t len = 0;
+        int rc = route_copy_picks(r, to[i], head, &len);
+        if (rc == 0)
+            rc = cluster_link_send(b->cluster, to[i], ROUTE_FRAME_COPY, r->frame, len,
                                    m->qos ? 0 : CLUSTER_LINK_QOS0);
         if (rc < 0) {
             if (m->qos && rc != -ENOENT) {
@@ -642,7 +799,12 @@ size_t route_owner_publish(struct broker *b, struct session *publisher, const ch
             }
         }
     }
-    free(buf);
+    if (r->frame_cap > ROUTE_SCRATCH_KEEP) {
+        /* A large message's copy: its scratch is not kept. */
+        free(r->frame);
+        r->frame = NULL;
+        r->frame_cap = 0;
+    }
     if (fail < 0 && m->qos && wp) {
         if (!*wp) *wp = dur_wait_new(b, done);
         if (*wp) dur_wait_fail(dur_hold(*wp), fail);
@@ -727,6 +889,24 @@ static void route_on_forward(struct broker *b, uint64_t from, const uint8_t *buf
     msg_unref(m);
 }
 
+/* Whether a QoS 0 copy of ring epoch epoch from node from comes from a stale owner: one
+ * declared down since it sequenced the copy (or the copy waited in its link buffer).
+ * Delivering it would put it after messages sequenced later. QoS >= 1 copies are delivered:
+ * the owner confirmed them to their ingress once queued here, so dropping one could lose an
+ * acknowledged message; the owner lease keeps a stale owner from sequencing them in the first
+ * place. */
+static bool route_copy_stale(struct broker *b, uint64_t from, uint64_t epoch, const struct msg *m)
+{
+    if (m->qos != 0 || epoch >= cluster_node_down_epoch(b->cluster, from)) return false;
+    b->route->stale++;
+    log_at(LOG_TYPE_DEBUG, "Copy from node %llu of ring epoch %llu dropped (down at %llu).",
+           (unsigned long long)from, (unsigned long long)epoch,
+           (unsigned long long)cluster_node_down_epoch(b->cluster, from));
+    return true;
+}
+
+/* A ROUTE_FRAME_DELIVER, from an owner of a version before ROUTE_FRAME_COPY: delivered as it
+ * meant it (shared groups balanced among the members connected here). */
 static void route_on_deliver(struct broker *b, uint64_t from, const uint8_t *buf, size_t len)
 {
     struct cluster_cmd cmd;
@@ -738,21 +918,115 @@ static void route_on_deliver(struct broker *b, uint64_t from, const uint8_t *buf
                (unsigned long long)from);
         return;
     }
-    if (m->qos == 0 && epoch < cluster_node_down_epoch(b->cluster, from)) {
-        /* Sequenced by a node that was declared down since (a stale owner, or copies that
-         * waited in its link buffer): delivering it would put it after messages sequenced
-         * later. QoS >= 1 copies are delivered: the owner confirmed them to their ingress
-         * once queued here, so dropping one could lose an acknowledged message; the owner
-         * lease keeps a stale owner from sequencing them in the first place. */
-        b->route->stale++;
-        log_at(LOG_TYPE_DEBUG, "Copy from node %llu of ring epoch %llu dropped (down at %llu).",
-               (unsigned long long)from, (unsigned long long)epoch,
-               (unsigned long long)cluster_node_down_epoch(b->cluster, from));
+    if (!route_copy_stale(b, from, epoch, m))
+        route_deliver_local(b, cmd.queue_push.client_id.ptr, m);
+    msg_unref(m);
+}
+
+/* Checks the shared-delivery entries of a copy, [p, end): true when they are exactly n. */
+static bool route_picks_ok(const uint8_t *p, const uint8_t *end, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        for (int k = 0; k < 2; k++) {
+            if (end - p < 2) return false;
+            size_t l = (size_t)p[0] << 8 | p[1];
+            p += 2;
+            if ((size_t)(end - p) < l) return false;
+            p += l;
+        }
+    return p == end;
+}
+
+/* A member of a shared group connected on another live node (per the committed state). */
+static bool route_able_elsewhere(void *ctx, void *owner)
+{
+    struct broker *b = ctx;
+    const struct session *s = owner;
+    return !s->conn && s->node_id && s->node_id != b->route->self && route_node_live(b, s->node_id);
+}
+
+/* A QoS >= 1 shared delivery whose member (and every other member of its group) is gone from
+ * this node: sent on to the group's next member connected on another live node, as a copy
+ * carrying only that delivery. false: no such member, or sent on too often (dropped). */
+static bool route_redirect(struct broker *b, uint64_t epoch, uint8_t hops, const char *pub_id,
+                           struct msg *m, const char *filter, size_t filter_len)
+{
+    struct route *r = b->route;
+    struct subs_info sub;
+    if (hops >= ROUTE_HOPS_MAX ||
+        subs_group_pick(b->subs, filter, filter_len, route_able_elsewhere, b, &sub) < 0)
+        return false;
+    const struct session *s = sub.owner;
+    size_t head = 0, len = 0;
+    r->npicks = 0;
+    r->pick_len = 0;
+    r->picks_failed = false;
+    route_note_pick(b, s->node_id, s->client_id, s->client_id_len, filter, filter_len);
+    if (r->picks_failed || route_copy_head(r, epoch, (uint8_t)(hops + 1), pub_id, m, &head) < 0 ||
+        route_copy_picks(r, s->node_id, head, &len) < 0 ||
+        cluster_link_send(b->cluster, s->node_id, ROUTE_FRAME_COPY, r->frame, len, 0) < 0)
+        return false;
+    r->redirected++;
+    log_at(LOG_TYPE_DEBUG, "Shared delivery for %.*s sent on to %s on node %llu (hop %u).",
+           (int)filter_len, filter, s->client_id, (unsigned long long)s->node_id, hops + 1u);
+    return true;
+}
+
+/* A ROUTE_FRAME_COPY: this node's own non-shared subscribers (from the owner: hops 0), then
+ * the shared members picked here. */
+static void route_on_copy(struct broker *b, uint64_t from, const uint8_t *buf, size_t len)
+{
+    struct route *r = b->route;
+    struct cluster_cmd cmd;
+    struct msg *m = NULL;
+    const uint8_t *end = buf + len, *p;
+    uint32_t cmd_len = 0, n = 0;
+    uint64_t epoch = 0;
+    uint8_t hops = 0;
+    if (len >= ROUTE_COPY_HEAD) {
+        epoch = route_get64(buf);
+        hops = buf[8];
+        cmd_len = route_get32(buf + 9);
+    }
+    if (len < ROUTE_COPY_HEAD || cmd_len > len - ROUTE_COPY_HEAD ||
+        len - ROUTE_COPY_HEAD - cmd_len < 4)
+        goto bad;
+    p = buf + ROUTE_COPY_HEAD + cmd_len;
+    n = route_get32(p);
+    p += 4;
+    if (!route_picks_ok(p, end, n)) goto bad;
+    m = route_decode(buf + ROUTE_COPY_HEAD, cmd_len, &cmd);
+    if (!m) goto bad;
+    if (route_copy_stale(b, from, epoch, m)) {
         msg_unref(m);
         return;
     }
-    route_deliver_local(b, cmd.queue_push.client_id.ptr, m);
+    const char *pub_id = cmd.queue_push.client_id.ptr;
+    bool was_local = r->local_only;
+    r->local_only = true;
+    if (hops == 0) {
+        struct session *publisher = session_find(b, pub_id, cmd.queue_push.client_id.len);
+        r->groups_decided = true;
+        deliver_publish(b, publisher, m, NULL, NULL);
+        r->groups_decided = false;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        size_t id_len = (size_t)p[0] << 8 | p[1];
+        const char *id = (const char *)p + 2;
+        p += 2 + id_len;
+        size_t filter_len = (size_t)p[0] << 8 | p[1];
+        const char *filter = (const char *)p + 2;
+        p += 2 + filter_len;
+        if (deliver_pick(b, m, id, id_len, filter, filter_len) == 0) continue;
+        /* Nobody of the group here any more (the member left before the owner knew). */
+        if (m->qos == 0 || !route_redirect(b, epoch, hops, pub_id, m, filter, filter_len))
+            b->stats.pub_dropped++;
+    }
+    r->local_only = was_local;
     msg_unref(m);
+    return;
+bad:
+    log_at(LOG_TYPE_WARNING, "Malformed message copy from node %llu.", (unsigned long long)from);
 }
 
 /* ---- events ---- */
@@ -767,6 +1041,9 @@ void route_link_frame(void *ctx, uint64_t from_id, uint8_t type, const uint8_t *
         break;
     case ROUTE_FRAME_DELIVER:
         route_on_deliver(b, from_id, buf, len);
+        break;
+    case ROUTE_FRAME_COPY:
+        route_on_copy(b, from_id, buf, len);
         break;
     case ROUTE_FRAME_CONFIRM:
         route_on_confirm(b, buf, len);

@@ -661,6 +661,13 @@ static struct entry *group_pick(struct walk *w, struct group *g)
     return NULL;
 }
 
+bool subs_able_none(void *ctx, void *owner)
+{
+    (void)ctx;
+    (void)owner;
+    return false;
+}
+
 static void visit(struct walk *w, struct node *n)
 {
     struct entry *e, *next;
@@ -669,6 +676,7 @@ static void visit(struct walk *w, struct node *n)
         next = e->next;
         w->entry_cb(w, e);
     }
+    if (w->able == subs_able_none) return;
     for (g = n->groups; g; g = g->next) {
         e = group_pick(w, g);
         if (e) w->group_cb(w, e);
@@ -762,6 +770,8 @@ static struct subs_target *target_new(struct walk *w, struct entry *e, bool shar
     t->shared = shared;
     t->sub_id_count = 0;
     t->sub_ids = NULL;
+    t->filter = shared ? e->filter : NULL;
+    t->filter_len = shared ? e->filter_len : 0;
     return t;
 }
 
@@ -852,5 +862,25 @@ int subs_collect(struct subs *s, const char *topic, size_t topic_len, void *publ
     }
     *targets = s->targets;
     *count = w.ntargets;
+    return 0;
+}
+
+int subs_group_pick(struct subs *s, const char *filter, size_t filter_len, subs_able_cb able,
+                    void *able_ctx, struct subs_info *out)
+{
+    struct parsed p;
+    struct node *n;
+    struct group *g;
+    struct entry *e;
+    struct walk w = {.s = s, .able = able, .able_ctx = able_ctx};
+    if (parse_filter(filter, filter_len, &p) < 0 || !p.group) return -ENOENT;
+    n = node_path(s, p.filter, p.filter_len, false);
+    if (!n) return -ENOENT;
+    for (g = n->groups; g; g = g->next)
+        if (g->name_len == p.group_len && !memcmp(g->name, p.group, p.group_len)) break;
+    if (!g) return -ENOENT;
+    e = group_pick(&w, g);
+    if (!e) return -ENOENT;
+    info_of(e, out);
     return 0;
 }

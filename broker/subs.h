@@ -52,11 +52,20 @@ struct subs_target {
     bool shared;              /* the chosen member of a shared group */
     uint32_t sub_id_count;    /* non-zero subscription identifiers of the merged subs */
     const uint32_t *sub_ids;  /* [sub_id_count], in the index's scratch area */
+    /* shared: the member's filter ("$share/<group>/..."), which names the group; lent until the
+     * index changes (copy it before delivering). NULL for a non-shared target. */
+    const char *filter;
+    size_t filter_len;
 };
 
 typedef void (*subs_match_cb)(void *ctx, const struct subs_info *sub);
 /* Whether owner can take a shared-subscription message now (e.g. it is online). */
 typedef bool (*subs_able_cb)(void *ctx, void *owner);
+
+/* An able callback that leaves shared groups out altogether: passed to subs_match() or
+ * subs_collect(), no group member is tried and no round-robin cursor moves (the groups'
+ * deliveries were decided elsewhere). Returns false. */
+bool subs_able_none(void *ctx, void *owner);
 
 /* A new empty index, or NULL without memory. subs_free(NULL) is a no-op. */
 struct subs *subs_new(void);
@@ -101,6 +110,13 @@ void subs_match(struct subs *s, const char *topic, size_t topic_len, subs_able_c
 int subs_collect(struct subs *s, const char *topic, size_t topic_len, void *publisher,
                  subs_able_cb able, void *able_ctx, const struct subs_target **targets,
                  size_t *count);
+
+/* The next member, round-robin among those for which able(able_ctx, owner) holds (able NULL:
+ * all), of the shared group that filter ("$share/<group>/<filter>") names, advancing the
+ * group's cursor as a match does: 0 with *out filled (lent until the index changes), or
+ * -ENOENT (not a shared filter, no such group, or no able member). Never allocates. */
+int subs_group_pick(struct subs *s, const char *filter, size_t filter_len, subs_able_cb able,
+                    void *able_ctx, struct subs_info *out);
 
 /* Subscriptions in the index (shared members included), and those of one owner. */
 size_t subs_count(const struct subs *s);

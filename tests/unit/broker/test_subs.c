@@ -301,6 +301,61 @@ static const struct subs_target *target_of(const struct subs_target *t, size_t n
     return NULL;
 }
 
+/* subs_group_pick takes the group by its "$share/<group>/<filter>" and shares the group's
+ * round-robin cursor with matching; subs_able_none leaves groups out of a match and a collect
+ * without moving that cursor; a shared target names its member's filter. */
+static void group_pick_and_no_groups(void **state)
+{
+    struct subs *s = subs_new();
+    struct subs_info info;
+    const struct subs_target *t;
+    struct seen sn = {0};
+    size_t n;
+    (void)state;
+    assert_int_equal(add(s, 1, "$share/g/a/+", 1, 0), 0);
+    assert_int_equal(add(s, 2, "$share/g/a/+", 1, 7), 0);
+    assert_int_equal(add(s, 3, "$share/g/a/+", 1, 0), 0);
+    assert_int_equal(add(s, 4, "a/+", 0, 0), 0);
+    assert_int_equal(add(s, 5, "$share/h/a/#", 2, 0), 0);
+    assert_int_equal(subs_group_pick(s, "$share/g/a/+", 12, NULL, NULL, &info), 0);
+    assert_ptr_equal(info.owner, OWNER(1));
+    assert_int_equal(subs_group_pick(s, "$share/g/a/+", 12, able_unless_3, NULL, &info), 0);
+    assert_ptr_equal(info.owner, OWNER(2));
+    assert_int_equal(info.sub_id, 7);
+    assert_int_equal(SUBS_OPT_QOS(info.options), 1);
+    /* 3 is not able: the rotation goes on with 1; then a match takes 2 */
+    assert_int_equal(subs_group_pick(s, "$share/g/a/+", 12, able_unless_3, NULL, &info), 0);
+    assert_ptr_equal(info.owner, OWNER(1));
+    assert_true(match(s, "a/x").owners & (1u << 2));
+    assert_int_equal(subs_group_pick(s, "$share/g/a/+", 12, never_able, NULL, &info), -ENOENT);
+    assert_int_equal(subs_group_pick(s, "$share/g/a/#", 12, NULL, NULL, &info), -ENOENT);
+    assert_int_equal(subs_group_pick(s, "$share/x/a/+", 12, NULL, NULL, &info), -ENOENT);
+    assert_int_equal(subs_group_pick(s, "a/+", 3, NULL, NULL, &info), -ENOENT);
+    /* no groups: only the non-shared subscriber, and the cursor stays on 3 */
+    subs_match(s, "a/x", 3, subs_able_none, NULL, seen_cb, &sn);
+    assert_int_equal(sn.calls, 1);
+    assert_true(sn.owners == (1u << 4));
+    assert_int_equal(subs_collect(s, "a/x", 3, NULL, subs_able_none, NULL, &t, &n), 0);
+    assert_int_equal(n, 1);
+    assert_ptr_equal(t[0].owner, OWNER(4));
+    assert_null(t[0].filter);
+    assert_int_equal(subs_collect(s, "a/x", 3, NULL, NULL, NULL, &t, &n), 0);
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < n; i++) {
+        if (t[i].owner == OWNER(3)) {
+            assert_true(t[i].shared);
+            assert_int_equal(t[i].filter_len, 12);
+            assert_memory_equal(t[i].filter, "$share/g/a/+", 12);
+        } else if (t[i].owner == OWNER(5)) {
+            assert_int_equal(t[i].filter_len, 12);
+            assert_memory_equal(t[i].filter, "$share/h/a/#", 12);
+        } else {
+            assert_ptr_equal(t[i].owner, OWNER(4));
+        }
+    }
+    subs_free(s);
+}
+
 static bool has_id(const struct subs_target *t, uint32_t id)
 {
     uint32_t i;
@@ -603,6 +658,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(remove_and_remove_owner, setup, teardown),
         cmocka_unit_test_setup_teardown(foreach_owner_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(shared_groups_round_robin, setup, teardown),
+        cmocka_unit_test_setup_teardown(group_pick_and_no_groups, setup, teardown),
         cmocka_unit_test_setup_teardown(collect_merges_overlaps_per_owner, setup, teardown),
         cmocka_unit_test_setup_teardown(collect_no_local, setup, teardown),
         cmocka_unit_test_setup_teardown(collect_survives_add_and_remove, setup, teardown),
