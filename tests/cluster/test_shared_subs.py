@@ -135,15 +135,21 @@ class Leaver(threading.Thread):
             self.rc.close()
 
 
-def test_member_leaves_mid_run_nothing_lost_qos1(cluster):
+@pytest.mark.parametrize("neighbour", [False, True], ids=["alone", "neighbour"])
+def test_member_leaves_mid_run_nothing_lost_qos1(cluster, neighbour):
+    """A copy for the member that left goes to another member on its node (neighbour), or,
+    with none there, to a member on another node."""
     c = cluster
-    stay = [Client(c.nodes[i], "lv-m%d" % i, V5) for i in (1, 2)]
+    tag = "n" if neighbour else "a"
+    nodes = (1, 2, 3) if neighbour else (1, 2)
+    stay = [Client(c.nodes[i], "lv%s-m%d" % (tag, i), V5) for i in nodes]
+    filt = "$share/lv%s/lv%s/#" % (tag, tag)
     leaver = None
     pubs = []
     try:
         for m in stay:
-            assert m.subscribe("$share/lv/lv/#", 1) == [1]
-        leaver = Leaver(c.nodes[3], "lv-m3", "$share/lv/lv/#", leave_after=10)
+            assert m.subscribe(filt, 1) == [1]
+        leaver = Leaver(c.nodes[3], "lv%s-leaver" % tag, filt, leave_after=10)
         sync(c)
         leaver.start()
         sent = []
@@ -152,10 +158,10 @@ def test_member_leaves_mid_run_nothing_lost_qos1(cluster):
 
         def publish(i):
             try:
-                p = Client(c.nodes[i], "lvpub%d" % i, V311)
+                p = Client(c.nodes[i], "lv%spub%d" % (tag, i), V311)
                 pubs.append(p)
                 for k in range(3 * N):
-                    p.publish("lv/%d" % (k % 3), checker.payload(p.client_id, k), qos=1)
+                    p.publish("lv%s/%d" % (tag, k % 3), checker.payload(p.client_id, k), qos=1)
                     with lock:
                         sent.append((p.client_id, k))
             except BaseException as e:
