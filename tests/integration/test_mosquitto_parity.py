@@ -984,6 +984,61 @@ def case_publish_bad_v5_properties(b):
     return out
 
 
+def case_alias_retained(b):
+    """A retained PUBLISH sent through a topic alias is stored under the alias's topic."""
+    c = connected(b, "par-ar", 5)
+    c.publish("par/ar/t", b"1", qos=1, pid=1, plist=[(P_TOPIC_ALIAS, 1)])
+    out = {"first": c.next()}
+    c.publish("", b"2", qos=1, retain=True, pid=2, plist=[(P_TOPIC_ALIAS, 1)])
+    out["second"] = c.next()
+    s = connected(b, "par-ar-sub", 5)
+    out["retained"] = [s.sub([("par/ar/#", 1)])] + s.quiet()
+    c.pub("par/ar/t", b"", qos=1, retain=True, pid=3)
+    return out
+
+
+def case_will_delay_reconnect(b):
+    """Reconnecting before the Will Delay ends: no will [MQTT-3.1.3-9]."""
+    w = connected(b, "par-wdr-sub", 5)
+    w.sub([("par/wdr/#", 1)])
+    c = connected(b, "par-wdr", 5, plist=[(P_SESSION_EXPIRY, 30)],
+                  will={"topic": "par/wdr/a", "payload": b"late", "qos": 1,
+                        "props": [(P_WILL_DELAY, 2)]})
+    c.close()
+    c = Conn(b, 5)
+    out = {"reconnect": c.do_connect("par-wdr", clean=False, plist=[(P_SESSION_EXPIRY, 30)])}
+    out["will"] = w.quiet(3.0)
+    c.disconnect()
+    c = Conn(b, 5)
+    c.do_connect("par-wdr", clean=True)
+    c.disconnect()
+    return out
+
+
+def case_persistent_unsubscribe(b):
+    """An UNSUBSCRIBE in a persistent session lasts across reconnects."""
+    out = {}
+    for v in (4, 5):
+        cid = "par-pu-%d" % v
+        plist = [(P_SESSION_EXPIRY, 60)] if v == 5 else None
+        c = connected(b, cid, v, clean=False, plist=plist)
+        c.sub([("par/pu/%d/a" % v, 1), ("par/pu/%d/b" % v, 1)])
+        c.send(unsubscribe_pkt(2, ["par/pu/%d/a" % v], v))
+        out["unsuback-v%d" % v] = c.next()
+        c.disconnect()
+        c = Conn(b, v)
+        out["reconnect-v%d" % v] = c.do_connect(cid, clean=False, plist=plist)
+        p = connected(b, "par-pu-pub-%d" % v, 4)
+        p.pub("par/pu/%d/a" % v, b"a", qos=1)
+        p.pub("par/pu/%d/b" % v, b"b", qos=1, pid=2)
+        out["got-v%d" % v] = [(x[1], x[2]) for x in c.quiet() if isinstance(x, tuple)]
+        c.disconnect()
+        c = Conn(b, v)
+        c.do_connect(cid)
+        c.disconnect()
+    return out
+
+
 def _paho_props(p):
     if p is None:
         return None
@@ -1189,7 +1244,7 @@ DEFAULT_CASES = [
     case_paho_v311_flow, case_qos2_inbound_across_reconnect, case_topic_matching,
     case_subscribe_same_filter_twice, case_retained_qos0_on_qos1_subscription,
     case_shared_subscription_no_retained, case_will_topic_invalid, case_will_delay_beyond_session,
-    case_v31_client,
+    case_v31_client, case_alias_retained, case_will_delay_reconnect, case_persistent_unsubscribe,
 ]
 
 
@@ -1653,6 +1708,31 @@ def case_acl_patterns(b):
     return out
 
 
+def case_sys_client_counts(b):
+    """$SYS/broker/clients/... and subscriptions/count for a known set of clients: two
+    connected (one with two subscriptions), one persistent session offline."""
+    a = connected(b, "par-sc-a", 4)
+    a.sub([("par/sc/1", 0), ("par/sc/2", 1)])
+    c = connected(b, "par-sc-c", 5)
+    d = connected(b, "par-sc-d", 4, clean=False)
+    d.sub([("par/sc/d", 1)])
+    d.disconnect()
+    c.ping()
+    time.sleep(2.5)  # two sys_interval periods: the retained values are current
+    s = connected(b, "par-sc-obs", 4)
+    s.sub([("$SYS/broker/clients/+", 0), ("$SYS/broker/subscriptions/count", 0)])
+    seen = {}
+    for p in s.quiet(0.5):
+        if isinstance(p, tuple) and p[0] == "PUBLISH" and p[4] == "r1":
+            seen.setdefault(p[1], p[2])
+    a.disconnect()
+    c.disconnect()
+    cl = Conn(b, 4)
+    cl.do_connect("par-sc-d")
+    cl.disconnect()
+    return {"values": seen}
+
+
 CONFIG_CASES = {
     # name: (directives, files needed, cases)
     "auth": (["allow_anonymous false", "password_file {passwd}"], [case_auth_refused]),
@@ -1671,7 +1751,7 @@ CONFIG_CASES = {
     "zero_id": (["allow_zero_length_clientid false"], [case_zero_length_id_refused]),
     "queue": (["max_queued_messages 2"], [case_offline_queue]),
     "size_limit": (["message_size_limit 20"], [case_message_size_limit]),
-    "sys": (["sys_interval 1"], [case_sys_topic_names]),
+    "sys": (["sys_interval 1"], [case_sys_topic_names, case_sys_client_counts]),
 }
 
 CONFIG_PARAMS = [(g, c) for g, (_, cs) in CONFIG_CASES.items() for c in cs]
