@@ -9,7 +9,7 @@
 #   -d SEC         measurement window per run (5); warm-up 1 s
 #   -c CONNS       connections in the storm (10000; capped by the open-file limit)
 #   -s LIST        scenarios, comma-separated (fanin-q0,fanin-q1,fanout-q0,pairwise-q2,
-#                  latency-q1,storm)
+#                  latency-q1,storm by default; fanout-q1 too)
 #   -b LIST        brokers, comma-separated (mosquitto,starling; starling is skipped with a
 #                  note when its binary is missing)
 #   -o FILE        write the markdown there too (stdout always)
@@ -177,6 +177,7 @@ scenario_args() {
     fanin-q0) echo "fanin -q 0 -c 8" ;;
     fanin-q1) echo "fanin -q 1 -c 8" ;;
     fanout-q0) echo "fanout -q 0 -c 16" ;;
+    fanout-q1) echo "fanout -q 1 -c 16" ;;
     pairwise-q2) echo "pairwise -q 2 -c 8" ;;
     latency-q1) echo "latency -q 1 -c 10 -r 10000" ;;
     storm) echo "storm -c $storm_conns -d 2" ;;
