@@ -95,13 +95,14 @@ def brokers(conf_lines=()):
 
 def nprops(plist):
     """Properties a client can rely on: reason strings (optional) dropped, assigned ids
-    reduced to their presence, the rest in identifier order."""
+    reduced to their form, the rest in identifier order."""
     out = []
     for pid, val in plist:
         if pid == P_REASON_STRING:
             continue
         if pid == P_ASSIGNED_CLIENT_ID:
-            val = "<assigned>"
+            # auto_id_prefix (default "auto-") and a random UUID in upper-case hex: its form
+            val = re.sub(r"[0-9A-F]", "X", val)
         out.append((pid, val))
     return tuple(sorted(out, key=lambda x: x[0]))  # stable: user properties keep their order
 
@@ -881,7 +882,7 @@ def case_session_expiry(b):
     c = connected(b, "par-sexp", 5, plist=[(P_SESSION_EXPIRY, 1)])
     c.sub([("par/sexp", 1)])
     c.disconnect()
-    time.sleep(2.2)
+    time.sleep(3)  # well past the 1 s expiry
     c = Conn(b, 5)
     out["after-expiry"] = c.do_connect("par-sexp", clean=False, plist=[(P_SESSION_EXPIRY, 1)])
     c.disconnect()
@@ -1790,22 +1791,34 @@ def case_acl_patterns(b):
 
 
 def case_sys_client_counts(b):
-    """$SYS/broker/clients/... and subscriptions/count for a known set of clients: two
-    connected (one with two subscriptions), one persistent session offline."""
+    """$SYS/broker/clients/... and subscriptions/count for a known set of clients: three
+    connected (the observer, one with two subscriptions, one without), one persistent
+    session offline. Values are read until both counts of connected and disconnected clients
+    show that state (bounded), then the rest of that update."""
+    obs = connected(b, "par-sc-obs", 4)
+    obs.sub([("$SYS/broker/clients/+", 0), ("$SYS/broker/subscriptions/count", 0)])
     a = connected(b, "par-sc-a", 4)
     a.sub([("par/sc/1", 0), ("par/sc/2", 1)])
     c = connected(b, "par-sc-c", 5)
     d = connected(b, "par-sc-d", 4, clean=False)
     d.sub([("par/sc/d", 1)])
     d.disconnect()
-    c.ping()
-    time.sleep(2.5)  # two sys_interval periods: the retained values are current
-    s = connected(b, "par-sc-obs", 4)
-    s.sub([("$SYS/broker/clients/+", 0), ("$SYS/broker/subscriptions/count", 0)])
     seen = {}
-    for p in s.quiet(0.5):
-        if isinstance(p, tuple) and p[0] == "PUBLISH" and p[4] == "r1":
-            seen.setdefault(p[1], p[2])
+    deadline = time.monotonic() + WAIT
+
+    def settled():
+        return (seen.get("$SYS/broker/clients/connected") == b"3" and
+                seen.get("$SYS/broker/clients/disconnected") == b"1")
+    while not settled() and time.monotonic() < deadline:
+        try:
+            p = obs.recv(max(0.01, deadline - time.monotonic()))
+        except TimeoutError:
+            break
+        if p.type == PUBLISH:
+            seen[p.topic] = bytes(p.payload)
+    for p in obs.quiet():
+        if isinstance(p, tuple) and p[0] == "PUBLISH":
+            seen[p[1]] = p[2]
     a.disconnect()
     c.disconnect()
     cl = Conn(b, 4)
@@ -1830,6 +1843,7 @@ CONFIG_CASES = {
     "upgrade": (["upgrade_outgoing_qos true"], [case_upgrade_outgoing_qos]),
     "inflight": (["max_inflight_messages 2"], [case_inflight_window]),
     "zero_id": (["allow_zero_length_clientid false"], [case_zero_length_id_refused]),
+    "auto_id_prefix": (["auto_id_prefix par"], [case_connack_v5_assigned_id]),
     "queue": (["max_queued_messages 2"], [case_offline_queue]),
     "size_limit": (["message_size_limit 20"], [case_message_size_limit]),
     "sys": (["sys_interval 1"], [case_sys_topic_names, case_sys_client_counts]),
