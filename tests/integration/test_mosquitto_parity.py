@@ -213,6 +213,25 @@ class Conn(RawClient):
         return [first]
 
 
+def ack_in_rounds(s):
+    """The payloads s receives in rounds: everything that comes until it has been quiet for
+    QUIET seconds is one round, then all of it is acknowledged (PUBACK), until a round is
+    empty. Shows how many messages a broker keeps in flight at once."""
+    rounds = []
+    while True:
+        batch = []
+        try:
+            while True:
+                batch.append(s.recv(QUIET))
+        except TimeoutError:
+            pass
+        if not batch:
+            return rounds
+        rounds.append([m.payload for m in batch])
+        for m in batch:
+            s.ack(PUBACK, m.pid)
+
+
 def connected(b, cid, version=4, **kw):
     c = Conn(b, version)
     ack = c.do_connect(cid, **kw)
@@ -817,20 +836,7 @@ def case_client_receive_maximum(b):
     p = connected(b, "par-crm-pub", 4)
     for i in range(3):
         p.pub("par/crm", b"%d" % i, qos=1, pid=i + 1)
-    rounds = []
-    while True:
-        batch = []
-        try:
-            while True:
-                batch.append(s.recv(QUIET))
-        except TimeoutError:
-            pass
-        if not batch:
-            break
-        rounds.append([m.payload for m in batch])
-        for m in batch:
-            s.ack(PUBACK, m.pid)
-    return {"rounds": rounds}
+    return {"rounds": ack_in_rounds(s)}
 
 
 def case_auth_method_unknown(b):
@@ -1642,20 +1648,7 @@ def case_inflight_window(b):
         p = connected(b, "par-if-pub-%d" % v, 4)
         for i in range(6):
             p.pub("par/if/%d" % v, b"m%d" % i, qos=1, pid=i + 1)
-        rounds = []
-        while True:
-            batch = []
-            try:
-                while True:
-                    batch.append(s.recv(QUIET))
-            except TimeoutError:
-                pass
-            if not batch:
-                break
-            rounds.append([m.payload for m in batch])
-            for m in batch:
-                s.ack(PUBACK, m.pid)
-        out["rounds-v%d" % v] = rounds
+        out["rounds-v%d" % v] = ack_in_rounds(s)
     return out
 
 
