@@ -83,6 +83,7 @@ struct subs {
     size_t nowners_buckets; /* power of two */
     size_t nowners;
     size_t count;
+    size_t shared_count; /* of count, the shared subscriptions */
     uint32_t gen;
     /* collect scratch */
     struct subs_target *targets;
@@ -424,6 +425,7 @@ static void entry_remove(struct subs *s, struct entry *e)
     if (g) {
         if (g->cursor == e) g->cursor = e->next;
         list_unlink(&g->first, &g->last, e);
+        s->shared_count--;
         if (--g->count == 0) {
             struct group **link = &n->groups;
             while (*link != g)
@@ -538,6 +540,7 @@ int subs_add(struct subs *s, void *owner, const char *filter, size_t filter_len,
         }
         list_append(&g->first, &g->last, e);
         g->count++;
+        s->shared_count++;
     } else {
         list_append(&n->subs, NULL, e);
         n->nsubs++;
@@ -620,6 +623,11 @@ void subs_foreach_owner(const struct subs *s, void *owner, subs_match_cb cb, voi
 size_t subs_count(const struct subs *s)
 {
     return s->count;
+}
+
+size_t subs_shared_count(const struct subs *s)
+{
+    return s->shared_count;
 }
 
 size_t subs_owner_count(const struct subs *s, void *owner)

@@ -120,6 +120,8 @@ int subs_group_pick(struct subs *s, const char *filter, size_t filter_len, subs_
 
 /* Subscriptions in the index (shared members included), and those of one owner. */
 size_t subs_count(const struct subs *s);
+/* Of those, the shared subscriptions ($share/<group>/...). */
+size_t subs_shared_count(const struct subs *s);
 size_t subs_owner_count(const struct subs *s, void *owner);
 
 #endif

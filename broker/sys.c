@@ -134,6 +134,7 @@ static void sys_update(struct broker *b)
     sys_publish_u64(b, "$SYS/broker/bytes/received", s->bytes_received);
     sys_publish_u64(b, "$SYS/broker/bytes/sent", s->bytes_sent);
     sys_publish_u64(b, "$SYS/broker/subscriptions/count", subs_count(b->subs));
+    sys_publish_u64(b, "$SYS/broker/shared_subscriptions/count", subs_shared_count(b->subs));
     sys_publish_u64(b, "$SYS/broker/retained messages/count", retain_count(b->retain));
     sys_publish_u64(b, "$SYS/broker/store/messages/count", retain_count(b->retain));
     /* Mosquitto's deprecated name for store/messages/count, still published by 2.0. */

@@ -100,16 +100,19 @@ def test_sys_counters_follow_traffic(broker):
     with Client(broker, "sys-cnt", V311) as c:
         c.subscribe([("$SYS/broker/messages/received", 0),
                      ("$SYS/broker/retained messages/count", 0),
-                     ("$SYS/broker/subscriptions/count", 0)])
+                     ("$SYS/broker/subscriptions/count", 0),
+                     ("$SYS/broker/shared_subscriptions/count", 0)])
         rx = int(c.expect(topic="$SYS/broker/messages/received").payload)
         ret = int(c.expect(topic="$SYS/broker/retained messages/count").payload)
         subs = int(c.expect(topic="$SYS/broker/subscriptions/count").payload)
+        shared = int(c.expect(topic="$SYS/broker/shared_subscriptions/count").payload)
         for i in range(5):
             c.publish("sys/ret/%d" % i, b"x", qos=1, retain=True)
-        c.subscribe([("sys/a", 0), ("sys/b", 0)])
+        c.subscribe([("sys/a", 0), ("sys/b", 0), ("$share/g/sys/c", 0)])
         _latest(c, "$SYS/broker/messages/received", lambda v: int(v) >= rx + 5)
         _latest(c, "$SYS/broker/retained messages/count", lambda v: int(v) >= ret + 5)
-        _latest(c, "$SYS/broker/subscriptions/count", lambda v: int(v) >= subs + 2)
+        _latest(c, "$SYS/broker/subscriptions/count", lambda v: int(v) >= subs + 3)
+        _latest(c, "$SYS/broker/shared_subscriptions/count", lambda v: int(v) == shared + 1)
         for i in range(5):
             c.publish("sys/ret/%d" % i, b"", qos=1, retain=True)
 

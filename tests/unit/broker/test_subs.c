@@ -188,6 +188,7 @@ static void remove_and_remove_owner(void **state)
     assert_int_equal(add(s, 1, "$share/g/a/#", 0, 0), 0);
     assert_int_equal(add(s, 2, "a/b/c", 0, 0), 0);
     assert_int_equal(subs_count(s), 4);
+    assert_int_equal(subs_shared_count(s), 1);
     assert_int_equal(subs_owner_count(s, OWNER(1)), 3);
     assert_int_equal(subs_remove(s, OWNER(1), "a/b/c", 5), 0);
     assert_int_equal(subs_remove(s, OWNER(1), "a/b/c", 5), -ENOENT);
@@ -195,6 +196,7 @@ static void remove_and_remove_owner(void **state)
     assert_int_equal(subs_remove(s, OWNER(1), "$share/h/a/#", 12), -ENOENT);
     assert_int_equal(match(s, "a/b/c").owners, (1u << 1) | (1u << 2));
     assert_int_equal(subs_remove_owner(s, OWNER(1)), 2);
+    assert_int_equal(subs_shared_count(s), 0);
     assert_int_equal(subs_remove_owner(s, OWNER(1)), 0);
     assert_int_equal(subs_owner_count(s, OWNER(1)), 0);
     assert_int_equal(match(s, "a/b/c").owners, 1u << 2);
