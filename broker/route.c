@@ -498,11 +498,19 @@ static void route_enqueue(struct route *r, struct route_pend *p)
 
 /* The publisher of p closed its connection: it sends the message again (it was not
  * acknowledged) or gives it up, and routing it again now could deliver it after the later
- * messages it sent since. (A will has no connection: it is always routed again.) */
+ * messages it sent since. (A will has no connection: it is always routed again.)
+ * Not so for QoS 2 in a session that outlives the connection: its packet id stays received,
+ * so the publisher's resend is answered as a duplicate (PUBREC, not delivered again) and this
+ * message is the one copy to deliver. */
 static bool route_publisher_gone(struct route *r, const struct route_pend *p)
 {
     const struct dur_wait *w = p->w;
-    return w->done && w->conn_id && !conn_find(r->b, w->conn_id);
+    if (!w->done || !w->conn_id || conn_find(r->b, w->conn_id)) return false;
+    if (w->qos == 2) {
+        const struct session *s = session_find(r->b, p->pub_id, strlen(p->pub_id));
+        if (s && s->persistent) return false;
+    }
+    return true;
 }
 
 /* p (out of the table) to be routed again, or failed after too many sends. */
